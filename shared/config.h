@@ -1,0 +1,100 @@
+/*
+ * The node configuration: a Wings / Pelican Wings / FeatherWings config.yml
+ * read as it is, plus wingxfer's own keys under system.transfers (also
+ * accepted as top-level transfers.*, as the seed document writes them).
+ *
+ * Rules: unknown Wings keys are ignored (the same file drives a Wings
+ * daemon); an unknown or mistyped key under system.transfers is an error.
+ * Every error names the file, the line, the key, what is wrong with the value
+ * and what was expected.  The table of keys lives in config_keys.c and also
+ * drives --check-config and the sample config's documentation.
+ */
+#ifndef WX_CONFIG_H
+#define WX_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* A program to run without a shell: argv[0] is an absolute path. */
+struct wx_command {
+	char **argv; /* NULL-terminated; NULL when not configured */
+	int argc;
+};
+
+struct wx_strlist {
+	char **items;
+	int count;
+};
+
+struct wx_transfers_config {
+	int64_t download_limit;          /* MiB/s on the received body, 0 = none */
+	bool perform_checksum_checks;    /* require + enforce the archive checksum */
+	bool storage_pool_enabled;       /* accepted for FeatherWings configs */
+	char *storage_pool_name;
+	char *state_directory;
+	int64_t stall_timeout;           /* s without progress before a transfer is failed */
+	int64_t stop_timeout;            /* s to wait for hooks.stop */
+	int64_t hook_timeout;            /* s to wait for hooks.create_environment */
+	int64_t connect_timeout;         /* s, source -> destination connect */
+	int64_t response_timeout;        /* s to wait for the destination's answer after the upload */
+	int64_t max_duration;            /* s, 0 = no limit */
+	int64_t callback_retention;      /* s the watchdog keeps redelivering a callback */
+	int64_t record_retention;        /* s finished records are kept */
+	int64_t disk_reserve;            /* bytes that must stay free on the data filesystem */
+	int64_t compression_level;       /* 0 = store, 1..9 */
+	int64_t compression_threads;     /* 0 = one per CPU */
+	char *compression;               /* "gzip", "zstd" or "auto" */
+	bool allow_unscoped_tokens;      /* Pterodactyl <= 1.11 panels send no scope */
+	char *panel_product;             /* User-Agent product: "FeatherPanel", "Pelican", "Pterodactyl" */
+	char *log_level;
+	char *syslog_facility;           /* NULL = stderr */
+	struct wx_command hook_stop;
+	struct wx_command hook_kill;
+	struct wx_command hook_create_environment;
+};
+
+struct wx_config {
+	char *path;                      /* the file this came from */
+	char *uuid;
+	char *token_id;
+	char *token;                     /* the resolved secret */
+	char *token_spec;                /* as written: literal, file://..., $ENV */
+	char *remote;
+	int64_t remote_timeout;
+	bool debug;
+	char *api_host;
+	int64_t api_port;
+	bool api_ssl_enabled;
+	char *api_ssl_cert;
+	char *api_ssl_key;
+	bool api_ignore_certificate_errors;
+	char *root_directory;
+	char *data_directory;
+	char *backup_directory;
+	char *log_directory;
+	char *username;
+	int64_t uid;                     /* -1: not configured and not resolvable */
+	int64_t gid;
+	struct wx_strlist allowed_origins;
+	bool allow_cors_private_network;
+	struct wx_transfers_config transfers;
+};
+
+/*
+ * Loads and validates path.  On failure returns NULL and writes one line to
+ * err: "<file>:<line>: <key>: <problem>; expected <what>".
+ */
+struct wx_config *wx_config_load(const char *path, char *err, size_t errsize);
+void wx_config_free(struct wx_config *cfg);
+
+/* Prints the effective configuration as YAML, secrets redacted. */
+void wx_config_print(const struct wx_config *cfg, FILE *out);
+
+/*
+ * The config path: $WINGXFER_CONFIG, else the --config argument (may be
+ * NULL), else $(sysconfdir)/wingxfer/config.yml.
+ */
+const char *wx_config_path(const char *cli_path);
+
+#endif

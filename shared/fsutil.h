@@ -1,0 +1,40 @@
+/*
+ * Filesystem helpers with the durability and safety rules of the state
+ * directory: every fd O_CLOEXEC, whole-file atomic replacement, symlinks never
+ * followed when deleting.
+ */
+#ifndef WX_FSUTIL_H
+#define WX_FSUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* mkdir -p with mode for every created component; existing dirs are kept.
+ * 0, or -1 with errno. */
+int wx_mkdirs(const char *path, mode_t mode);
+
+/*
+ * Replaces dir/name with data, atomically and durably: a temp file in the same
+ * directory, fsync, rename over name, fsync of the directory.  Mode 0600.
+ * On failure nothing half-written remains; returns -1 with errno.
+ */
+int wx_atomic_write(const char *dir, const char *name, const void *data, size_t len);
+
+/* fsync(2) of a directory; 0 or -1. */
+int wx_fsync_dir(const char *dir);
+
+/*
+ * Removes path and everything under it, never following symlinks (a link is
+ * removed, not its target).  Directories without write permission are made
+ * writable first.  A missing path is success.  0 or -1 with errno.
+ */
+int wx_remove_tree(const char *path);
+
+/* Free bytes available to unprivileged users on the filesystem of path; -1. */
+int64_t wx_free_space(const char *path);
+
+/* Joins dir and name with one '/'; new string. */
+char *wx_path_join(const char *dir, const char *name);
+
+#endif

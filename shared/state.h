@@ -1,0 +1,73 @@
+/*
+ * The state directory shared by every wingxfer process on a node:
+ *
+ *   <state>/transfers/<uuid>.json    the record (struct wx_record), replaced atomically
+ *   <state>/transfers/<uuid>.lock    flock(2) held by the live owner of the transfer
+ *   <state>/transfers/<uuid>.cancel  cancel request, created by DELETE, polled by the owner
+ *   <state>/transfers/<uuid>.events  JSON lines in Wings' words, size-bounded
+ *   <state>/tokens/<sha256>          transfer JWTs already used (single use)
+ *   <state>/outbox/<id>.json         panel callbacks not yet acknowledged
+ *   <state>/outbox/rejected/         callbacks the panel refused or that expired
+ *   <state>/watchdog.lock            one watchdog run at a time
+ *
+ * Directories are 0700, files 0600.  Only the owner of a transfer (the holder
+ * of its lock) writes its record and events; others only read, or take the
+ * lock first (the watchdog, once the owner is gone).
+ */
+#ifndef WX_STATE_H
+#define WX_STATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+struct wx_config;
+
+struct wx_state {
+	char *dir;
+	char *transfers;   /* <dir>/transfers */
+	char *outbox;      /* <dir>/outbox */
+	char *rejected;    /* <dir>/outbox/rejected */
+	char *tokens;      /* <dir>/tokens */
+};
+
+/* Creates the layout if needed.  0, or -1 with a message in err. */
+int wx_state_open(struct wx_state *st, const char *dir, char *err, size_t errsize);
+void wx_state_close(struct wx_state *st);
+
+/* "<transfers>/<uuid><suffix>"; new string. */
+char *wx_state_file(const struct wx_state *st, const char *uuid, const char *suffix);
+
+/* --- liveness locks --- */
+enum wx_lock_result {
+	WX_LOCK_ACQUIRED = 1, /* we hold it now: the previous owner (if any) is gone */
+	WX_LOCK_BUSY = 0,     /* a live process holds it */
+	WX_LOCK_ERROR = -1,   /* could not tell (errno set) */
+};
+
+/*
+ * Takes the transfer's lock without blocking.  On WX_LOCK_ACQUIRED *fd is the
+ * lock fd (O_CLOEXEC); the lock lives until it is closed (or the process and
+ * every child holding a copy of the fd exits).
+ */
+enum wx_lock_result wx_lock_try(const struct wx_state *st, const char *uuid, int *fd);
+/* Like wx_lock_try on an arbitrary path (watchdog.lock). */
+enum wx_lock_result wx_lock_try_path(const char *path, int *fd);
+/* Probe only: WX_LOCK_BUSY if some process holds it, else released again. */
+enum wx_lock_result wx_lock_probe(const struct wx_state *st, const char *uuid);
+
+/* --- cancel requests --- */
+int wx_cancel_request(const struct wx_state *st, const char *uuid);
+bool wx_cancel_requested(const struct wx_state *st, const char *uuid);
+void wx_cancel_clear(const struct wx_state *st, const char *uuid);
+
+/* --- events (JSON lines {"time":..,"event":..,"args":[..]}) --- */
+#define WX_EVENTS_MAX_BYTES (512 * 1024)
+/* Appends one event; when the file passes the bound, only its newest half is kept. */
+int wx_events_append(const struct wx_state *st, const char *uuid, const char *event,
+    const char *arg);
+/* The last n "transfer logs" messages, oldest first, as a JSON array (new ref). */
+json_object *wx_events_tail(const struct wx_state *st, const char *uuid, int n);
+
+#endif

@@ -1,0 +1,70 @@
+#include "autoconf.h"
+
+#include "status.h"
+#include "record.h"
+#include "state.h"
+#include "util.h"
+
+#include <math.h>
+
+long long
+wx_status_eta(const struct wx_record *r)
+{
+	if (!wx_status_active(r->status) || r->bytes_total <= 0 || r->rate < 1.0)
+		return -1;
+	int64_t left = r->bytes_total - r->bytes_read;
+	if (left < 0)
+		left = 0;
+	return (long long)ceil((double)left / r->rate);
+}
+
+static void
+add_time(json_object *j, const char *key, int64_t t)
+{
+	char buf[32];
+	if (t <= 0) {
+		json_object_object_add(j, key, NULL);
+		return;
+	}
+	wx_format_time(t, buf, sizeof buf);
+	json_object_object_add(j, key, json_object_new_string(buf));
+}
+
+json_object *
+wx_status_json(const struct wx_state *st, const struct wx_record *r, bool live)
+{
+	json_object *j = json_object_new_object();
+	json_object_object_add(j, "uuid", json_object_new_string(r->uuid));
+	json_object_object_add(j, "role", json_object_new_string(wx_role_name(r->role)));
+	enum wx_status shown = r->status;
+	if (wx_status_active(shown) && wx_cancel_requested(st, r->uuid))
+		shown = WX_ST_CANCELLING;
+	json_object_object_add(j, "state", json_object_new_string(wx_status_name(shown)));
+	json_object_object_add(j, "phase", json_object_new_string(r->phase));
+	json_object_object_add(j, "active", json_object_new_boolean(wx_status_active(r->status)));
+	json_object_object_add(j, "owner_alive", json_object_new_boolean(live));
+	json_object_object_add(j, "bytes_total", json_object_new_int64(r->bytes_total));
+	json_object_object_add(j, "bytes_read", json_object_new_int64(r->bytes_read));
+	json_object_object_add(j, r->role == WX_ROLE_SOURCE ? "bytes_sent" : "bytes_extracted",
+	    json_object_new_int64(r->bytes_sent));
+	json_object_object_add(j, "files", json_object_new_int64(r->files));
+	json_object_object_add(j, "rate_bytes_per_second",
+	    json_object_new_int64((int64_t)r->rate));
+	long long eta = wx_status_eta(r);
+	json_object_object_add(j, "eta_seconds", eta >= 0 ? json_object_new_int64(eta) : NULL);
+	if (r->bytes_total > 0) {
+		double pct = 100.0 * (double)r->bytes_read / (double)r->bytes_total;
+		json_object_object_add(j, "percent",
+		    json_object_new_double(pct > 100.0 ? 100.0 : floor(pct * 10) / 10));
+	} else {
+		json_object_object_add(j, "percent", NULL);
+	}
+	add_time(j, "started_at", r->created_at);
+	add_time(j, "updated_at", r->updated_at);
+	add_time(j, "finished_at", r->finished_at);
+	json_object_object_add(j, "error", r->error ? json_object_new_string(r->error) : NULL);
+	json_object_object_add(j, "warning",
+	    r->warning ? json_object_new_string(r->warning) : NULL);
+	json_object_object_add(j, "logs", wx_events_tail(st, r->uuid, 20));
+	return j;
+}

@@ -1,0 +1,152 @@
+# TAP helpers for the shell integration tests (sourced).
+# Every check prints one "ok N - ..." / "not ok N - ..." line; done_testing
+# prints the plan.  Temporary files live under one directory removed at exit,
+# and every process a test starts is registered with track_pid and stopped
+# (by pid) at exit.
+
+set -u
+TAP_N=0
+TAP_FAILED=0
+TRACKED_PIDS=""
+WX_TEST_TMP=""
+
+: "${top_builddir:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+: "${top_srcdir:=$top_builddir}"
+export top_builddir top_srcdir
+WX_BIN="$top_builddir/handlers"
+
+_tap_line() {
+	TAP_N=$((TAP_N + 1))
+	if [ "$1" = 0 ]; then
+		printf 'ok %d - %s\n' "$TAP_N" "$2"
+	else
+		printf 'not ok %d - %s\n' "$TAP_N" "$2"
+		TAP_FAILED=$((TAP_FAILED + 1))
+	fi
+}
+
+diag() { printf '# %s\n' "$*"; }
+
+# ok DESCRIPTION COMMAND...: passes when the command exits 0.
+ok() {
+	local desc=$1; shift
+	if "$@"; then _tap_line 0 "$desc"; else _tap_line 1 "$desc"; fi
+}
+
+# is GOT WANT DESCRIPTION
+is() {
+	if [ "$1" = "$2" ]; then _tap_line 0 "$3"; else
+		_tap_line 1 "$3"; diag "got:  '$1'"; diag "want: '$2'"; fi
+}
+
+# like GOT EXTENDED-REGEX DESCRIPTION
+like() {
+	if printf '%s' "$1" | grep -Eq -- "$2"; then _tap_line 0 "$3"; else
+		_tap_line 1 "$3"; diag "got:  '$(printf '%s' "$1" | head -c 600)'"; diag "want match: $2"; fi
+}
+
+# unlike GOT EXTENDED-REGEX DESCRIPTION
+unlike() {
+	if printf '%s' "$1" | grep -Eq -- "$2"; then
+		_tap_line 1 "$3"; diag "got:  '$(printf '%s' "$1" | head -c 600)'"; diag "must not match: $2"
+	else _tap_line 0 "$3"; fi
+}
+
+skip_all() { printf '1..0 # SKIP %s\n' "$*"; exit 0; }
+
+done_testing() {
+	printf '1..%d\n' "$TAP_N"
+	[ "$TAP_FAILED" = 0 ]
+}
+
+track_pid() { TRACKED_PIDS="$TRACKED_PIDS $1"; }
+
+# Stops one tracked process: TERM, then KILL after 5 s.
+stop_pid() {
+	local pid=$1 i
+	kill -TERM "$pid" 2>/dev/null || return 0
+	for i in $(seq 1 50); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+}
+
+_tap_cleanup() {
+	local pid
+	for pid in $TRACKED_PIDS; do stop_pid "$pid"; done
+	if [ -n "$WX_TEST_TMP" ] && [ -z "${WX_KEEP_TMP:-}" ]; then
+		chmod -R u+rwx "$WX_TEST_TMP" 2>/dev/null || true
+		rm -rf "$WX_TEST_TMP"
+	fi
+}
+trap _tap_cleanup EXIT
+
+# A fresh scratch directory for this test script.
+wx_tmpdir() {
+	WX_TEST_TMP=$(mktemp -d "${TMPDIR:-/tmp}/wingxfer-test.XXXXXX")
+	chmod 755 "$WX_TEST_TMP"
+}
+
+# wait_for DESCRIPTION SECONDS COMMAND...: polls every 0.1 s, bounded.
+wait_for() {
+	local desc=$1 secs=$2 i; shift 2
+	for i in $(seq 1 $((secs * 10))); do
+		if "$@"; then return 0; fi
+		sleep 0.1
+	done
+	diag "timed out after ${secs}s waiting for: $desc"
+	return 1
+}
+
+# A free TCP port on 127.0.0.1.
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# make_node_config DIR NAME [EXTRA-YAML]: writes DIR/config.yml for a test node
+# (data in DIR/data, state in DIR/state) and prints its path.  The node token is
+# "token-NAME"; the panel is $PANEL_URL (default http://127.0.0.1:1).
+make_node_config() {
+	local dir=$1 name=$2 extra=${3:-}
+	mkdir -p "$dir/data" "$dir/state" "$dir/backups" "$dir/logs"
+	cat > "$dir/config.yml" <<YAML
+uuid: 00000000-0000-4000-8000-$(printf '%012d' "${#name}")
+token_id: id-$name
+token: token-$name
+remote: ${PANEL_URL:-http://127.0.0.1:1}
+remote_query:
+  timeout: 5
+system:
+  root_directory: $dir
+  data: $dir/data
+  backup_directory: $dir/backups
+  log_directory: $dir/logs
+  user:
+    uid: $(id -u)
+    gid: $(id -g)
+  transfers:
+    state_directory: $dir/state
+    disk_reserve: 0
+$extra
+YAML
+	echo "$dir/config.yml"
+}
+
+# cgi PROGRAM CONFIG METHOD URI AUTH [VAR=value...]: runs a handler as plain CGI
+# (AUTH "" for none).  The body, if any, comes from stdin.  Prints the raw response.
+cgi() {
+	local prog=$1 config=$2 method=$3 uri=$4 auth=$5
+	shift 5
+	env -i PATH="$PATH" WINGXFER_CONFIG="$config" REQUEST_METHOD="$method" REQUEST_URI="$uri" \
+		${auth:+HTTP_AUTHORIZATION="$auth"} "$@" "$WX_BIN/$prog"
+}
+
+# status_of RESPONSE: the numeric status of a CGI response.
+status_of() { printf '%s' "$1" | sed -n '1s/^Status: \([0-9]*\).*/\1/p'; }
+# body_of RESPONSE: the body of a CGI response.
+body_of() { printf '%s' "$1" | sed '1,/^\r\{0,1\}$/d'; }
+# header_of RESPONSE NAME
+header_of() { printf '%s' "$1" | sed -n "/^\r\{0,1\}$/q; s/^$2: \(.*\)\r\{0,1\}$/\1/Ip"; }
+# json_get JSON PYTHON-EXPR (e.g. '["error"]')
+json_get() { printf '%s' "$1" | python3 -c "import json,sys; v=json.load(sys.stdin)$2; print(v if not isinstance(v,(dict,list,bool)) and v is not None else json.dumps(v))"; }
