@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 volatile int wx_stop_requested;
+volatile int wx_interrupted;
 static volatile sig_atomic_t in_request;
 
 static void
@@ -35,6 +36,13 @@ static void
 on_ignored_signal(int sig)
 {
 	(void)sig;
+}
+
+static void
+on_interrupt_signal(int sig)
+{
+	(void)sig;
+	wx_interrupted = 1;
 }
 
 /*
@@ -56,6 +64,10 @@ install_signals(void)
 	sigaction(SIGUSR1, &sa, NULL);
 	sa.sa_handler = on_ignored_signal;
 	sigaction(SIGPIPE, &sa, NULL);
+	/* SIGUSR2 deliberately without SA_RESTART: it breaks a blocked body read. */
+	sa.sa_flags = 0;
+	sa.sa_handler = on_interrupt_signal;
+	sigaction(SIGUSR2, &sa, NULL);
 }
 
 /* Makes sure fds 1 and 2 exist so a stray write cannot hit a socket. */
@@ -378,6 +390,7 @@ serve_fcgi(const struct wx_program *prog, struct config_cache *cc, int lfd)
 		if (FCGX_Accept_r(&fr) < 0)
 			break;
 		in_request = 1;
+		wx_interrupted = 0;
 		struct wx_request req;
 		wx_req_init(&req, &fr);
 		dispatch(prog, cc, &req);

@@ -35,6 +35,16 @@ int wx_fcgi_main(const struct wx_program *prog, int argc, char **argv);
 extern volatile int wx_stop_requested;
 
 /*
+ * Set by SIGUSR2, which is installed without SA_RESTART so that it also
+ * breaks a body read blocked in the kernel (the read fails, the request sees
+ * a body error).  Whoever cancels a transfer (DELETE handler, watchdog) first
+ * creates the cancel marker, then sends SIGUSR2 to the owner's pid; the owner
+ * checks the marker when a read fails or wx_interrupted is set.  Cleared at
+ * the start of each request.
+ */
+extern volatile int wx_interrupted;
+
+/*
  * Options every command-line program shares.  wx_cli_parse handles --help,
  * --version, --config and --check-config itself (exiting where they say so)
  * and returns the index of the first non-option argument.  extra_opts is a
