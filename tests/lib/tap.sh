@@ -147,6 +147,6 @@ status_of() { printf '%s' "$1" | sed -n '1s/^Status: \([0-9]*\).*/\1/p'; }
 # body_of RESPONSE: the body of a CGI response.
 body_of() { printf '%s' "$1" | sed '1,/^\r\{0,1\}$/d'; }
 # header_of RESPONSE NAME
-header_of() { printf '%s' "$1" | sed -n "/^\r\{0,1\}$/q; s/^$2: \(.*\)\r\{0,1\}$/\1/Ip"; }
+header_of() { printf '%s' "$1" | sed -n "/^\r\{0,1\}$/q; s/^$2: \([^\r]*\)\r\{0,1\}$/\1/Ip"; }
 # json_get JSON PYTHON-EXPR (e.g. '["error"]')
 json_get() { printf '%s' "$1" | python3 -c "import json,sys; v=json.load(sys.stdin)$2; print(v if not isinstance(v,(dict,list,bool)) and v is not None else json.dumps(v))"; }
