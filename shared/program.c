@@ -394,8 +394,9 @@ serve_fcgi(const struct wx_program *prog, struct config_cache *cc, int lfd)
 		struct wx_request req;
 		wx_req_init(&req, &fr);
 		dispatch(prog, cc, &req);
-		FCGX_Finish_r(&fr);
+		/* Before FCGX_Finish_r: it frees the environment req points into. */
 		finish_request(&req);
+		FCGX_Finish_r(&fr);
 		in_request = 0;
 	}
 	FCGX_Free(&fr, 1);
