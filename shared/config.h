@@ -45,6 +45,7 @@ struct wx_transfers_config {
 	int64_t compression_level;       /* 0 = store, 1..9 */
 	int64_t compression_threads;     /* 0 = one per CPU */
 	char *compression;               /* "gzip", "zstd" or "auto" */
+	char *ca_file;                   /* PEM bundle for TLS peers; NULL = system store */
 	bool allow_unscoped_tokens;      /* Pterodactyl <= 1.11 panels send no scope */
 	char *panel_product;             /* User-Agent product: "FeatherPanel", "Pelican", "Pterodactyl" */
 	char *log_level;

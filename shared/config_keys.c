@@ -96,6 +96,8 @@ const struct wx_config_key wx_config_keys[] = {
 	  "auto gzip zstd",
 	  "codec: gzip (what every Wings reads), zstd (wingxfer destinations only), "
 	  "auto (zstd when the destination says it is wingxfer)" },
+	{ "system.transfers.ca_file", WX_KEY_PATH, T(ca_file), NULL, 0, 0, NULL,
+	  "CA bundle (PEM) to verify the destination node and the panel; default: the system's" },
 	{ "system.transfers.allow_unscoped_tokens", WX_KEY_BOOL, T(allow_unscoped_tokens), "false",
 	  0, 0, NULL, "accept transfer JWTs without scope (Pterodactyl 1.11 panels)" },
 	{ "system.transfers.panel_product", WX_KEY_STRING, T(panel_product), "FeatherPanel", 0, 0,
