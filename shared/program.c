@@ -403,12 +403,107 @@ serve_fcgi(const struct wx_program *prog, struct config_cache *cc, int lfd)
 	return 0;
 }
 
+struct fcgi_opts {
+	const char *listen_path;
+	int64_t workers;
+};
+
 static int
-on_listen_opt(int opt, const char *arg, void *ctx)
+on_fcgi_opt(int opt, const char *arg, void *ctx)
 {
-	if (opt != 'l')
-		return -1;
-	*(const char **)ctx = arg;
+	struct fcgi_opts *o = ctx;
+	if (opt == 'l') {
+		o->listen_path = arg;
+		return 0;
+	}
+	if (opt == 'w') {
+		const char *why = wx_parse_i64(arg, 1, 256, &o->workers);
+		if (why != NULL) {
+			fprintf(stderr, "%s: --workers \"%s\" %s; expected a number from 1 to 256\n",
+			    wx_log_program(), arg, why);
+			return -1;
+		}
+		return 0;
+	}
+	return -1;
+}
+
+static volatile sig_atomic_t supervisor_stop;
+
+static void
+on_supervisor_signal(int sig)
+{
+	(void)sig;
+	supervisor_stop = 1;
+}
+
+static pid_t
+start_worker(const struct wx_program *prog, struct config_cache *cc, int lfd)
+{
+	pid_t pid = fork();
+	if (pid != 0)
+		return pid;
+	install_signals();
+	int rc = serve_fcgi(prog, cc, lfd);
+	wx_config_free(cc->cfg);
+	_exit(rc);
+}
+
+/*
+ * --workers N: N processes accept on the one listening socket, so a long
+ * upload does not block status requests or cancels.  A worker that dies (a
+ * crash, or kill -9 by the watchdog) is replaced; SIGTERM is passed on and
+ * each worker finishes its current request.
+ */
+static int
+supervise(const struct wx_program *prog, struct config_cache *cc, int lfd, int n)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = on_supervisor_signal; /* no SA_RESTART: waitpid returns */
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	pid_t *pids = xcalloc((size_t)n, sizeof *pids);
+	int64_t *started = xcalloc((size_t)n, sizeof *started);
+	for (int i = 0; i < n; i++) {
+		pids[i] = start_worker(prog, cc, lfd);
+		started[i] = wx_mono_ms();
+	}
+	while (!supervisor_stop) {
+		int status;
+		pid_t pid = waitpid(-1, &status, 0);
+		if (pid < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			if (pids[i] != pid)
+				continue;
+			if (WIFSIGNALED(status))
+				wx_warn("worker %d killed by signal %d; starting another", (int)pid,
+				    WTERMSIG(status));
+			else
+				wx_warn("worker %d exited with status %d; starting another", (int)pid,
+				    WEXITSTATUS(status));
+			if (wx_mono_ms() - started[i] < 1000)
+				sleep(1); /* a crash loop must not spin */
+			if (supervisor_stop)
+				break;
+			pids[i] = start_worker(prog, cc, lfd);
+			started[i] = wx_mono_ms();
+		}
+	}
+	for (int i = 0; i < n; i++)
+		if (pids[i] > 0)
+			kill(pids[i], SIGTERM);
+	for (int i = 0; i < n; i++)
+		if (pids[i] > 0)
+			while (waitpid(pids[i], NULL, 0) < 0 && errno == EINTR)
+				;
+	free(pids);
+	free(started);
 	return 0;
 }
 
@@ -417,15 +512,16 @@ wx_fcgi_main(const struct wx_program *prog, int argc, char **argv)
 {
 	static const struct option extra[] = {
 		{ "listen", required_argument, NULL, 'l' },
+		{ "workers", required_argument, NULL, 'w' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *listen_path = NULL;
+	struct fcgi_opts fo = { .workers = 1 };
 	struct wx_cli cli = {
 		.name = prog->name,
 		.help = prog->help,
 		.extra_opts = extra,
-		.on_opt = on_listen_opt,
-		.ctx = &listen_path,
+		.on_opt = on_fcgi_opt,
+		.ctx = &fo,
 	};
 	ensure_std_fds();
 	wx_log_init(prog->name);
@@ -445,24 +541,28 @@ wx_fcgi_main(const struct wx_program *prog, int argc, char **argv)
 	}
 	struct config_cache cc = { .path = wx_config_path(cli.config_arg) };
 	(void)config_get(&cc);
-	bool cgi = listen_path == NULL && FCGX_IsCGI();
+	bool cgi = fo.listen_path == NULL && FCGX_IsCGI();
 	if (cc.cfg == NULL && !cgi)
 		wx_err("%s (requests are answered 500 until it is fixed)", cc.err);
 
 	int rc;
-	if (listen_path != NULL) {
-		int lfd = FCGX_OpenSocket(listen_path, 64);
-		if (lfd < 0) {
-			fprintf(stderr, "%s: cannot listen on %s: %s\n", prog->name, listen_path,
-			    strerror(errno));
-			wx_config_free(cc.cfg);
-			return 1;
-		}
-		rc = serve_fcgi(prog, &cc, lfd);
-	} else if (cgi) {
+	if (cgi) {
 		rc = serve_cgi(prog, &cc);
 	} else {
-		rc = serve_fcgi(prog, &cc, 0);
+		int lfd = 0;
+		if (fo.listen_path != NULL) {
+			lfd = FCGX_OpenSocket(fo.listen_path, 64);
+			if (lfd < 0) {
+				fprintf(stderr, "%s: cannot listen on %s: %s\n", prog->name,
+				    fo.listen_path, strerror(errno));
+				wx_config_free(cc.cfg);
+				return 1;
+			}
+		}
+		if (fo.workers > 1)
+			rc = supervise(prog, &cc, lfd, (int)fo.workers);
+		else
+			rc = serve_fcgi(prog, &cc, lfd);
 	}
 	wx_config_free(cc.cfg);
 	return rc;

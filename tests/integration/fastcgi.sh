@@ -40,6 +40,28 @@ is "$(status_of "$out")" 404 "the fixed config is picked up without a restart"
 stop_pid $PID
 ok "SIGTERM while idle ends the program" bash -c "! kill -0 $PID 2>/dev/null"
 
+# --workers: several processes on one socket, a killed one replaced.
+SOCK3="$WX_TEST_TMP/workers.sock"
+"$WX_BIN/wingxfer-destination" --config "$CFG" --listen "$SOCK3" --workers 3 2>"$WX_TEST_TMP/workers.err" &
+SUP=$!
+track_pid $SUP
+wait_for "socket $SOCK3" 10 test -S "$SOCK3"
+children() { pgrep -P "$SUP" | sort | tr '\n' ' '; }
+wait_for "three workers" 10 bash -c "[ \$(pgrep -P $SUP | wc -l) = 3 ]"
+before=$(children)
+is "$(echo $before | wc -w)" 3 "--workers 3 runs three worker processes"
+victim=$(echo $before | cut -d' ' -f1)
+kill -KILL "$victim"
+wait_for "a replacement worker" 10 bash -c "[ \$(pgrep -P $SUP | wc -l) = 3 ] && ! pgrep -P $SUP | grep -qx $victim"
+after=$(children)
+is "$(echo $after | wc -w)" 3 "a worker killed with -9 is replaced"
+like "$(cat "$WX_TEST_TMP/workers.err")" "worker $victim killed by signal 9" "the replacement is logged"
+out=$(fcgi "$SOCK3" GET /api/transfers/$UUID "Bearer token-dest")
+is "$(status_of "$out")" 404 "--workers: requests are served"
+kill -TERM "$SUP"
+wait_for "supervisor exit" 10 bash -c "! kill -0 $SUP 2>/dev/null"
+ok "SIGTERM stops the supervisor and its workers" test -z "$(pgrep -f "^$WX_BIN/wingxfer-destination .*$SOCK3")"
+
 # spawn-fcgi with two processes on one socket (how Apache deployments run it).
 if command -v spawn-fcgi >/dev/null; then
 	SOCK2="$WX_TEST_TMP/src.sock"
