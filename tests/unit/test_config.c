@@ -161,6 +161,10 @@ test_errors(void)
 	    "it names file, line and key");
 	wx_config_free(cfg);
 
+	cfg = load(BASE "system:\n  transfers:\n    hooks:\n    # stop: /bin/true\n", err, sizeof err);
+	ok(cfg != NULL, "an empty hooks: block (all commented out) is fine");
+	wx_config_free(cfg);
+
 	cfg = load(BASE "system:\n  transfers:\n    hooks:\n      stopp: /bin/true\n", err, sizeof err);
 	ok(cfg == NULL, "an unknown nested key under system.transfers is an error");
 	has_str(err, "system.transfers.hooks.stopp", "it names the nested key");
