@@ -178,8 +178,8 @@ walk_next(struct walk *w, struct walk_entry *e)
 			return -1;
 		}
 		if (w->depth >= WALK_MAX_DEPTH) {
-			snprintf(w->err, sizeof w->err, "directory %s is nested more than %d levels "
-			    "deep", w->path, WALK_MAX_DEPTH);
+			snprintf(w->err, sizeof w->err, "directories nested more than %d levels deep "
+			    "are not supported: %s", WALK_MAX_DEPTH, w->path);
 			close(fd);
 			return -1;
 		}
