@@ -486,8 +486,9 @@ finish(struct job *job, enum outcome out, const char *why)
 
 	struct wx_panel_answer ans;
 	memset(&ans, 0, sizeof ans);
-	int pr = wx_panel_report(job->cfg, &job->st, job->uuid, r->request_id, WX_CALLBACK_FAILURE,
-	    reason, &ans);
+	char tid[64];
+	int pr = wx_panel_report(job->cfg, &job->st, job->uuid,
+	    wx_panel_transfer_id(r, tid, sizeof tid), WX_CALLBACK_FAILURE, reason, &ans);
 	const char *result = pr == WX_PANEL_OK ? "delivered" : pr == WX_PANEL_REJECTED ?
 	    "rejected" : pr == WX_PANEL_UNAVAILABLE ? "queued" : "not queued";
 	if (pr == WX_PANEL_OK)

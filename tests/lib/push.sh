@@ -32,8 +32,15 @@ recv_last() {
 	if [ -z "${1:-}" ]; then printf '%s\n' "$line"; else json_get "$line" "$1"; fi
 }
 
-recv_count() { grep -c '"event": "done"' "$RECV_RECORD" 2>/dev/null || true; }
-recv_seen() { grep -c '"event": "request"' "$RECV_RECORD" 2>/dev/null || true; }
+# recv_parts: the part names of the last finished request, space-separated.
+recv_parts() {
+	python3 -c 'import json, sys
+r = [json.loads(l) for l in open(sys.argv[1]) if "\"done\"" in l][-1]
+print(" ".join(p["name"] for p in r["parts"]))' "$RECV_RECORD"
+}
+
+recv_count() { cat "$RECV_RECORD" 2>/dev/null | grep -c '"event": "done"'; }
+recv_seen() { cat "$RECV_RECORD" 2>/dev/null | grep -c '"event": "request"'; }
 
 post_transfer() {
 	local cfg=$1 uuid=$2 url=$3 tail=${4:-} token=${TOKEN:-$TEST_TOKEN}
@@ -68,6 +75,7 @@ track_worker() {
 }
 _has_pid() { [ "$(rec "$1" "$2" '["pid"]' 2>/dev/null)" -gt 0 ] 2>/dev/null; }
 
+counter_above() { [ "$(rec "$1" "$2" "[\"$3\"]")" -gt "$4" ] 2>/dev/null; }
 phase_is() { [ "$(rec "$1" "$2" '["phase"]')" = "$3" ]; }
 
 make_server() { mkdir -p "$1/$2"; }
