@@ -165,8 +165,9 @@ fcgi_req() { # fcgi_req METHOD UUID [BODY]
 		QUERY_STRING= CONTENT_LENGTH=${#body} HTTP_AUTHORIZATION="$AUTH" \
 		cgi-fcgi -bind -connect "$SOCK" 2>/dev/null
 }
-recv_start slow --mode slow --rate 200000
-head -c 3000000 /dev/urandom > "$DATA/$UUID/world.dat"
+# More than the loopback socket buffers hold, read slowly: the upload lasts.
+recv_start slow --mode slow --rate 500000
+head -c 24000000 /dev/urandom > "$DATA/$UUID/world.dat"
 out=$(fcgi_req POST $UUID "{\"url\":\"$RECV_URL\",\"token\":\"$TEST_TOKEN\"}")
 is "$(status_of "$out")" 202 "FastCGI: POST answered 202"
 track_worker "$STATE" $UUID
