@@ -48,6 +48,16 @@ wx_status_json(const struct wx_state *st, const struct wx_record *r, bool live)
 	json_object_object_add(j, r->role == WX_ROLE_SOURCE ? "bytes_sent" : "bytes_extracted",
 	    json_object_new_int64(r->bytes_sent));
 	json_object_object_add(j, "files", json_object_new_int64(r->files));
+	/* Counters the owner keeps in extra (source: files_total from the size walk,
+	 * archive_bytes compressed so far, skipped special files). */
+	static const char *const extra_counters[] = { "files_total", "archive_bytes", "skipped" };
+	for (size_t i = 0; i < WX_ARRAY_LEN(extra_counters); i++) {
+		json_object *v;
+		if (r->extra != NULL && json_object_object_get_ex(r->extra, extra_counters[i], &v) &&
+		    json_object_is_type(v, json_type_int))
+			json_object_object_add(j, extra_counters[i],
+			    json_object_new_int64(json_object_get_int64(v)));
+	}
 	json_object_object_add(j, "rate_bytes_per_second",
 	    json_object_new_int64((int64_t)r->rate));
 	long long eta = wx_status_eta(r);

@@ -120,9 +120,15 @@ token_pipe(const char *token)
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return -1;
-	/* The body is at most 64 KiB, the token less: it fits in an empty pipe. */
-	(void)fcntl(p[1], F_SETFL, O_NONBLOCK);
+	/*
+	 * The body is at most 64 KiB, the token less: it fits in an empty pipe
+	 * of the default 64 KiB (asked for explicitly, since a user over
+	 * fs.pipe-user-pages-soft gets 4 KiB pipes).
+	 */
 	size_t len = strlen(token);
+	if (len >= 4096)
+		(void)fcntl(p[1], F_SETPIPE_SZ, (int)len + 1);
+	(void)fcntl(p[1], F_SETFL, O_NONBLOCK);
 	ssize_t n = write(p[1], token, len);
 	int saved = errno;
 	close(p[1]);

@@ -108,6 +108,8 @@ is "$(json_get "$b" '["bytes_total"]')" 17 "status: the total from the size walk
 is "$(json_get "$b" '["bytes_read"]')" 17 "status: bytes read"
 like "$(json_get "$b" '["bytes_sent"]')" '^[1-9][0-9]*$' "status: bytes sent"
 is "$(json_get "$b" '["files"]')" 1 "status: files"
+is "$(json_get "$b" '["files_total"]')" 1 "status: files_total from the size walk"
+like "$(json_get "$b" '["archive_bytes"]')" '^[1-9][0-9]*$' "status: compressed archive bytes"
 like "$(json_get "$b" '["logs"]')" 'Finished streaming archive to destination' "status: the last log lines"
 
 # --- DELETE when nothing runs ---
