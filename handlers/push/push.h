@@ -58,6 +58,18 @@ struct job {
 	int64_t skipped;         /* sockets, FIFOs, devices left out */
 };
 
+/* Exit statuses of wingxfer-push. */
+enum exit_code { EXIT_COMPLETED = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_CANCELLED = 3 };
+
+/* The command line. */
+struct push_opts {
+	int lock_fd;             /* --lock-fd (from wingxfer-source), or -1 */
+	int token_fd;            /* --token-fd, or -1 */
+	const char *token_file;  /* --token-file ("-" = stdin) */
+	const char *url;         /* --url */
+	json_object *backups;    /* --backup UUIDs, or NULL */
+};
+
 /* True when the job must stop now (cancel marker, SIGUSR2, stop signal). */
 bool job_should_stop(struct job *job);
 
@@ -69,6 +81,26 @@ void job_status(struct job *job, const char *status);
 void job_phase(struct job *job, const char *phase);
 /* Writes the record now (progress counters copied in). */
 void job_save(struct job *job);
+
+/* --- setup.c --- */
+/*
+ * The transfer's lock: the inherited --lock-fd (checked to be this
+ * transfer's lock file, then stderr goes to <uuid>.log) or taken now.
+ * 0, or -1 with the reason logged.
+ */
+int setup_lock(struct job *job, const struct push_opts *o);
+/* The token ("Bearer <jwt>", one line); NULL with the reason logged. */
+char *setup_token(const struct push_opts *o);
+/*
+ * The record: the handler's "pending" one (--lock-fd), or by hand a new one
+ * for --url or the last recorded destination.  0, or -1 logged.
+ */
+int setup_record(struct job *job, const struct push_opts *o);
+
+/* --- outcome.c --- */
+enum outcome { OUT_COMPLETED, OUT_FAILED, OUT_STOPPED };
+/* Records the outcome (and tells the panel of a failure); the exit status. */
+int outcome_finish(struct job *job, enum outcome out, const char *why);
 
 /* --- progress.c --- */
 /* Marks the start of streaming: the 5 s "Uploading" ticks begin. */

@@ -1,0 +1,87 @@
+/*
+ * The end of a push.  Pushed: the record says completed and nobody else is
+ * told (the destination reports success to the panel).  Failed, cancelled or
+ * stopped by a signal: the record says why, then the panel gets the failure
+ * callback through the outbox (queued first, so the watchdog redelivers it
+ * when the panel is down).  The record is final before the lock is released.
+ */
+#include "autoconf.h"
+
+#include "push.h"
+#include "log.h"
+#include "panel.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Records the outcome; on failure or cancel tells the panel (via the outbox). */
+int
+outcome_finish(struct job *job, enum outcome out, const char *why)
+{
+	struct wx_record *r = &job->rec;
+	char reason[1200];
+	int code;
+	r->finished_at = wx_now();
+	if (job->skipped > 0)
+		job_log(job, "%lld sockets, FIFOs or devices were left out (listed in the worker "
+		    "log).", (long long)job->skipped);
+	if (out == OUT_COMPLETED) {
+		r->status = WX_ST_COMPLETED;
+		wx_strlcpy(r->phase, "done", sizeof r->phase);
+		job_log(job, "The destination accepted the server; it tells the panel. The data "
+		    "stays on this node until the panel deletes it.");
+		job_status(job, "completed");
+		progress_update(job, true);
+		return EXIT_COMPLETED;
+	}
+	if (out == OUT_STOPPED && job->stop == JOB_CANCELLED) {
+		r->status = WX_ST_CANCELLED;
+		snprintf(reason, sizeof reason, "The transfer was cancelled "
+		    "(DELETE /api/servers/%s/transfer).", job->uuid);
+		code = EXIT_CANCELLED;
+	} else if (out == OUT_STOPPED) {
+		r->status = WX_ST_FAILED;
+		snprintf(reason, sizeof reason, "wingxfer-push was stopped by signal %d (%s) before "
+		    "the transfer finished.", job->stop_signal, strsignal(job->stop_signal));
+		code = EXIT_CANCELLED;
+	} else {
+		r->status = WX_ST_FAILED;
+		snprintf(reason, sizeof reason, "%s", why[0] ? why : "The transfer failed.");
+		code = EXIT_FAILED;
+	}
+	wx_record_set_error(r, "%s", reason);
+	free(r->callback);
+	r->callback = xstrdup("failure");
+	job_log(job, "%s", reason);
+	job_status(job, "failure");
+	progress_update(job, true);
+
+	struct wx_panel_answer ans;
+	memset(&ans, 0, sizeof ans);
+	char tid[64];
+	int pr = wx_panel_report(job->cfg, &job->st, job->uuid,
+	    wx_panel_transfer_id(r, tid, sizeof tid), WX_CALLBACK_FAILURE, reason, &ans);
+	const char *result = pr == WX_PANEL_OK ? "delivered" : pr == WX_PANEL_REJECTED ?
+	    "rejected" : pr == WX_PANEL_UNAVAILABLE ? "queued" : "not queued";
+	if (pr == WX_PANEL_OK)
+		job_log(job, "The panel was told that the transfer failed.");
+	else if (pr == WX_PANEL_UNAVAILABLE)
+		job_log(job, "The panel could not be reached (%s); the failure report stays queued "
+		    "and wingxfer-watchdog keeps delivering it.", ans.detail);
+	else if (pr == WX_PANEL_REJECTED)
+		job_log(job, "The panel refused the failure report (HTTP %ld: %s).", ans.status,
+		    ans.detail);
+	else
+		wx_err("cannot queue the failure report for the panel: %s", strerror(errno));
+	json_object *cb = json_object_new_object();
+	json_object_object_add(cb, "result", json_object_new_string(result));
+	json_object_object_add(cb, "status", json_object_new_int64(ans.status));
+	json_object_object_add(cb, "detail", json_object_new_string(ans.detail));
+	json_object_object_add(r->extra, "callback_result", cb);
+	job_save(job);
+	return code;
+}
+

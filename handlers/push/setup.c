@@ -1,0 +1,242 @@
+/*
+ * Setting a push up: the transfer's lock (inherited from wingxfer-source or
+ * taken by hand), the token (from the handler's pipe or --token-file) and
+ * the record it continues or starts.  Every refusal says what to do, for an
+ * admin at a terminal.
+ */
+#include "autoconf.h"
+
+#include "push.h"
+#include "config.h"
+#include "log.h"
+#include "util.h"
+#include "uuid.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_TOKEN (64 * 1024)
+
+/* Reads the token from fd (then closes it); NULL with a message on stderr. */
+static char *
+read_token(int fd, const char *from)
+{
+	char *buf = xmalloc(MAX_TOKEN + 1);
+	size_t len = 0;
+	for (;;) {
+		ssize_t n = read(fd, buf + len, MAX_TOKEN + 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			wx_err("cannot read the transfer token from %s: %s", from, strerror(errno));
+			free(buf);
+			return NULL;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len > MAX_TOKEN) {
+			wx_err("the transfer token from %s is longer than %d bytes", from, MAX_TOKEN);
+			free(buf);
+			return NULL;
+		}
+	}
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+		len--;
+	buf[len] = '\0';
+	bool good = strncmp(buf, "Bearer ", 7) == 0 && len > 7;
+	for (size_t i = 0; good && i < len; i++)
+		if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f)
+			good = false;
+	if (!good) {
+		wx_err("the transfer token from %s must be one line \"Bearer <jwt>\", as the panel "
+		    "sends it", from);
+		memset(buf, 0, len);
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+char *
+setup_token(const struct push_opts *o)
+{
+	if (o->token_fd >= 0) {
+		char *t = read_token(o->token_fd, "--token-fd");
+		close(o->token_fd);
+		return t;
+	}
+	if (o->token_file == NULL) {
+		wx_err("no transfer token: pass --token-file FILE (or - for standard input) with "
+		    "the \"Bearer <jwt>\" the panel issued; wingxfer never stores it");
+		return NULL;
+	}
+	if (strcmp(o->token_file, "-") == 0)
+		return read_token(0, "standard input");
+	int fd = open(o->token_file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		wx_err("cannot open --token-file %s: %s", o->token_file, strerror(errno));
+		return NULL;
+	}
+	char *t = read_token(fd, o->token_file);
+	close(fd);
+	return t;
+}
+
+/* Confirms that fd is this transfer's lock file and that we hold its lock. */
+static int
+adopt_lock(struct job *job, int fd)
+{
+	char *path = wx_state_file(&job->st, job->uuid, ".lock");
+	struct stat a, b;
+	int rc = -1;
+	if (fstat(fd, &a) < 0)
+		wx_err("--lock-fd %d is not open: %s", fd, strerror(errno));
+	else if (stat(path, &b) < 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+		wx_err("--lock-fd %d is not the lock file %s", fd, path);
+	else if (flock(fd, LOCK_EX | LOCK_NB) < 0)
+		wx_err("--lock-fd %d does not hold the lock of %s: %s", fd, path, strerror(errno));
+	else if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+		wx_err("--lock-fd %d: %s", fd, strerror(errno));
+	else
+		rc = 0;
+	free(path);
+	return rc;
+}
+
+static int
+take_lock(struct job *job)
+{
+	switch (wx_lock_try(&job->st, job->uuid, &job->lock_fd)) {
+	case WX_LOCK_ACQUIRED:
+		return 0;
+	case WX_LOCK_BUSY:
+		wx_err("a transfer of server %s is already running on this node (its lock %s/%s.lock "
+		    "is held); cancel it with DELETE /api/servers/%s/transfer first", job->uuid,
+		    job->st.transfers, job->uuid, job->uuid);
+		return -1;
+	default:
+		wx_err("cannot take the lock of server %s: %s", job->uuid, strerror(errno));
+		return -1;
+	}
+}
+
+/* Started by the handler: stderr (/dev/null) becomes <uuid>.log unless syslog is used. */
+static void
+log_to_file(struct job *job)
+{
+	if (job->cfg->transfers.syslog_facility != NULL)
+		return;
+	char *path = wx_state_file(&job->st, job->uuid, ".log");
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd >= 0) {
+		dup2(fd, 2);
+		close(fd);
+	}
+	free(path);
+}
+
+static void
+remove_state_file(struct job *job, const char *suffix)
+{
+	char *path = wx_state_file(&job->st, job->uuid, suffix);
+	(void)unlink(path);
+	free(path);
+}
+
+/* The record the spawned worker continues: the handler's "pending" one. */
+static int
+load_pending(struct job *job)
+{
+	if (wx_record_load(&job->st, job->uuid, &job->rec) < 0) {
+		wx_err("cannot read the transfer record of %s: %s", job->uuid, strerror(errno));
+		return -1;
+	}
+	if (job->rec.role != WX_ROLE_SOURCE || job->rec.status != WX_ST_PENDING ||
+	    job->rec.url == NULL) {
+		wx_err("the record of %s is not a pending outgoing transfer (it is %s %s)",
+		    job->uuid, wx_role_name(job->rec.role), wx_status_name(job->rec.status));
+		return -1;
+	}
+	json_object *b;
+	if (job->rec.extra && json_object_object_get_ex(job->rec.extra, "backups", &b) &&
+	    json_object_is_type(b, json_type_array))
+		job->backups = json_object_get(b);
+	return 0;
+}
+
+/* By hand: a new record, for --url or the last recorded destination. */
+static int
+new_record(struct job *job, const struct push_opts *o)
+{
+	struct wx_record old;
+	bool have = wx_record_load(&job->st, job->uuid, &old) == 0;
+	const char *url = o->url;
+	json_object *backups = o->backups ? json_object_get(o->backups) : NULL;
+	if (url == NULL) {
+		if (!have || old.role != WX_ROLE_SOURCE || old.url == NULL) {
+			wx_err("no --url given, and no earlier outgoing transfer of %s is recorded to "
+			    "take the destination from", job->uuid);
+			if (have)
+				wx_record_clear(&old);
+			json_object_put(backups);
+			return -1;
+		}
+		url = old.url;
+		json_object *b;
+		if (backups == NULL && old.extra &&
+		    json_object_object_get_ex(old.extra, "backups", &b) &&
+		    json_object_is_type(b, json_type_array))
+			backups = json_object_get(b);
+	}
+	if (!wx_has_prefix(url, "http://") && !wx_has_prefix(url, "https://")) {
+		wx_err("--url must be an http:// or https:// URL");
+		if (have)
+			wx_record_clear(&old);
+		json_object_put(backups);
+		return -1;
+	}
+	if (have && wx_status_active(old.status))
+		fprintf(stderr, "wingxfer-push: taking over the interrupted %s transfer of %s\n",
+		    wx_status_name(old.status), job->uuid);
+	wx_record_init(&job->rec, job->uuid, WX_ROLE_SOURCE);
+	job->rec.url = xstrdup(url);
+	if (have)
+		wx_record_clear(&old);
+	wx_uuid_random(job->rec.request_id);
+	wx_strlcpy(job->rec.phase, "queued", sizeof job->rec.phase);
+	job->backups = backups ? backups : json_object_new_array();
+	char fp[32];
+	wx_log_fingerprint(job->token, fp, sizeof fp);
+	job->rec.extra = json_object_new_object();
+	json_object_object_add(job->rec.extra, "backups", json_object_get(job->backups));
+	json_object_object_add(job->rec.extra, "token_fingerprint", json_object_new_string(fp));
+	json_object_object_add(job->rec.extra, "started_by", json_object_new_string("hand"));
+	wx_cancel_clear(&job->st, job->uuid);
+	remove_state_file(job, ".events");
+	return 0;
+}
+
+int
+setup_lock(struct job *job, const struct push_opts *o)
+{
+	if (o->lock_fd < 0)
+		return take_lock(job);
+	job->lock_fd = o->lock_fd;
+	if (adopt_lock(job, o->lock_fd) < 0)
+		return -1;
+	log_to_file(job);
+	return 0;
+}
+
+int
+setup_record(struct job *job, const struct push_opts *o)
+{
+	return o->lock_fd >= 0 ? load_pending(job) : new_record(job, o);
+}
