@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "compress.h"
 #include "record.h"
@@ -126,6 +127,22 @@ enum upload_result {
 };
 /* Archives, compresses and streams the server to rec.url. */
 enum upload_result upload_run(struct job *job, char *why, size_t whysize);
+
+/* --- body.c: the multipart request body --- */
+struct body;
+/* Plans the parts (backups and install log found on disk).  NULL with err. */
+struct body *body_open(struct job *job, char *err, size_t errsize);
+/* The random multipart boundary (60 hex digits). */
+const char *body_boundary(const struct body *b);
+/*
+ * Up to n bytes of the body: > 0, 0 at its end, -1 when it cannot go on
+ * (body_error says why, or job->stop is set).  Polls job_should_stop and
+ * progress_update while producing.
+ */
+ssize_t body_read(struct body *b, void *buf, size_t n);
+/* Why body_read failed ("" if it did not). */
+const char *body_error(const struct body *b);
+void body_close(struct body *b);
 
 /* --- archive.c: the tar.gz producer the upload pulls from --- */
 struct tar;

@@ -1,18 +1,12 @@
 /*
- * The upload: one chunked multipart/form-data POST to the destination, in
- * the part order FeatherWings sends (wings-protocol.md §2.3):
- *
- *   archive          filename archive.tar.gz, application/octet-stream
- *   checksum         lowercase hex SHA-256 of exactly the archive part's bytes
- *   checksum_archive the same value (Pelican's name)
- *   backup_<b>.tar.gz + checksum_backup_<b>.tar.gz   per requested backup on disk
- *   install_logs     filename install.log, if the install log exists
- *
- * The body is produced on demand from libcurl's read callback: archive
- * entries are walked, read, tarred and compressed only as fast as the
- * destination takes them, through one output buffer (a few MiB whatever the
- * server's size).  The progress callback polls the cancel marker and the
- * stop flags, and enforces the stall and response timeouts.
+ * The upload: one chunked multipart/form-data POST (HTTP/1.1) of the body
+ * (body.c) to the destination with libcurl.  Authorization is the token
+ * verbatim; TLS is verified unless api.ignore_certificate_errors says not
+ * to.  The progress callback polls the cancel marker and the stop flags at
+ * least once a second, fails the upload when no byte could be sent for
+ * stall_timeout and when the answer takes longer than response_timeout
+ * after the last byte.  200 and 202 mean pushed; any other answer is a
+ * failure carrying its status and the JSON error text.
  */
 #include "autoconf.h"
 
@@ -22,108 +16,29 @@
 #include "util.h"
 
 #include <curl/curl.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#define OUT_INITIAL (2 * 1024 * 1024)
-#define FILE_CHUNK (1024 * 1024)
 #define UPLOAD_BUFFER (512 * 1024)
 #define MAX_ANSWER (16 * 1024)
-#define POLL_MS 200
-
-struct outbuf {
-	unsigned char *data;
-	size_t off, len, cap;   /* unread bytes are data[off .. len) */
-};
-
-enum part_kind { PART_ARCHIVE, PART_CHECKSUMS, PART_BACKUP, PART_INSTALL_LOG, PART_CLOSE };
-
-struct part {
-	enum part_kind kind;
-	char *path;             /* backup or install log */
-	char *label;            /* backup UUID */
-};
 
 struct upload {
 	struct job *job;
-	char boundary[61];
-	struct part *parts;
-	size_t nparts, cur;
-	int nbackups, backup_no;
-	bool started;           /* the current part's headers are out */
-	bool eof;               /* the closing boundary is out */
-	struct tar *tar;
-	EVP_MD_CTX *md;
-	char archive_sum[65];
-	int fd;                 /* current backup / install log */
-	int64_t fsize, fleft;
-	struct outbuf out;
-
-	int64_t eof_ms;         /* when the read callback returned the end (0 = not yet) */
+	struct body *body;
+	int64_t eof_ms;         /* when the body ended (0 = not yet) */
 	curl_off_t last_ul;
 	int64_t last_ul_ms;
-	int64_t next_poll_ms;
 	char *answer;
 	size_t answer_len;
 	char why[1024];         /* why we aborted the transfer ourselves */
 };
 
-/* --- output buffer --- */
-
 static void
-out_reserve(struct outbuf *o, size_t n)
-{
-	if (o->off > 0 && o->off == o->len)
-		o->off = o->len = 0;
-	if (o->cap - o->len >= n)
-		return;
-	if (o->off > 0) {
-		memmove(o->data, o->data + o->off, o->len - o->off);
-		o->len -= o->off;
-		o->off = 0;
-	}
-	if (o->cap - o->len < n) {
-		while (o->cap - o->len < n)
-			o->cap = o->cap ? o->cap * 2 : OUT_INITIAL;
-		o->data = xrealloc(o->data, o->cap);
-	}
-}
-
-static void
-out_put(struct outbuf *o, const void *p, size_t n)
-{
-	out_reserve(o, n);
-	memcpy(o->data + o->len, p, n);
-	o->len += n;
-}
-
-static void out_printf(struct outbuf *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void
-out_printf(struct outbuf *o, const char *fmt, ...)
-{
-	char buf[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(buf, sizeof buf, fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		out_put(o, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
-}
-
-/* --- parts --- */
-
-static int
 abort_with(struct upload *u, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-static int
+static void
 abort_with(struct upload *u, const char *fmt, ...)
 {
 	if (u->why[0] == '\0') {
@@ -132,226 +47,6 @@ abort_with(struct upload *u, const char *fmt, ...)
 		vsnprintf(u->why, sizeof u->why, fmt, ap);
 		va_end(ap);
 	}
-	return -1;
-}
-
-static void
-hash_start(struct upload *u)
-{
-	EVP_DigestInit_ex(u->md, EVP_sha256(), NULL);
-}
-
-static void
-hash_end(struct upload *u, char out[65])
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int len = 0;
-	EVP_DigestFinal_ex(u->md, md, &len);
-	wx_hex(md, len, out);
-}
-
-static int
-archive_sink(void *ctx, const void *buf, size_t len)
-{
-	struct upload *u = ctx;
-	EVP_DigestUpdate(u->md, buf, len);
-	out_put(&u->out, buf, len);
-	u->job->progress.archive_bytes += (int64_t)len;
-	return 0;
-}
-
-static void
-next_part(struct upload *u)
-{
-	struct part *p = &u->parts[u->cur];
-	if (p->kind == PART_BACKUP && u->parts[u->cur + 1].kind != PART_BACKUP)
-		job_log(u->job, "Finished streaming archive and backups to destination.");
-	u->cur++;
-	u->started = false;
-}
-
-static int
-produce_archive(struct upload *u)
-{
-	if (!u->started) {
-		out_printf(&u->out, "--%s\r\nContent-Disposition: form-data; name=\"archive\"; "
-		    "filename=\"archive.tar.gz\"\r\nContent-Type: application/octet-stream\r\n\r\n",
-		    u->boundary);
-		char err[1024];
-		u->tar = tar_open(u->job, archive_sink, u, err, sizeof err);
-		if (u->tar == NULL)
-			return abort_with(u, "The archive could not be started: %s", err);
-		hash_start(u);
-		u->started = true;
-		return 0;
-	}
-	int rc = tar_step(u->tar);
-	if (rc < 0)
-		return abort_with(u, "The archive could not be made: %s", tar_error(u->tar));
-	if (rc == 0) {
-		hash_end(u, u->archive_sum);
-		tar_close(u->tar);
-		u->tar = NULL;
-		next_part(u);
-	}
-	return 0;
-}
-
-static void
-produce_checksums(struct upload *u)
-{
-	/* Both names: Pterodactyl reads checksum, Pelican checksum_archive. */
-	out_printf(&u->out, "\r\n--%s\r\nContent-Disposition: form-data; name=\"checksum\"\r\n\r\n%s",
-	    u->boundary, u->archive_sum);
-	out_printf(&u->out, "\r\n--%s\r\nContent-Disposition: form-data; "
-	    "name=\"checksum_archive\"\r\n\r\n%s", u->boundary, u->archive_sum);
-	if (u->job->rec.extra != NULL)
-		json_object_object_add(u->job->rec.extra, "archive_sha256",
-		    json_object_new_string(u->archive_sum));
-	job_log(u->job, "Finished streaming archive to destination.");
-	next_part(u);
-}
-
-static int
-start_file(struct upload *u, struct part *p)
-{
-	const char *what = p->kind == PART_BACKUP ? "backup" : "install log";
-	u->fd = open(p->path, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
-	if (u->fd < 0 && errno == ENOENT) {
-		job_log(u->job, "The %s %s disappeared before it could be sent; it is left out.",
-		    what, p->path);
-		next_part(u);
-		return 0;
-	}
-	struct stat st;
-	if (u->fd < 0 || fstat(u->fd, &st) < 0)
-		return abort_with(u, "The %s %s could not be read: %s", what, p->path,
-		    strerror(errno));
-	if (!S_ISREG(st.st_mode))
-		return abort_with(u, "The %s %s is not a regular file", what, p->path);
-	u->fsize = u->fleft = st.st_size;
-	if (p->kind == PART_BACKUP) {
-		if (u->backup_no++ == 0)
-			job_log(u->job, "Streaming %d backup files to destination...", u->nbackups);
-		out_printf(&u->out, "\r\n--%s\r\nContent-Disposition: form-data; "
-		    "name=\"backup_%s.tar.gz\"; filename=\"%s.tar.gz\"\r\n"
-		    "Content-Type: application/octet-stream\r\n\r\n", u->boundary, p->label, p->label);
-	} else {
-		out_printf(&u->out, "\r\n--%s\r\nContent-Disposition: form-data; "
-		    "name=\"install_logs\"; filename=\"install.log\"\r\n"
-		    "Content-Type: application/octet-stream\r\n\r\n", u->boundary);
-	}
-	hash_start(u);
-	u->started = true;
-	return 0;
-}
-
-static int
-produce_file(struct upload *u, struct part *p)
-{
-	if (!u->started)
-		return start_file(u, p);
-	if (u->fleft > 0) {
-		size_t want = u->fleft > FILE_CHUNK ? FILE_CHUNK : (size_t)u->fleft;
-		out_reserve(&u->out, want);
-		ssize_t n;
-		do
-			n = read(u->fd, u->out.data + u->out.len, want);
-		while (n < 0 && errno == EINTR);
-		if (n < 0)
-			return abort_with(u, "%s could not be read: %s", p->path, strerror(errno));
-		if (n == 0)
-			return abort_with(u, "%s changed size while it was sent", p->path);
-		EVP_DigestUpdate(u->md, u->out.data + u->out.len, (size_t)n);
-		u->out.len += (size_t)n;
-		u->fleft -= n;
-		return 0;
-	}
-	struct stat st;
-	if (fstat(u->fd, &st) < 0 || st.st_size != u->fsize)
-		return abort_with(u, "%s changed size while it was sent", p->path);
-	close(u->fd);
-	u->fd = -1;
-	char sum[65];
-	hash_end(u, sum);
-	if (p->kind == PART_BACKUP) {
-		out_printf(&u->out, "\r\n--%s\r\nContent-Disposition: form-data; "
-		    "name=\"checksum_backup_%s.tar.gz\"\r\n\r\n%s", u->boundary, p->label, sum);
-		job_log(u->job, "Backup %d/%d completed: %s.tar.gz", u->backup_no, u->nbackups,
-		    p->label);
-	} else {
-		job_log(u->job, "Finished streaming the install logs to destination.");
-	}
-	next_part(u);
-	return 0;
-}
-
-/* Produces the next piece of the body into the output buffer; -1 on failure. */
-static int
-produce(struct upload *u)
-{
-	struct part *p = &u->parts[u->cur];
-	switch (p->kind) {
-	case PART_ARCHIVE:
-		return produce_archive(u);
-	case PART_CHECKSUMS:
-		produce_checksums(u);
-		return 0;
-	case PART_BACKUP:
-	case PART_INSTALL_LOG:
-		return produce_file(u, p);
-	case PART_CLOSE:
-		out_printf(&u->out, "\r\n--%s--\r\n", u->boundary);
-		u->eof = true;
-		return 0;
-	}
-	return abort_with(u, "internal error: unknown part");
-}
-
-static void
-add_part(struct upload *u, enum part_kind kind, char *path, const char *label)
-{
-	u->parts = xrealloc(u->parts, (u->nparts + 1) * sizeof *u->parts);
-	struct part *p = &u->parts[u->nparts++];
-	p->kind = kind;
-	p->path = path;
-	p->label = label ? xstrdup(label) : NULL;
-}
-
-static bool
-is_regular(const char *path)
-{
-	struct stat st;
-	return lstat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-/* The parts in order; requested backups and the install log only if present. */
-static void
-plan_parts(struct upload *u)
-{
-	struct job *job = u->job;
-	const struct wx_config *cfg = job->cfg;
-	add_part(u, PART_ARCHIVE, NULL, NULL);
-	add_part(u, PART_CHECKSUMS, NULL, NULL);
-	size_t n = job->backups ? json_object_array_length(job->backups) : 0;
-	for (size_t i = 0; i < n; i++) {
-		const char *b = json_object_get_string(json_object_array_get_idx(job->backups, i));
-		char *path = xasprintf("%s/%s/%s.tar.gz", cfg->backup_directory, job->uuid, b);
-		if (is_regular(path)) {
-			add_part(u, PART_BACKUP, path, b);
-			u->nbackups++;
-		} else {
-			job_log(job, "Backup %s was requested but is not on this node (%s); it is not "
-			    "sent.", b, path);
-			free(path);
-		}
-	}
-	char *log = xasprintf("%s/install/%s.log", cfg->log_directory, job->uuid);
-	if (is_regular(log))
-		add_part(u, PART_INSTALL_LOG, log, NULL);
-	else
-		free(log);
-	add_part(u, PART_CLOSE, NULL, NULL);
 }
 
 /* --- libcurl callbacks --- */
@@ -361,29 +56,16 @@ read_body(char *buf, size_t size, size_t nitems, void *ctx)
 {
 	struct upload *u = ctx;
 	struct job *job = u->job;
-	size_t want = size * nitems;
-	while (u->out.len - u->out.off < want && !u->eof) {
-		if (produce(u) < 0)
-			return CURL_READFUNC_ABORT;
-		int64_t now = wx_mono_ms();
-		if (now >= u->next_poll_ms) {
-			u->next_poll_ms = now + POLL_MS;
-			if (job_should_stop(job))
-				return CURL_READFUNC_ABORT;
-			progress_update(job, false);
-		}
-	}
-	size_t n = u->out.len - u->out.off;
-	if (n > want)
-		n = want;
-	memcpy(buf, u->out.data + u->out.off, n);
-	u->out.off += n;
+	ssize_t n = body_read(u->body, buf, size * nitems);
+	if (n < 0)
+		return CURL_READFUNC_ABORT;
 	if (n == 0 && u->eof_ms == 0) {
 		u->eof_ms = wx_mono_ms();
 		job->progress.streaming = false;
 		job_phase(job, "waiting");
 	}
-	return n;
+	progress_update(job, false);
+	return (size_t)n;
 }
 
 static int
@@ -476,7 +158,8 @@ headers_for(struct upload *u, char *ua, size_t uasize)
 	struct curl_slist *h = NULL;
 	char *auth = xasprintf("Authorization: %s", u->job->token);
 	char ctype[160];
-	snprintf(ctype, sizeof ctype, "Content-Type: multipart/form-data; boundary=%s", u->boundary);
+	snprintf(ctype, sizeof ctype, "Content-Type: multipart/form-data; boundary=%s",
+	    body_boundary(u->body));
 	snprintf(ua, uasize, "wingxfer-push/%s", PACKAGE_VERSION);
 	h = curl_slist_append(h, auth);
 	h = curl_slist_append(h, ctype);
@@ -488,22 +171,6 @@ headers_for(struct upload *u, char *ua, size_t uasize)
 	return h;
 }
 
-static void
-upload_free(struct upload *u)
-{
-	tar_close(u->tar);
-	if (u->fd >= 0)
-		close(u->fd);
-	for (size_t i = 0; i < u->nparts; i++) {
-		free(u->parts[i].path);
-		free(u->parts[i].label);
-	}
-	free(u->parts);
-	EVP_MD_CTX_free(u->md);
-	free(u->out.data);
-	free(u->answer);
-}
-
 enum upload_result
 upload_run(struct job *job, char *why, size_t whysize)
 {
@@ -511,21 +178,13 @@ upload_run(struct job *job, char *why, size_t whysize)
 	struct upload u;
 	memset(&u, 0, sizeof u);
 	u.job = job;
-	u.fd = -1;
-	u.md = EVP_MD_CTX_new();
-	unsigned char rnd[30];
-	if (u.md == NULL || wx_random_bytes(rnd, sizeof rnd) < 0) {
-		snprintf(why, whysize, "Cannot set up the upload (no memory or no random bytes).");
-		upload_free(&u);
+	u.body = body_open(job, why, whysize);
+	if (u.body == NULL)
 		return UPLOAD_FAILED;
-	}
-	wx_hex(rnd, sizeof rnd, u.boundary);
-	plan_parts(&u);
-
 	CURL *c = curl_easy_init();
 	if (c == NULL) {
 		snprintf(why, whysize, "Cannot set up the upload (libcurl failed to start).");
-		upload_free(&u);
+		body_close(u.body);
 		return UPLOAD_FAILED;
 	}
 	char ua[64], errbuf[CURL_ERROR_SIZE] = "";
@@ -558,7 +217,7 @@ upload_run(struct job *job, char *why, size_t whysize)
 	job_phase(job, "streaming");
 	job_log(job, "Streaming archive to destination...");
 	progress_start_streaming(job);
-	u.last_ul_ms = u.next_poll_ms = wx_mono_ms();
+	u.last_ul_ms = wx_mono_ms();
 	CURLcode rc = curl_easy_perform(c);
 	long code = 0;
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
@@ -576,12 +235,15 @@ upload_run(struct job *job, char *why, size_t whysize)
 		result = UPLOAD_STOPPED;
 	} else if (u.why[0] != '\0') {
 		snprintf(why, whysize, "%s", u.why);
+	} else if (body_error(u.body)[0] != '\0') {
+		snprintf(why, whysize, "%s", body_error(u.body));
 	} else {
 		snprintf(why, whysize, "The archive could not be sent to the destination: %s%s%s%s",
 		    curl_easy_strerror(rc), errbuf[0] ? " (" : "", errbuf, errbuf[0] ? ")" : "");
 	}
 	curl_slist_free_all(headers);
 	curl_easy_cleanup(c);
-	upload_free(&u);
+	body_close(u.body);
+	free(u.answer);
 	return result;
 }

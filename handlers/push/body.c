@@ -1,0 +1,411 @@
+/*
+ * The request body of the upload, produced on demand: the multipart parts in
+ * the order FeatherWings sends them (wings-protocol.md §2.3), the archive
+ * made and compressed only as fast as the reader takes it, each binary part
+ * hashed as it goes out, so its checksum field can follow it without a
+ * second read.  One output buffer of a few MiB, whatever the server's size.
+ */
+#include "autoconf.h"
+
+#include "push.h"
+#include "config.h"
+#include "log.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define OUT_INITIAL (2 * 1024 * 1024)
+#define FILE_CHUNK (1024 * 1024)
+#define POLL_MS 200
+
+struct outbuf {
+	unsigned char *data;
+	size_t off, len, cap;   /* unread bytes are data[off .. len) */
+};
+
+enum part_kind { PART_ARCHIVE, PART_CHECKSUMS, PART_BACKUP, PART_INSTALL_LOG, PART_CLOSE };
+
+struct part {
+	enum part_kind kind;
+	char *path;             /* backup or install log */
+	char *label;            /* backup UUID */
+};
+
+struct body {
+	struct job *job;
+	char boundary[61];
+	struct part *parts;
+	size_t nparts, cur;
+	int nbackups, backup_no;
+	bool started;           /* the current part's headers are out */
+	bool eof;               /* the closing boundary is out */
+	struct tar *tar;
+	EVP_MD_CTX *md;
+	char archive_sum[65];
+	int fd;                 /* current backup / install log */
+	int64_t fsize, fleft;
+	struct outbuf out;
+	int64_t next_poll_ms;
+	char err[1024];         /* why the body could not be made */
+};
+
+/* --- output buffer --- */
+
+static void
+out_reserve(struct outbuf *o, size_t n)
+{
+	if (o->off > 0 && o->off == o->len)
+		o->off = o->len = 0;
+	if (o->cap - o->len >= n)
+		return;
+	if (o->off > 0) {
+		memmove(o->data, o->data + o->off, o->len - o->off);
+		o->len -= o->off;
+		o->off = 0;
+	}
+	if (o->cap - o->len < n) {
+		while (o->cap - o->len < n)
+			o->cap = o->cap ? o->cap * 2 : OUT_INITIAL;
+		o->data = xrealloc(o->data, o->cap);
+	}
+}
+
+static void
+out_put(struct outbuf *o, const void *p, size_t n)
+{
+	out_reserve(o, n);
+	memcpy(o->data + o->len, p, n);
+	o->len += n;
+}
+
+static void out_printf(struct outbuf *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+out_printf(struct outbuf *o, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		out_put(o, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+}
+
+/* --- parts --- */
+
+static int
+abort_with(struct body *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int
+abort_with(struct body *b, const char *fmt, ...)
+{
+	if (b->err[0] == '\0') {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(b->err, sizeof b->err, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
+static void
+hash_start(struct body *b)
+{
+	EVP_DigestInit_ex(b->md, EVP_sha256(), NULL);
+}
+
+static void
+hash_end(struct body *b, char out[65])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
+	EVP_DigestFinal_ex(b->md, md, &len);
+	wx_hex(md, len, out);
+}
+
+static int
+archive_sink(void *ctx, const void *buf, size_t len)
+{
+	struct body *b = ctx;
+	EVP_DigestUpdate(b->md, buf, len);
+	out_put(&b->out, buf, len);
+	b->job->progress.archive_bytes += (int64_t)len;
+	return 0;
+}
+
+static void
+next_part(struct body *b)
+{
+	struct part *p = &b->parts[b->cur];
+	if (p->kind == PART_BACKUP && b->parts[b->cur + 1].kind != PART_BACKUP)
+		job_log(b->job, "Finished streaming archive and backups to destination.");
+	b->cur++;
+	b->started = false;
+}
+
+static int
+produce_archive(struct body *b)
+{
+	if (!b->started) {
+		out_printf(&b->out, "--%s\r\nContent-Disposition: form-data; name=\"archive\"; "
+		    "filename=\"archive.tar.gz\"\r\nContent-Type: application/octet-stream\r\n\r\n",
+		    b->boundary);
+		char err[1024];
+		b->tar = tar_open(b->job, archive_sink, b, err, sizeof err);
+		if (b->tar == NULL)
+			return abort_with(b, "The archive could not be started: %s", err);
+		hash_start(b);
+		b->started = true;
+		return 0;
+	}
+	int rc = tar_step(b->tar);
+	if (rc < 0)
+		return abort_with(b, "The archive could not be made: %s", tar_error(b->tar));
+	if (rc == 0) {
+		hash_end(b, b->archive_sum);
+		tar_close(b->tar);
+		b->tar = NULL;
+		next_part(b);
+	}
+	return 0;
+}
+
+static void
+produce_checksums(struct body *b)
+{
+	/* Both names: Pterodactyl reads checksum, Pelican checksum_archive. */
+	out_printf(&b->out, "\r\n--%s\r\nContent-Disposition: form-data; name=\"checksum\"\r\n\r\n%s",
+	    b->boundary, b->archive_sum);
+	out_printf(&b->out, "\r\n--%s\r\nContent-Disposition: form-data; "
+	    "name=\"checksum_archive\"\r\n\r\n%s", b->boundary, b->archive_sum);
+	if (b->job->rec.extra != NULL)
+		json_object_object_add(b->job->rec.extra, "archive_sha256",
+		    json_object_new_string(b->archive_sum));
+	job_log(b->job, "Finished streaming archive to destination.");
+	next_part(b);
+}
+
+static int
+start_file(struct body *b, struct part *p)
+{
+	const char *what = p->kind == PART_BACKUP ? "backup" : "install log";
+	b->fd = open(p->path, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+	if (b->fd < 0 && errno == ENOENT) {
+		job_log(b->job, "The %s %s disappeared before it could be sent; it is left out.",
+		    what, p->path);
+		next_part(b);
+		return 0;
+	}
+	struct stat st;
+	if (b->fd < 0 || fstat(b->fd, &st) < 0)
+		return abort_with(b, "The %s %s could not be read: %s", what, p->path,
+		    strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return abort_with(b, "The %s %s is not a regular file", what, p->path);
+	b->fsize = b->fleft = st.st_size;
+	if (p->kind == PART_BACKUP) {
+		if (b->backup_no++ == 0)
+			job_log(b->job, "Streaming %d backup files to destination...", b->nbackups);
+		out_printf(&b->out, "\r\n--%s\r\nContent-Disposition: form-data; "
+		    "name=\"backup_%s.tar.gz\"; filename=\"%s.tar.gz\"\r\n"
+		    "Content-Type: application/octet-stream\r\n\r\n", b->boundary, p->label, p->label);
+	} else {
+		out_printf(&b->out, "\r\n--%s\r\nContent-Disposition: form-data; "
+		    "name=\"install_logs\"; filename=\"install.log\"\r\n"
+		    "Content-Type: application/octet-stream\r\n\r\n", b->boundary);
+	}
+	hash_start(b);
+	b->started = true;
+	return 0;
+}
+
+static int
+produce_file(struct body *b, struct part *p)
+{
+	if (!b->started)
+		return start_file(b, p);
+	if (b->fleft > 0) {
+		size_t want = b->fleft > FILE_CHUNK ? FILE_CHUNK : (size_t)b->fleft;
+		out_reserve(&b->out, want);
+		ssize_t n;
+		do
+			n = read(b->fd, b->out.data + b->out.len, want);
+		while (n < 0 && errno == EINTR);
+		if (n < 0)
+			return abort_with(b, "%s could not be read: %s", p->path, strerror(errno));
+		if (n == 0)
+			return abort_with(b, "%s changed size while it was sent", p->path);
+		EVP_DigestUpdate(b->md, b->out.data + b->out.len, (size_t)n);
+		b->out.len += (size_t)n;
+		b->fleft -= n;
+		return 0;
+	}
+	struct stat st;
+	if (fstat(b->fd, &st) < 0 || st.st_size != b->fsize)
+		return abort_with(b, "%s changed size while it was sent", p->path);
+	close(b->fd);
+	b->fd = -1;
+	char sum[65];
+	hash_end(b, sum);
+	if (p->kind == PART_BACKUP) {
+		out_printf(&b->out, "\r\n--%s\r\nContent-Disposition: form-data; "
+		    "name=\"checksum_backup_%s.tar.gz\"\r\n\r\n%s", b->boundary, p->label, sum);
+		job_log(b->job, "Backup %d/%d completed: %s.tar.gz", b->backup_no, b->nbackups,
+		    p->label);
+	} else {
+		job_log(b->job, "Finished streaming the install logs to destination.");
+	}
+	next_part(b);
+	return 0;
+}
+
+/* Produces the next piece of the body into the output buffer; -1 on failure. */
+static int
+produce(struct body *b)
+{
+	struct part *p = &b->parts[b->cur];
+	switch (p->kind) {
+	case PART_ARCHIVE:
+		return produce_archive(b);
+	case PART_CHECKSUMS:
+		produce_checksums(b);
+		return 0;
+	case PART_BACKUP:
+	case PART_INSTALL_LOG:
+		return produce_file(b, p);
+	case PART_CLOSE:
+		out_printf(&b->out, "\r\n--%s--\r\n", b->boundary);
+		b->eof = true;
+		return 0;
+	}
+	return abort_with(b, "internal error: unknown part");
+}
+
+static void
+add_part(struct body *b, enum part_kind kind, char *path, const char *label)
+{
+	b->parts = xrealloc(b->parts, (b->nparts + 1) * sizeof *b->parts);
+	struct part *p = &b->parts[b->nparts++];
+	p->kind = kind;
+	p->path = path;
+	p->label = label ? xstrdup(label) : NULL;
+}
+
+static bool
+is_regular(const char *path)
+{
+	struct stat st;
+	return lstat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* The parts in order; requested backups and the install log only if present. */
+static void
+plan_parts(struct body *b)
+{
+	struct job *job = b->job;
+	const struct wx_config *cfg = job->cfg;
+	add_part(b, PART_ARCHIVE, NULL, NULL);
+	add_part(b, PART_CHECKSUMS, NULL, NULL);
+	size_t n = job->backups ? json_object_array_length(job->backups) : 0;
+	for (size_t i = 0; i < n; i++) {
+		const char *id = json_object_get_string(json_object_array_get_idx(job->backups, i));
+		char *path = xasprintf("%s/%s/%s.tar.gz", cfg->backup_directory, job->uuid, id);
+		if (is_regular(path)) {
+			add_part(b, PART_BACKUP, path, id);
+			b->nbackups++;
+		} else {
+			job_log(job, "Backup %s was requested but is not on this node (%s); it is not "
+			    "sent.", id, path);
+			free(path);
+		}
+	}
+	char *log = xasprintf("%s/install/%s.log", cfg->log_directory, job->uuid);
+	if (is_regular(log))
+		add_part(b, PART_INSTALL_LOG, log, NULL);
+	else
+		free(log);
+	add_part(b, PART_CLOSE, NULL, NULL);
+}
+
+/* --- the interface --- */
+
+struct body *
+body_open(struct job *job, char *err, size_t errsize)
+{
+	struct body *b = xcalloc(1, sizeof *b);
+	b->job = job;
+	b->fd = -1;
+	b->md = EVP_MD_CTX_new();
+	unsigned char rnd[30];
+	if (b->md == NULL || wx_random_bytes(rnd, sizeof rnd) < 0) {
+		snprintf(err, errsize, "Cannot set up the upload (no memory or no random bytes).");
+		body_close(b);
+		return NULL;
+	}
+	/* 60 hex digits, as Go's mime/multipart makes them. */
+	wx_hex(rnd, sizeof rnd, b->boundary);
+	plan_parts(b);
+	return b;
+}
+
+const char *
+body_boundary(const struct body *b)
+{
+	return b->boundary;
+}
+
+const char *
+body_error(const struct body *b)
+{
+	return b->err;
+}
+
+ssize_t
+body_read(struct body *b, void *buf, size_t n)
+{
+	struct job *job = b->job;
+	while (b->out.len - b->out.off < n && !b->eof) {
+		if (produce(b) < 0)
+			return -1;
+		int64_t now = wx_mono_ms();
+		if (now >= b->next_poll_ms) {
+			b->next_poll_ms = now + POLL_MS;
+			if (job_should_stop(job))
+				return -1;
+			progress_update(job, false);
+		}
+	}
+	size_t have = b->out.len - b->out.off;
+	if (have > n)
+		have = n;
+	memcpy(buf, b->out.data + b->out.off, have);
+	b->out.off += have;
+	return (ssize_t)have;
+}
+
+void
+body_close(struct body *b)
+{
+	if (b == NULL)
+		return;
+	tar_close(b->tar);
+	if (b->fd >= 0)
+		close(b->fd);
+	for (size_t i = 0; i < b->nparts; i++) {
+		free(b->parts[i].path);
+		free(b->parts[i].label);
+	}
+	free(b->parts);
+	EVP_MD_CTX_free(b->md);
+	free(b->out.data);
+	free(b);
+}
