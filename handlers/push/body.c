@@ -117,26 +117,31 @@ abort_with(struct body *b, const char *fmt, ...)
 	return -1;
 }
 
-static void
+static int
 hash_start(struct body *b)
 {
-	EVP_DigestInit_ex(b->md, EVP_sha256(), NULL);
+	if (EVP_DigestInit_ex(b->md, EVP_sha256(), NULL) != 1)
+		return abort_with(b, "SHA-256 is not available (OpenSSL failed)");
+	return 0;
 }
 
-static void
+static int
 hash_end(struct body *b, char out[65])
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int len = 0;
-	EVP_DigestFinal_ex(b->md, md, &len);
+	if (EVP_DigestFinal_ex(b->md, md, &len) != 1 || len != 32)
+		return abort_with(b, "SHA-256 failed (OpenSSL)");
 	wx_hex(md, len, out);
+	return 0;
 }
 
 static int
 archive_sink(void *ctx, const void *buf, size_t len)
 {
 	struct body *b = ctx;
-	EVP_DigestUpdate(b->md, buf, len);
+	if (EVP_DigestUpdate(b->md, buf, len) != 1)
+		return -1;
 	out_put(&b->out, buf, len);
 	b->job->progress.archive_bytes += (int64_t)len;
 	return 0;
@@ -163,7 +168,8 @@ produce_archive(struct body *b)
 		b->tar = tar_open(b->job, archive_sink, b, err, sizeof err);
 		if (b->tar == NULL)
 			return abort_with(b, "The archive could not be started: %s", err);
-		hash_start(b);
+		if (hash_start(b) < 0)
+			return -1;
 		b->started = true;
 		return 0;
 	}
@@ -171,7 +177,8 @@ produce_archive(struct body *b)
 	if (rc < 0)
 		return abort_with(b, "The archive could not be made: %s", tar_error(b->tar));
 	if (rc == 0) {
-		hash_end(b, b->archive_sum);
+		if (hash_end(b, b->archive_sum) < 0)
+			return -1;
 		tar_close(b->tar);
 		b->tar = NULL;
 		next_part(b);
@@ -223,7 +230,8 @@ start_file(struct body *b, struct part *p)
 		    "name=\"install_logs\"; filename=\"install.log\"\r\n"
 		    "Content-Type: application/octet-stream\r\n\r\n", b->boundary);
 	}
-	hash_start(b);
+	if (hash_start(b) < 0)
+		return -1;
 	b->started = true;
 	return 0;
 }
@@ -244,7 +252,8 @@ produce_file(struct body *b, struct part *p)
 			return abort_with(b, "%s could not be read: %s", p->path, strerror(errno));
 		if (n == 0)
 			return abort_with(b, "%s changed size while it was sent", p->path);
-		EVP_DigestUpdate(b->md, b->out.data + b->out.len, (size_t)n);
+		if (EVP_DigestUpdate(b->md, b->out.data + b->out.len, (size_t)n) != 1)
+			return abort_with(b, "SHA-256 failed (OpenSSL)");
 		b->out.len += (size_t)n;
 		b->fleft -= n;
 		return 0;
@@ -255,7 +264,8 @@ produce_file(struct body *b, struct part *p)
 	close(b->fd);
 	b->fd = -1;
 	char sum[65];
-	hash_end(b, sum);
+	if (hash_end(b, sum) < 0)
+		return -1;
 	if (p->kind == PART_BACKUP) {
 		out_printf(&b->out, "\r\n--%s\r\nContent-Disposition: form-data; "
 		    "name=\"checksum_backup_%s.tar.gz\"\r\n\r\n%s", b->boundary, p->label, sum);
