@@ -49,6 +49,7 @@ struct variant {
 	int level, threads;
 	size_t block;
 	enum wx_pgzip_framing framing;
+	int max_blocks;
 	const char *argv[6];	/* K_EXEC */
 	/* results */
 	int nruns;
@@ -195,7 +196,7 @@ run_lib(const struct variant *v, int in, int out)
 	struct wx_zstd *zs = NULL;
 	if (v->kind == K_PGZIP) {
 		struct wx_pgzip_opts o = { .level = v->level, .threads = v->threads,
-			.block_size = v->block, .framing = v->framing };
+			.block_size = v->block, .framing = v->framing, .max_blocks = v->max_blocks };
 		gz = wx_pgzip_new(&o, sink_fd, &out, err, sizeof err);
 	} else {
 		struct wx_zstd_opts o = { .level = v->level, .threads = v->threads };
@@ -400,12 +401,14 @@ main(int argc, char **argv)
 	static char pflag[16];
 	snprintf(pflag, sizeof pflag, "-p%d", ncpu);
 	int tl[3] = { 1, 2, ncpu }, ntl = ncpu > 2 ? 3 : ncpu == 2 ? 2 : 1;
+	struct variant *v;
 
 	add(K_ZLIB, 1, 1, "zlib gzip -1, 1 thread (Go peers)");
 	for (int i = 0; i < ntl; i++)
 		add(K_PGZIP, 1, tl[i], "pgzip -1, %d thread%s", tl[i], tl[i] > 1 ? "s" : "");
 	add(K_PGZIP, 1, ncpu, "pgzip -1, %d thr, 128 KiB blocks", ncpu)->block = 128 * 1024;
 	add(K_PGZIP, 1, ncpu, "pgzip -1, %d thr, 1 MiB blocks", ncpu)->block = 1024 * 1024;
+	add(K_PGZIP, 1, ncpu, "pgzip -1, %d thr, %d in flight", ncpu, 2 * ncpu)->max_blocks = 2 * ncpu;
 	add(K_PGZIP, 1, ncpu, "pgzip -1, %d thr, member/block", ncpu)->framing =
 	    WX_PGZIP_MEMBER_PER_BLOCK;
 	add(K_PGZIP, 0, ncpu, "pgzip -0 (stored), %d thr", ncpu);
@@ -416,7 +419,7 @@ main(int argc, char **argv)
 			add(K_ZSTD, lv, ncpu, "zstd -%d, %d workers", lv, ncpu);
 	}
 	add(K_ZSTD, -1, ncpu, "zstd --fast=1, %d workers", ncpu);
-	struct variant *v = add(K_EXEC, 1, ncpu, "pigz -1 -p%d (reference)", ncpu);
+	v = add(K_EXEC, 1, ncpu, "pigz -1 -p%d (reference)", ncpu);
 	v->argv[0] = "pigz", v->argv[1] = "-1", v->argv[2] = pflag, v->argv[3] = "-c";
 	v = add(K_EXEC, 1, 1, "pigz -1 -p1");
 	v->argv[0] = "pigz", v->argv[1] = "-1", v->argv[2] = "-p1", v->argv[3] = "-c";

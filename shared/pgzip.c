@@ -321,6 +321,23 @@ stop_workers(struct wx_pgzip *z)
 	}
 }
 
+/*
+ * 4 x threads + 2 blocks (as pigz): blocks take unequal times (incompressible
+ * data deflates slower), and with only 2 x threads a slow oldest block idles
+ * the other workers, as output leaves in order.  Measured on 2 cores: 97 vs
+ * 130 MiB/s.  Fewer (down to 2 x threads) when the blocks would pass
+ * WX_PGZIP_MEMORY_TARGET.
+ */
+static size_t
+default_blocks(int threads, size_t block)
+{
+	size_t want = 4 * (size_t)threads + 2, floor = 2 * (size_t)threads;
+	size_t fit = WX_PGZIP_MEMORY_TARGET / (2 * block + WINDOW);
+	if (want > fit)
+		want = fit > floor ? fit : floor;
+	return want;
+}
+
 struct wx_pgzip *
 wx_pgzip_new(const struct wx_pgzip_opts *opts, wx_compress_sink sink, void *ctx,
     char *err, size_t errsize)
@@ -340,6 +357,11 @@ wx_pgzip_new(const struct wx_pgzip_opts *opts, wx_compress_sink sink, void *ctx,
 		    block, WX_PGZIP_BLOCK_MIN, WX_PGZIP_BLOCK_MAX);
 		return NULL;
 	}
+	if (opts->max_blocks < 0 || opts->max_blocks == 1 || opts->max_blocks > 4 * WX_COMPRESS_THREADS_MAX) {
+		snprintf(err, errsize, "gzip max_blocks %d is out of range 2..%d (0 = default)",
+		    opts->max_blocks, 4 * WX_COMPRESS_THREADS_MAX);
+		return NULL;
+	}
 	if (opts->framing != WX_PGZIP_ONE_MEMBER && opts->framing != WX_PGZIP_MEMBER_PER_BLOCK) {
 		snprintf(err, errsize, "unknown gzip framing %d", (int)opts->framing);
 		return NULL;
@@ -353,7 +375,7 @@ wx_pgzip_new(const struct wx_pgzip_opts *opts, wx_compress_sink sink, void *ctx,
 	z->ctx = ctx;
 	z->crc = crc32(0, NULL, 0);
 	z->nworkers = opts->threads ? opts->threads : wx_compress_cpus();
-	z->nslots = 2 * (size_t)z->nworkers;
+	z->nslots = opts->max_blocks ? (size_t)opts->max_blocks : default_blocks(z->nworkers, block);
 	z->slots = xcalloc(z->nslots, sizeof *z->slots);
 	z->workers = xcalloc((size_t)z->nworkers, sizeof *z->workers);
 	pthread_mutex_init(&z->mu, NULL);

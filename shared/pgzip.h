@@ -17,10 +17,13 @@
  * faster to write but a few percent larger, and single-member readers (zlib
  * inflate with a gzip wrapper used once) stop after the first block.
  *
- * Memory bound: 2 x threads blocks exist at once (one being filled by the
- * caller, the rest queued, compressing, or waiting to be emitted), each
- * block_size + 32 KiB of input and about block_size of output, plus one
- * deflate state (~270 KiB) per thread.  Defaults (256 KiB, 2 threads): ~2.8 MiB.
+ * Memory bound: max_blocks blocks exist at once (one being filled by the
+ * caller, the rest queued, compressing, or done and waiting to be emitted in
+ * order), each block_size + 32 KiB of input and about block_size of output,
+ * plus one deflate state (~270 KiB) per thread.  Default max_blocks:
+ * 4 x threads + 2, lowered (not below 2 x threads) to keep the blocks within
+ * WX_PGZIP_MEMORY_TARGET.  Defaults at 2 threads: 10 x 256 KiB blocks,
+ * ~6 MiB; at 8 threads: 30 blocks, ~18 MiB.
  *
  * Common contract (sink, threads, errors, blocking): see compress.h.
  */
@@ -35,6 +38,8 @@
 #define WX_PGZIP_BLOCK_DEFAULT ((size_t)256 * 1024)
 #define WX_PGZIP_BLOCK_MIN ((size_t)4096)
 #define WX_PGZIP_BLOCK_MAX ((size_t)64 * 1024 * 1024)
+/* What the default max_blocks aims to stay under (see above). */
+#define WX_PGZIP_MEMORY_TARGET ((size_t)16 * 1024 * 1024)
 
 enum wx_pgzip_framing {
 	WX_PGZIP_ONE_MEMBER = 0,	/* default: one gzip member (what Go Wings sends) */
@@ -46,6 +51,8 @@ struct wx_pgzip_opts {
 	int threads;		/* worker threads, 0 = wx_compress_cpus() */
 	size_t block_size;	/* input bytes per block, 0 = WX_PGZIP_BLOCK_DEFAULT */
 	enum wx_pgzip_framing framing;
+	int max_blocks;		/* blocks in memory at once (filling, queued, compressing,
+				   waiting to be emitted), 0 = default; at least 2 */
 };
 
 struct wx_pgzip;

@@ -191,6 +191,16 @@ test_large(void)
 	ok(s3.out.len == first.len && memcmp(s3.out.p, first.p, first.len) == 0,
 	    "output does not depend on thread count or write pattern");
 	tbuf_free(&s3.out);
+
+	/* The smallest pipeline: 2 blocks, 3 threads (more workers than blocks). */
+	struct tsink s4 = { 0 };
+	o.threads = 3;
+	o.max_blocks = 2;
+	is_int(run(&o, in, n, ODD_WRITES, &s4, err, sizeof err), 0,
+	    "24 MiB with max_blocks 2, 3 threads (%s)", err);
+	ok(s4.out.len == first.len && memcmp(s4.out.p, first.p, first.len) == 0,
+	    "same output with the smallest pipeline");
+	tbuf_free(&s4.out);
 	tbuf_free(&first);
 	free(in);
 }
@@ -311,9 +321,10 @@ test_misuse(void)
 		{ .level = 1, .block_size = WX_PGZIP_BLOCK_MIN - 1 },
 		{ .level = 1, .block_size = WX_PGZIP_BLOCK_MAX + 1 },
 		{ .level = 1, .framing = (enum wx_pgzip_framing)7 },
+		{ .level = 1, .max_blocks = 1 }, { .level = 1, .max_blocks = -1 },
 	};
 	const char *why[] = { "level", "level", "thread", "thread", "block size", "block size",
-		"framing" };
+		"framing", "max_blocks", "max_blocks" };
 	for (size_t i = 0; i < WX_ARRAY_LEN(bad); i++) {
 		err[0] = '\0';
 		struct wx_pgzip *z = wx_pgzip_new(&bad[i], tsink_write, &s, err, sizeof err);
