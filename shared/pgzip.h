@@ -8,14 +8,16 @@
  * the last ends with Z_SYNC_FLUSH (byte-aligned, not final), the last with
  * Z_FINISH; the workers also compute each block's CRC-32, and the caller's
  * thread combines them (crc32_combine) and emits, in order, ONE ordinary
- * gzip member: 10-byte header, the deflate stream, CRC-32 and ISIZE.  Any
- * gzip reader reads it (zlib, gzip(1), Go compress/gzip, klauspost/pgzip,
+ * gzip member: 10-byte header, the deflate stream, CRC-32 and ISIZE.  The
+ * bytes depend on level and block_size only, not on threads or on how the
+ * input was split into write() calls.  Any gzip reader reads it (zlib, gzip(1), Go compress/gzip, klauspost/pgzip,
  * libarchive, python).  Level 0 gives stored deflate blocks.
  *
  * WX_PGZIP_MEMBER_PER_BLOCK instead emits each block as its own gzip member
- * (no dictionary); kept for measurement and tests only: it is slightly
- * faster to write but a few percent larger, and single-member readers (zlib
- * inflate with a gzip wrapper used once) stop after the first block.
+ * (no dictionary); kept for measurement and tests only: it was no faster
+ * (same CPU, bench/compress-results.md), is larger (+2.8 % on text with
+ * 64 KiB blocks), and single-member readers (zlib inflate with a gzip
+ * wrapper used once) stop after the first block.
  *
  * Memory bound: max_blocks blocks exist at once (one being filled by the
  * caller, the rest queued, compressing, or done and waiting to be emitted in
