@@ -156,17 +156,20 @@ main(int argc, char **argv)
 		free(tmp);
 		free(pid);
 	}
+	int rc = 0;
 	for (;;) {
 		pause();
 		if (got_term)
-			return 0;
+			break;
 		if (!got_usr2)
 			continue;
 		got_usr2 = 0;
 		if (!wx_cancel_requested(&st, uuid) || strcmp(on_cancel, "ignore") == 0)
 			continue;
-		if (strcmp(on_cancel, "exit") == 0)
-			return 3;
+		if (strcmp(on_cancel, "exit") == 0) {
+			rc = 3;
+			break;
+		}
 		/* finish: what a well-behaved owner does. */
 		if (stage)
 			(void)wx_remove_tree(stage);
@@ -178,8 +181,14 @@ main(int argc, char **argv)
 		(void)wx_panel_report_attempts(cfg, &st, uuid, r.request_id, WX_CALLBACK_FAILURE,
 		    "The transfer was cancelled.", 1, &ans);
 		if (wx_record_save(&st, &r) < 0)
-			return die("cannot save the record");
+			rc = die("cannot save the record");
 		wx_cancel_clear(&st, uuid);
-		return 0;
+		break;
 	}
+	wx_record_clear(&r);
+	free(stage);
+	close(lock);
+	wx_state_close(&st);
+	wx_config_free(cfg);
+	return rc;
 }
