@@ -3,6 +3,7 @@
 #include "request.h"
 #include "config.h"
 #include "log.h"
+#include "program.h"
 #include "util.h"
 #include "uuid.h"
 
@@ -100,7 +101,8 @@ wx_req_read(struct wx_request *req, void *buf, size_t n)
 	} else {
 		for (;;) {
 			got = read(0, buf, n);
-			if (got < 0 && errno == EINTR)
+			/* SIGUSR2 (a cancel) ends the read, as it does under FastCGI. */
+			if (got < 0 && errno == EINTR && !wx_interrupted)
 				continue;
 			break;
 		}

@@ -8,6 +8,7 @@
  *   <state>/tokens/<sha256>          transfer JWTs already used (single use)
  *   <state>/outbox/<id>.json         panel callbacks not yet acknowledged
  *   <state>/outbox/rejected/         callbacks the panel refused or that expired
+ *   <state>/outbox/sent/             tombstones of delivered callbacks (panel.h)
  *   <state>/watchdog.lock            one watchdog run at a time
  *
  * Directories are 0700, files 0600.  Only the owner of a transfer (the holder

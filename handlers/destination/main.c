@@ -7,6 +7,7 @@
  */
 #include "autoconf.h"
 
+#include "destination.h"
 #include "program.h"
 #include "request.h"
 #include "status_handler.h"
@@ -34,15 +35,47 @@ static const char help[] =
 "\n"
 "ENDPOINTS\n"
 "    POST /api/transfers\n"
-"        Authorization: Bearer <JWT> (HS256 keyed with the node token, scope\n"
-"        'transfer', sub = server UUID).  Body: multipart/form-data with the\n"
-"        parts archive, checksum / checksum_archive, backup_<name>,\n"
-"        checksum_backup_<name>, install_logs.  Answers 200 when the server is\n"
-"        installed and the panel was told.\n"
-"    DELETE /api/transfers/<uuid>, DELETE /api/transfers?server=<uuid>\n"
-"        Node token.  Cancels an incoming transfer: 202, or 409 if none runs.\n"
+"        Authorization: Bearer <JWT>: HS256 keyed with the node token, integer\n"
+"        exp, sub = server UUID, scope containing 'transfer' (tokens without a\n"
+"        scope only with system.transfers.allow_unscoped_tokens).  Each token\n"
+"        starts one transfer.  Body: multipart/form-data with the parts\n"
+"        archive (tar, gzip/zstd/xz/bzip2/lz4 or plain), checksum or\n"
+"        checksum_archive (hex SHA-256 of the archive part), backup_<name>,\n"
+"        checksum_backup_<name>, install_logs; other parts are ignored.\n"
+"        The archive is extracted into <system.data>/.wingxfer-staging/<uuid>\n"
+"        (nothing outside it, symlinks, empty directories, modes and mtimes\n"
+"        kept, setuid/setgid cleared, devices/FIFOs/sockets skipped, owner\n"
+"        system.user when run as root), checked, handed to\n"
+"        hooks.create_environment, renamed to <system.data>/<uuid>; the panel\n"
+"        is told, then the answer is 200 with a JSON summary.\n"
+"        Refused before the body is read:\n"
+"          401  no or malformed Authorization, bad token (signature, alg,\n"
+"               exp, nbf, sub); the JSON error says which\n"
+"          403  the token's scope lacks 'transfer'\n"
+"          415  not multipart/form-data (400: bad boundary)\n"
+"          409  a transfer of this server is running, or died and awaits\n"
+"               the watchdog; <system.data>/<uuid> holds data; the token\n"
+"               was used before\n"
+"          507  free space below system.transfers.disk_reserve\n"
+"          502  the panel refused or did not answer the installer step\n"
+"        Failed while receiving (staging removed, record failed, the panel\n"
+"        told of the failure):\n"
+"          400  the upload: malformed multipart, cut off, no archive part\n"
+"          409  cancelled on this node (DELETE)\n"
+"          413  more than the server's disk limit (build.disk_space)\n"
+"          422  the archive: unreadable, damaged, an unsafe entry (absolute,\n"
+"               '..', through a symlink, hardlink outside), checksum\n"
+"               mismatch when system.transfers.perform_checksum_checks is on\n"
+"          500  this node (I/O, the create-environment hook)\n"
+"          507  not enough disk space above system.transfers.disk_reserve\n"
+"    DELETE /api/transfers/<uuid>, DELETE /api/transfers?server=<uuid>,\n"
+"    DELETE /api/transfers with {\"server\": {\"uuid\": \"<uuid>\"}}\n"
+"        Node token.  Cancels an incoming transfer: 202 (the receiving\n"
+"        process stops within a second), or 409 if none runs.\n"
 "    GET /api/transfers/<uuid>\n"
-"        Node token.  JSON progress: state, bytes, files, rate, ETA, error.\n"
+"        Node token.  JSON progress: state, phase, bytes received and\n"
+"        extracted, files, rate, ETA (when the length is known), times,\n"
+"        error, warning, the last log lines.\n"
 "\n"
 "OPTIONS\n"
 "    --config FILE     the node's config.yml (after $WINGXFER_CONFIG)\n"
@@ -62,6 +95,9 @@ static const char help[] =
 "    " WX_SYSCONFDIR "/wingxfer/config.yml   default configuration\n"
 "    <system.transfers.state_directory>/transfers/<uuid>.json   transfer records\n"
 "    <system.data>/.wingxfer-staging/<uuid>   data being received\n"
+"    <system.transfers.state_directory>/tokens/<sha256>   transfer tokens used\n"
+"    <system.backup_directory>/<uuid>/<name>   backups received with a server\n"
+"    <system.log_directory>/install/<uuid>.log   its install log\n"
 "\n"
 "EXIT STATUS\n"
 "    0 when serving ended normally or a CGI request was answered below 500;\n"
@@ -74,21 +110,15 @@ static const char help[] =
 "      /usr/sbin/wingxfer-destination\n";
 
 static void
-not_yet(struct wx_request *req)
-{
-	wx_req_error(req, 501, "This endpoint is not implemented yet on this node.");
-}
-
-static void
 get_status(struct wx_request *req)
 {
 	wx_handle_status(req, WX_ROLE_DESTINATION);
 }
 
 static const struct wx_route routes[] = {
-	{ "POST", "/api/transfers", WX_AUTH_NONE, not_yet },
-	{ "DELETE", "/api/transfers", WX_AUTH_NODE_TOKEN, not_yet },
-	{ "DELETE", "/api/transfers/:uuid", WX_AUTH_NODE_TOKEN, not_yet },
+	{ "POST", "/api/transfers", WX_AUTH_NONE, dest_post_transfer },
+	{ "DELETE", "/api/transfers", WX_AUTH_NODE_TOKEN, dest_delete_transfer },
+	{ "DELETE", "/api/transfers/:uuid", WX_AUTH_NODE_TOKEN, dest_delete_transfer },
 	{ "GET", "/api/transfers/:uuid", WX_AUTH_NODE_TOKEN, get_status },
 };
 

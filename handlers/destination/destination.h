@@ -1,0 +1,146 @@
+/*
+ * wingxfer-destination internals: one incoming transfer ("receiver") as it
+ * moves through the stages of POST /api/transfers.
+ *
+ *   receive.c  the POST handler: token, preconditions (all before the body),
+ *              installer step, then the stages below; DELETE's sibling
+ *   intake.c   the body reader under multipart: download_limit token bucket,
+ *              cancel checks between reads, progress in the record
+ *   parts.c    what each multipart part is for (archive, checksums,
+ *              backups, install logs)
+ *   extract.c  the archive part: SHA-256 + libarchive into staging, with
+ *              path, type, owner, mode and disk-space rules
+ *   finish.c   success (checksum rule, hook, rename, record, panel, 200)
+ *              and failure (cleanup, record, panel, error answer)
+ *   cancel.c   DELETE /api/transfers[/:uuid]
+ *
+ * Errors: the first failure is recorded with rx_fail() (HTTP status + a
+ * sentence for people) and every stage returns -1 from then on; finish.c
+ * turns it into the failure path exactly once.
+ */
+#ifndef WX_DESTINATION_H
+#define WX_DESTINATION_H
+
+#include <openssl/evp.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "multipart.h"
+#include "record.h"
+#include "transfer_jwt.h"
+
+struct wx_config;
+struct wx_request;
+struct wx_state;
+
+#define RX_READ_CHUNK (256 * 1024)      /* body read size (FCGX_GetStr blocks until full) */
+#define RX_CHECKSUM_MAX 128             /* bytes of a checksum part */
+#define RX_INSTALL_LOG_MAX (64LL << 20)
+#define RX_MAX_CHECKSUMS 4
+
+struct rx_backup {
+	char name[WX_MP_NAME_MAX];      /* sanitised file name */
+	char *tmp_path;                 /* partial file while receiving; NULL once gone */
+	char *final_path;
+	char sha256[65];                /* of the bytes received */
+	char expected[RX_CHECKSUM_MAX + 1];
+	bool received, has_expected;
+};
+
+struct receiver {
+	struct wx_request *req;
+	const struct wx_config *cfg;
+	const struct wx_state *st;
+	char uuid[37];
+	struct wx_transfer_claims claims;
+	struct wx_record rec;
+	bool started;                   /* the token was spent: failures are reported */
+	int64_t started_ms;
+	int lock_fd;                    /* the transfer's liveness lock, held throughout */
+
+	char *server_dir;               /* <data>/<uuid> */
+	char *staging_root;             /* <data>/.wingxfer-staging */
+	char *staging;                  /* <staging_root>/<uuid> */
+	int staging_fd;
+	int64_t disk_limit;             /* build.disk_space in bytes, 0 = none */
+
+	/* body */
+	struct wx_multipart *mp;
+	double tokens;                  /* download_limit bucket, bytes */
+	int64_t bucket_ms;
+	int64_t last_save_ms, last_log_ms, last_cancel_ms;
+	int64_t rate_bytes;             /* bytes_read at the last rate sample */
+	bool cancelled;                 /* DELETE asked us to stop */
+	bool body_failed;               /* the web server aborted or cut the body */
+
+	/* archive */
+	EVP_MD_CTX *sha;
+	bool have_archive;
+	uint64_t archive_bytes;
+	char archive_sha256[65];
+	char checksums[RX_MAX_CHECKSUMS][RX_CHECKSUM_MAX + 1];
+	int nchecksums;
+	int64_t extracted;              /* bytes charged against the limits */
+	int64_t space_left;             /* free space above the reserve, as last measured */
+	int64_t space_checked_at;       /* extracted at that measurement */
+	int64_t skipped;                /* devices, FIFOs, sockets */
+
+	/* other parts */
+	struct rx_backup *backups;
+	int nbackups;
+	char *install_log_tmp, *install_log_final;
+
+	/* outcome */
+	int status;                     /* HTTP status of the first failure; 0 = none */
+	char error[1024];               /* for the answer: says what, never echoes input */
+	char detail[1024];              /* for the log and the record: may name entries */
+	char panel_outcome[16];         /* notified / queued / rejected */
+};
+
+/* Records the first failure; later calls are ignored.  Always returns -1. */
+int rx_fail(struct receiver *rx, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Adds the technical detail of the failure (first one wins). */
+void rx_detail(struct receiver *rx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* "transfer logs" line in the events file and the log. */
+void rx_log(struct receiver *rx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Saves the record if a second passed since the last save (or force). */
+void rx_progress(struct receiver *rx, bool force);
+
+/*
+ * True once a cancel was requested (marker file, or SIGUSR2 + marker); the
+ * marker is looked at no more than every 100 ms unless a signal arrived or
+ * now is set.  Records the failure on the first detection.
+ */
+bool rx_cancel_check(struct receiver *rx, bool now);
+
+/* intake.c: the read function handed to the multipart parser. */
+ssize_t rx_body_read(void *ctx, void *buf, size_t n);
+
+/* parts.c: consumes every part and the end of the body; 0 or -1. */
+int rx_read_parts(struct receiver *rx);
+/* Records the multipart parser's error as the failure; -1. */
+int rx_mp_failed(struct receiver *rx);
+/* Checks received backups against their checksums (the checksum rule); 0 or -1. */
+int rx_parts_verify(struct receiver *rx);
+void rx_parts_cleanup(struct receiver *rx);   /* removes partial files */
+int rx_parts_install(struct receiver *rx);    /* renames backups/logs into place */
+
+/* extract.c: consumes the archive part into staging; 0 or -1. */
+int rx_extract(struct receiver *rx);
+/* Reserves bytes against build.disk_space and the free space; 0 or -1. */
+int rx_charge(struct receiver *rx, int64_t bytes, const char *what);
+
+/* finish.c */
+void rx_finish(struct receiver *rx);          /* answers the request either way */
+void rx_release(struct receiver *rx);         /* frees; closes nothing the request owns */
+
+/* main.c route handlers */
+void dest_post_transfer(struct wx_request *req);
+void dest_delete_transfer(struct wx_request *req);
+
+#endif

@@ -1,0 +1,182 @@
+/*
+ * The request body as the multipart parser sees it: reads of at most
+ * RX_READ_CHUNK, paced by system.transfers.download_limit, with a cancel
+ * check between reads and the record kept current (at most once a second).
+ */
+#include "autoconf.h"
+
+#include "destination.h"
+#include "config.h"
+#include "log.h"
+#include "program.h"
+#include "request.h"
+#include "state.h"
+#include "util.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+int
+rx_fail(struct receiver *rx, int status, const char *fmt, ...)
+{
+	if (rx->status != 0)
+		return -1;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(rx->error, sizeof rx->error, fmt, ap);
+	va_end(ap);
+	rx->status = status;
+	return -1;
+}
+
+void
+rx_detail(struct receiver *rx, const char *fmt, ...)
+{
+	if (rx->detail[0] != '\0')
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(rx->detail, sizeof rx->detail, fmt, ap);
+	va_end(ap);
+}
+
+void
+rx_log(struct receiver *rx, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	wx_info("%s", msg);
+	if (wx_events_append(rx->st, rx->uuid, "transfer logs", msg) < 0)
+		wx_warn("cannot append to the events file of %s", rx->uuid);
+}
+
+bool
+rx_cancel_check(struct receiver *rx, bool now)
+{
+	if (rx->cancelled)
+		return true;
+	int64_t t = wx_mono_ms();
+	if (!now && !wx_interrupted && t - rx->last_cancel_ms < 100)
+		return false;
+	rx->last_cancel_ms = t;
+	wx_interrupted = 0;
+	if (!wx_cancel_requested(rx->st, rx->uuid))
+		return false;
+	rx->cancelled = true;
+	rx_fail(rx, 409, "The transfer was cancelled on the destination node "
+	    "(DELETE /api/transfers/%s); nothing was installed.", rx->uuid);
+	return true;
+}
+
+void
+rx_progress(struct receiver *rx, bool force)
+{
+	int64_t t = wx_mono_ms();
+	if (!force && t - rx->last_save_ms < 1000)
+		return;
+	if (rx->last_save_ms > 0 && t > rx->last_save_ms) {
+		double inst = (double)(rx->rec.bytes_read - rx->rate_bytes) * 1000.0 /
+		    (double)(t - rx->last_save_ms);
+		rx->rec.rate = rx->rec.rate > 0 ? 0.7 * rx->rec.rate + 0.3 * inst : inst;
+	}
+	rx->rate_bytes = rx->rec.bytes_read;
+	rx->last_save_ms = t;
+	if (wx_record_save(rx->st, &rx->rec) < 0)
+		wx_warn("cannot save the transfer record of %s", rx->uuid);
+	if (strcmp(rx->rec.phase, "receiving") == 0 && t - rx->last_log_ms >= 5000) {
+		char got[32], ext[32], rate[32];
+		wx_format_bytes(rx->rec.bytes_read, got, sizeof got);
+		wx_format_bytes(rx->rec.bytes_sent, ext, sizeof ext);
+		wx_format_bytes((int64_t)rx->rec.rate, rate, sizeof rate);
+		if (rx->rec.bytes_total > 0) {
+			char total[32], bar[26];
+			wx_format_bytes(rx->rec.bytes_total, total, sizeof total);
+			int ticks = (int)(25.0 * (double)rx->rec.bytes_read / (double)rx->rec.bytes_total);
+			for (int i = 0; i < 25; i++)
+				bar[i] = i < ticks ? '=' : ' ';
+			bar[25] = '\0';
+			rx_log(rx, "Receiving [%s] %s / %s (%s/s, %lld files, %s extracted)", bar, got,
+			    total, rate, (long long)rx->rec.files, ext);
+		} else {
+			rx_log(rx, "Receiving %s (%s/s, %lld files, %s extracted)", got, rate,
+			    (long long)rx->rec.files, ext);
+		}
+		rx->last_log_ms = t;
+	}
+}
+
+/*
+ * download_limit as a token bucket of one second's worth of bytes: a read
+ * may start once the bucket is not in debt; what it returned is taken out.
+ * Waits in slices of at most 100 ms so a cancel is seen.  0, or -1 when
+ * cancelled while waiting.
+ */
+static int
+pace(struct receiver *rx)
+{
+	int64_t limit = rx->cfg->transfers.download_limit;
+	if (limit <= 0)
+		return 0;
+	double rate = (double)limit * 1048576.0;
+	for (;;) {
+		int64_t t = wx_mono_ms();
+		if (rx->bucket_ms == 0) {
+			rx->bucket_ms = t;
+			rx->tokens = rate;
+		}
+		rx->tokens += (double)(t - rx->bucket_ms) * rate / 1000.0;
+		if (rx->tokens > rate)
+			rx->tokens = rate;
+		rx->bucket_ms = t;
+		if (rx->tokens >= 0)
+			return 0;
+		double wait_ms = -rx->tokens * 1000.0 / rate;
+		if (wait_ms > 100)
+			wait_ms = 100;
+		if (wait_ms < 1)
+			wait_ms = 1;
+		struct timespec ts = { 0, (long)(wait_ms * 1e6) };
+		nanosleep(&ts, NULL);
+		if (rx_cancel_check(rx, false))
+			return -1;
+	}
+}
+
+ssize_t
+rx_body_read(void *ctx, void *buf, size_t n)
+{
+	struct receiver *rx = ctx;
+	if (rx->status != 0)
+		return -1;
+	if (rx_cancel_check(rx, false))
+		return -1;
+	if (n > RX_READ_CHUNK)
+		n = RX_READ_CHUNK;
+	if (pace(rx) < 0)
+		return -1;
+	ssize_t r = wx_req_read(rx->req, buf, n);
+	if (r < 0) {
+		/* A SIGUSR2 from DELETE breaks a blocked read: is that what this is? */
+		if (rx_cancel_check(rx, true))
+			return -1;
+		char got[32];
+		wx_format_bytes(rx->rec.bytes_read, got, sizeof got);
+		rx->body_failed = true;
+		rx_fail(rx, 400, "The upload was cut off after %s, before its end (the sending "
+		    "node or the web server aborted it); nothing was installed.", got);
+		return -1;
+	}
+	if (r > 0) {
+		rx->rec.bytes_read += r;
+		rx->rec.progress_at = wx_now();
+		if (rx->cfg->transfers.download_limit > 0)
+			rx->tokens -= (double)r;
+	}
+	rx_progress(rx, false);
+	return r;
+}
