@@ -72,7 +72,7 @@ fail(struct tar *t, const char *fmt, ...)
 }
 
 struct tar *
-tar_open(struct job *job, wx_sink_fn sink, void *sink_ctx, char *err, size_t errsize)
+tar_open(struct job *job, wx_compress_sink sink, void *sink_ctx, char *err, size_t errsize)
 {
 	struct tar *t = xcalloc(1, sizeof *t);
 	t->job = job;

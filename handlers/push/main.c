@@ -212,7 +212,7 @@ run(struct job *job, char *why, size_t whysize)
 	char size[32];
 	wx_format_bytes(p->bytes_total, size, sizeof size);
 	job_log(job, "Archiving %lld files and directories (%s) as tar.%s, level %lld.",
-	    (long long)p->files_total, size, job->codec == WX_CODEC_GZIP ? "gz" : "?",
+	    (long long)p->files_total, size, job->codec == WX_COMPRESS_GZIP ? "gz" : "?",
 	    (long long)job->cfg->transfers.compression_level);
 	switch (upload_run(job, why, whysize)) {
 	case UPLOAD_PUSHED:
@@ -289,7 +289,7 @@ main(int argc, char **argv)
 	if (job.token == NULL || setup_record(&job, &o) < 0)
 		goto out;
 	job.server_dir = wx_path_join(job.cfg->data_directory, job.uuid);
-	job.codec = WX_CODEC_GZIP;
+	job.codec = WX_COMPRESS_GZIP;
 	if (strcmp(job.cfg->transfers.compression, "zstd") == 0)
 		wx_warn("system.transfers.compression is zstd, which this version cannot send yet; "
 		    "sending gzip, which every destination reads");

@@ -51,7 +51,7 @@ struct job {
 	json_object *backups;    /* requested backup UUIDs (array of strings) */
 	int lock_fd;
 	bool tty;                /* run by hand on a terminal: progress there */
-	enum wx_codec codec;
+	enum wx_compress_format codec;
 	struct progress progress;
 	enum job_stop stop;
 	int stop_signal;
@@ -150,7 +150,7 @@ struct tar;
  * Opens the archive of job->server_dir; compressed bytes go to sink.
  * NULL with a reason in err.
  */
-struct tar *tar_open(struct job *job, wx_sink_fn sink, void *sink_ctx, char *err,
+struct tar *tar_open(struct job *job, wx_compress_sink sink, void *sink_ctx, char *err,
     size_t errsize);
 /*
  * Produces the next piece (an entry's header, or up to 1 MiB of a file):
