@@ -30,7 +30,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define READ_CHUNK (1024 * 1024)
+#define READ_CHUNK (256 * 1024)
 
 struct tar {
 	struct job *job;

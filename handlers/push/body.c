@@ -22,8 +22,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define OUT_INITIAL (2 * 1024 * 1024)
-#define FILE_CHUNK (1024 * 1024)
+#define OUT_INITIAL (1024 * 1024)
+#define FILE_CHUNK (256 * 1024)
 #define POLL_MS 200
 
 struct outbuf {
@@ -416,6 +416,7 @@ body_close(struct body *b)
 	}
 	free(b->parts);
 	EVP_MD_CTX_free(b->md);
+	wx_debug("body buffer peaked at %zu bytes", b->out.cap);
 	free(b->out.data);
 	free(b);
 }
