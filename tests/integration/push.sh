@@ -242,6 +242,23 @@ is "$(recv_seen)" 0 "stop hook times out: nothing was sent"
 ok "stop hook times out: the hook's process is gone" bash -c "! pgrep -f '^sleep 37.25$' >/dev/null"
 is "$(ncallbacks "$U")" 1 "stop hook times out: exactly one failure callback"
 
+# A cancel while the stop hook runs kills the hook and ends the transfer.
+CFG_SLOW=$(hook_node hook-slow stop-hang)
+sed -i 's/^    stop_timeout: 1$/    stop_timeout: 120/' "$CFG_SLOW"
+U=$(new_server)
+recv_start hook-slow
+post_transfer "$CFG_SLOW" "$U" "$RECV_URL" >/dev/null
+track_worker "$STATE" "$U"
+wait_for "the stop hook runs" 20 phase_is "$STATE" "$U" stopping
+wait_for "the hook process" 20 pgrep -f '^sleep 37.25$' >/dev/null
+out=$(cgi wingxfer-source "$CFG_SLOW" DELETE "/api/servers/$U/transfer" "Bearer token-src" </dev/null 2>/dev/null)
+is "$(status_of "$out")" 202 "cancel during the stop hook: 202"
+ok "cancel during the stop hook: the worker stops" wait_worker "$STATE" "$U" 20
+is "$(rec "$STATE" "$U" '["status"]')" cancelled "cancel during the stop hook: cancelled"
+ok "cancel during the stop hook: the hook was killed" bash -c "! pgrep -f '^sleep 37.25$' >/dev/null"
+is "$(recv_seen)" 0 "cancel during the stop hook: nothing was sent"
+is "$(ncallbacks "$U")" 1 "cancel during the stop hook: exactly one failure callback"
+
 CFG_KILL=$(hook_node hook-kill stop-hang kill-ok)
 U=$(new_server)
 recv_start hook-kill
