@@ -43,7 +43,7 @@ transfer() { # transfer FROM TO UUID FILES
 	panel_server "$uuid" 0
 	local answer
 	answer=$(panel_api POST /_emulator/transfers "{\"server\":\"$uuid\",\"source\":\"$from\",\"destination\":\"$to\"}")
-	like "$answer" '"status": ?202' "$label: the source accepts the transfer (202)"
+	like "$answer" '"source_status": ?202' "$label: the source accepts the transfer (202)"
 	wait_for "transfer $uuid" 300 finished "$from" "$uuid"
 	is "$(state_of "$(src_status "$from" "$uuid")")" completed "$label: source record completed"
 	is "$(state_of "$(dst_status "$to" "$uuid")")" completed "$label: destination record completed"
@@ -69,7 +69,7 @@ slow_dest() {
 }
 slow_dest a2
 for side in source destination; do
-	uuid=22222222-0000-4000-8000-00000000000${#side}
+	[ $side = source ] && uuid=22222222-0000-4000-8000-000000000001 || uuid=22222222-0000-4000-8000-000000000002
 	python3 "$TREES" make "$WX_TEST_TMP/a1/data/$uuid" --files 50 --big-mib 40 --seed 7
 	python3 "$TREES" manifest "$WX_TEST_TMP/a1/data/$uuid" > "$WX_TEST_TMP/$uuid.before"
 	panel_server "$uuid" 0
@@ -108,19 +108,29 @@ like "$answer" 'cancelled' "the panel cancels a running transfer on both nodes"
 wait_for "cancelled transfer $uuid" 30 finished a1 "$uuid"
 ok "panel cancel: nothing left on the destination" test ! -e "$WX_TEST_TMP/a2/data/$uuid" -a ! -e "$WX_TEST_TMP/a2/data/.wingxfer-staging/$uuid"
 
-# A source that trusts another CA refuses the destination: a clean failure.
+# A destination whose certificate the source does not trust: a clean failure.
+d="$WX_TEST_TMP/ca"
+openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$d/w1.key" -out "$d/w1.csr" >/dev/null 2>&1
+openssl x509 -req -in "$d/w1.csr" -CA "$d/other-ca.pem" -CAkey "$d/other-ca.key" -CAcreateserial \
+	-days 2 -extfile "$d/ext.cnf" -out "$d/w1.pem" >/dev/null 2>&1
+node_setup w1
+sed -i "s|cert: .*node.pem|cert: $d/w1.pem|; s|key: .*node.key|key: $d/w1.key|" "$WX_TEST_TMP/w1/config.yml"
+NODE_CA[w1]="$d/other-ca.pem"
+node_start w1 apache
+panel_node w1 id-w1 token-w1 "${NODE_URL[w1]}"
 uuid=44444444-0000-4000-8000-000000000001
-sed -i "s|ca_file: .*|ca_file: $WX_TEST_TMP/ca/other-ca.pem|" "$WX_TEST_TMP/l1/config.yml"
 python3 "$TREES" make "$WX_TEST_TMP/l1/data/$uuid" --files 20 --seed 3
 panel_server "$uuid" 0
-panel_api POST /_emulator/transfers "{\"server\":\"$uuid\",\"source\":\"l1\",\"destination\":\"a1\"}" >/dev/null
-wait_for "wrong-CA transfer ends" 60 finished l1 "$uuid"
+panel_api POST /_emulator/transfers "{\"server\":\"$uuid\",\"source\":\"l1\",\"destination\":\"w1\"}" >/dev/null
+wait_for "untrusted-destination transfer ends" 60 finished l1 "$uuid"
 j=$(src_status l1 "$uuid")
-is "$(state_of "$j")" failed "wrong CA: the source fails the transfer"
-like "$(json_get "$j" '["error"]')" '[Cc]ertificate|TLS|SSL' "wrong CA: the error says it is the certificate"
+is "$(state_of "$j")" failed "untrusted destination certificate: the source fails the transfer"
+like "$(json_get "$j" '["error"]')" '[Cc]ertificate|TLS|SSL' "... and the error says it is the certificate"
 wait_for "failure callback" 60 has_failure "$uuid"
-is "$(callbacks "$uuid" failure)" 1 "wrong CA: exactly one failure callback"
-ok "wrong CA: nothing arrived on the destination" test ! -e "$WX_TEST_TMP/a1/data/$uuid"
+is "$(callbacks "$uuid" failure)" 1 "... exactly one failure callback"
+ok "... nothing arrived on the destination" test ! -e "$WX_TEST_TMP/w1/data/$uuid" -a ! -e "$WX_TEST_TMP/w1/data/.wingxfer-staging/$uuid"
+python3 "$TREES" manifest "$WX_TEST_TMP/l1/data/$uuid" > /dev/null && ok "... the source tree is still there" test -d "$WX_TEST_TMP/l1/data/$uuid"
+node_stop w1
 
 for n in a1 a2 l1; do node_stop "$n"; done
 panel_stop
