@@ -66,13 +66,26 @@ _worker_done() {
 
 wait_worker() { wait_for "worker of $2" "${3:-60}" _worker_done "$1" "$2"; }
 
-# The worker is detached (not our child); stop it at exit if a test left it running.
+# The worker is detached (not our child) and normally ends by itself; at exit
+# it is stopped only if that pid is still wingxfer-push for this transfer (the
+# pid may belong to another test's process by then).
+TRACKED_WORKERS=""
 track_worker() {
 	local state=$1 uuid=$2 pid=""
 	wait_for "worker pid of $uuid" 10 _has_pid "$state" "$uuid" || return 0
 	pid=$(rec "$state" "$uuid" '["pid"]')
-	[ -n "$pid" ] && [ "$pid" != 0 ] && track_pid "$pid"
+	[ -n "$pid" ] && [ "$pid" != 0 ] && TRACKED_WORKERS="$TRACKED_WORKERS $pid:$uuid"
 }
+_stop_workers() {
+	local w pid uuid
+	for w in $TRACKED_WORKERS; do
+		pid=${w%%:*} uuid=${w#*:}
+		tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q "wingxfer-push.* $uuid" &&
+			kill -TERM "$pid" 2>/dev/null
+	done
+	return 0
+}
+trap '_stop_workers; _tap_cleanup' EXIT
 _has_pid() { [ "$(rec "$1" "$2" '["pid"]' 2>/dev/null)" -gt 0 ] 2>/dev/null; }
 
 counter_above() { [ "$(rec "$1" "$2" "[\"$3\"]")" -gt "$4" ] 2>/dev/null; }

@@ -61,9 +61,12 @@ done_testing() {
 
 track_pid() { TRACKED_PIDS="$TRACKED_PIDS $1"; }
 
-# Stops one tracked process: TERM, then KILL after 5 s.
+# Stops one tracked process: TERM, then KILL after 5 s.  It is forgotten, so
+# the cleanup at exit never signals its pid again (pids are reused quickly
+# when tests run in parallel, and another test's process may have it by then).
 stop_pid() {
 	local pid=$1 i
+	TRACKED_PIDS=$(printf ' %s ' $TRACKED_PIDS | sed "s/ $pid / /g")
 	kill -TERM "$pid" 2>/dev/null || return 0
 	for i in $(seq 1 50); do
 		kill -0 "$pid" 2>/dev/null || return 0
