@@ -26,12 +26,21 @@ echo original > "$OUTSIDE/victim"
 # up TOKEN ARCHIVE [CURL-ARGS...]: POST like a source; sets CODE and RESP.
 # HTTP/1.1 unless told otherwise: curl 7.88 reports an early answer over
 # HTTP/2 (lighttpd resets the stream after it) as "stream error 92".
+# lighttpd 1.4.69 sometimes resets the connection after an answer sent
+# before the body was read (about 1 in 8 here); the client then sees no
+# final status (000, or the 100 Continue).  Such an attempt is repeated (at
+# most 3 times, said in a diagnostic); a wrong status is never retried.
 up() {
-	local token=$1 archive=$2; shift 2
-	CODE=$(https_curl ${H2:---http1.1} -o "$WX_TEST_TMP/resp" -w '%{http_code}' ${token:+-H "Authorization: Bearer $token"} \
-		-F "archive=@$archive;filename=archive.tar.gz" \
-		-F "checksum=$(sha256sum "$archive" | cut -d' ' -f1)" "$@" "$URL/api/transfers")
-	RESP=$(cat "$WX_TEST_TMP/resp")
+	local token=$1 archive=$2 try; shift 2
+	for try in 1 2 3; do
+		rm -f "$WX_TEST_TMP/resp"
+		CODE=$(https_curl ${H2:---http1.1} -o "$WX_TEST_TMP/resp" -w '%{http_code}' \
+			${token:+-H "Authorization: Bearer $token"} \
+			-F "archive=@$archive;filename=archive.tar.gz" \
+			-F "checksum=$(sha256sum "$archive" | cut -d' ' -f1)" "$@" "$URL/api/transfers" 2>/dev/null)
+		RESP=$(cat "$WX_TEST_TMP/resp" 2>/dev/null)
+		case $CODE in 000|100) diag "$web: no final status (curl: $CODE), attempt $try" ;; *) return ;; esac
+	done
 }
 
 for web in apache lighttpd; do
@@ -121,7 +130,12 @@ f = open(sys.argv[1], "a"); fcntl.flock(f, fcntl.LOCK_EX); time.sleep(30)' "$DES
 		"$URL/api/transfers/$U")
 	is "$code" 202 "$web: DELETE /api/transfers/<uuid> mid-stream: 202"
 	wait_for "$web: the upload to end" 30 bash -c "! kill -0 $POSTER 2>/dev/null"
-	is "$(cat "$WX_TEST_TMP/slow.code")" 409 "$web: the uploader gets 409 (cancelled)"
+	got=$(cat "$WX_TEST_TMP/slow.code")
+	if [ "$web" = lighttpd ] && [ "$got" = 000 -o "$got" = 100 ]; then
+		diag "lighttpd reset the connection after the early answer; checking its access log"
+		got=$(grep -o '"POST /api/transfers HTTP/1.1" [0-9]*' "$DEST_DIR/web/access.log" | tail -n 1 | cut -d' ' -f4)
+	fi
+	is "$got" 409 "$web: the uploader is answered 409 (cancelled), at once"
 	ok "$web: staging removed, nothing installed" test ! -e "$DATA/$U" -a ! -e "$DATA/.wingxfer-staging/$U"
 	is "$(record_of "$U" '["status"]')" cancelled "$web: the record says cancelled"
 
