@@ -8,6 +8,7 @@
 #include "autoconf.h"
 
 #include "program.h"
+#include "source.h"
 #include "request.h"
 #include "status_handler.h"
 #include "util.h"
@@ -67,20 +68,14 @@ static const char help[] =
 "      HTTP_AUTHORIZATION='Bearer <node token>' wingxfer-source\n";
 
 static void
-not_yet(struct wx_request *req)
-{
-	wx_req_error(req, 501, "This endpoint is not implemented yet on this node.");
-}
-
-static void
 get_status(struct wx_request *req)
 {
 	wx_handle_status(req, WX_ROLE_SOURCE);
 }
 
 static const struct wx_route routes[] = {
-	{ "POST", "/api/servers/:uuid/transfer", WX_AUTH_NODE_TOKEN, not_yet },
-	{ "DELETE", "/api/servers/:uuid/transfer", WX_AUTH_NODE_TOKEN, not_yet },
+	{ "POST", "/api/servers/:uuid/transfer", WX_AUTH_NODE_TOKEN, source_start },
+	{ "DELETE", "/api/servers/:uuid/transfer", WX_AUTH_NODE_TOKEN, source_cancel },
 	{ "GET", "/api/servers/:uuid/transfer", WX_AUTH_NODE_TOKEN, get_status },
 };
 

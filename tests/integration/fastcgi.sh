@@ -68,7 +68,8 @@ if command -v spawn-fcgi >/dev/null; then
 	WINGXFER_CONFIG="$CFG" spawn-fcgi -s "$SOCK2" -F 2 -P "$WX_TEST_TMP/src.pid" \
 		-- "$WX_BIN/wingxfer-source" >/dev/null 2>&1
 	wait_for "spawn-fcgi socket" 10 test -S "$SOCK2"
-	pids=$(pgrep -f "^$WX_BIN/wingxfer-source" | tr '\n' ' ')
+	wait_for "spawn-fcgi pid file" 10 test -s "$WX_TEST_TMP/src.pid"
+	pids=$(tr '\n' ' ' < "$WX_TEST_TMP/src.pid")
 	for p in $pids; do track_pid "$p"; done
 	is "$(echo $pids | wc -w)" 2 "spawn-fcgi -F 2 started two processes"
 	out=$(fcgi "$SOCK2" GET /api/servers/$UUID/transfer "Bearer token-dest")

@@ -22,6 +22,30 @@ start_panel() {
 	PANEL=$PANEL_URL
 }
 
+# A fake node (source and destination) over TLS, up before anything else so
+# no other test can take its port.
+cat > "$WX_TEST_TMP/fake-node.py" <<'PY'
+import http.server, json, ssl, sys
+port, cert, key, log = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.0"
+    def answer(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n).decode() if n else ""
+        with open(log, "a") as f:
+            f.write(json.dumps({"method": self.command, "path": self.path, "body": body,
+                                "auth": self.headers.get("Authorization")}) + "\n")
+        self.send_response(202); self.send_header("Content-Length", "0"); self.end_headers()
+    do_POST = do_DELETE = answer
+    def log_message(self, *a): pass
+s = http.server.ThreadingHTTPServer(("127.0.0.1", port), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); ctx.load_cert_chain(cert, key)
+s.socket = ctx.wrap_socket(s.socket, server_side=True)
+s.serve_forever()
+PY
+python3 "$WX_TEST_TMP/fake-node.py" "$NODE_PORT" "$CA/node.pem" "$CA/node.key" "$WX_TEST_TMP/node.log" &
+track_pid $!
+wait_for "fake node up" 20 curl -s -o /dev/null --cacert "$CA/ca.pem" -XPOST "https://127.0.0.1:$NODE_PORT/ping"
 ok "the emulator starts with TLS" start_panel --transfer-timeout 3
 ok "it writes its pid file" test "$(cat "$WX_TEST_TMP/panel.pid")" = "$PANEL_PID"
 
@@ -119,28 +143,7 @@ is "$(json_get "$dec" '["claims"].get("scope", "absent")')" absent "scope null o
 is "$(json_get "$dec" '["claims"]["exp"] < __import__("time").time()')" true "exp_offset may be negative"
 is "$(json_get "$dec" '["claims"]["x"]')" 1 "extra claims are added"
 
-# --- transfers against a fake source node over TLS ----------------------------
-cat > "$WX_TEST_TMP/fake-node.py" <<'PY'
-import http.server, json, ssl, sys
-port, cert, key, log = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-class H(http.server.BaseHTTPRequestHandler):
-    def answer(self):
-        n = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(n).decode() if n else ""
-        with open(log, "a") as f:
-            f.write(json.dumps({"method": self.command, "path": self.path, "body": body,
-                                "auth": self.headers.get("Authorization")}) + "\n")
-        self.send_response(202); self.send_header("Content-Length", "0"); self.end_headers()
-    do_POST = do_DELETE = answer
-    def log_message(self, *a): pass
-s = http.server.HTTPServer(("127.0.0.1", port), H)
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); ctx.load_cert_chain(cert, key)
-s.socket = ctx.wrap_socket(s.socket, server_side=True)
-s.serve_forever()
-PY
-python3 "$WX_TEST_TMP/fake-node.py" "$NODE_PORT" "$CA/node.pem" "$CA/node.key" "$WX_TEST_TMP/node.log" &
-track_pid $!
-wait_for "fake node up" 20 curl -s -o /dev/null --cacert "$CA/ca.pem" -XPOST "https://127.0.0.1:$NODE_PORT/ping"
+# --- transfers against the fake source node (started at the top) -------------
 SRV2=22222222-2222-4333-8444-555555555555
 out=$(pcurl -w '\n%{http_code}' -XPOST "$PANEL/_emulator/transfers" \
 	-d "{\"server\":\"$SRV2\",\"source\":\"src\",\"destination\":\"dst\"}")
@@ -158,6 +161,7 @@ is "$(json_get "$dec" '["valid"]') $(json_get "$dec" '["claims"]["sub"]')" "true
 	"the transfer JWT is for the destination and the server"
 out=$(pcurl -XPOST "$PANEL/_emulator/transfers/$SRV2/cancel")
 is "$(json_get "$out" '["transfer"]["state"]')" cancelled "cancel: state cancelled"
+[ "$(json_get "$out" '["transfer"]["state"]')" = cancelled ] || diag "cancel answered: $out"
 is "$(grep -c '"method": "DELETE"' "$WX_TEST_TMP/node.log")" 2 "cancel sends two DELETEs"
 like "$(grep DELETE "$WX_TEST_TMP/node.log")" "/api/servers/$SRV2/transfer.*Bearer token-src" \
 	"DELETE on the source with its token"

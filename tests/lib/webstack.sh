@@ -15,7 +15,7 @@
 #   node_restart_web NAME             restarts only the web server
 #   https_curl ARGS...                curl trusting the test CA
 
-declare -A NODE_URL NODE_PORT NODE_PLAIN_PORT NODE_WEB NODE_WEB_PID
+declare -A NODE_URL NODE_PORT NODE_PLAIN_PORT NODE_WEB NODE_WEB_PID NODE_CA
 WX_TOOLS="$top_builddir/tools"
 WX_TEMPLATES="$top_srcdir/www-config"
 
@@ -100,7 +100,8 @@ _start_lighttpd() {
 	track_pid "${NODE_WEB_PID[$name]}"
 }
 
-_web_up() { curl -s -o /dev/null --max-time 2 --cacert "$WX_CA" "${NODE_URL[$1]}/" ; }
+# NODE_CA[NAME] overrides the CA a node's certificate is checked with.
+_web_up() { curl -s -o /dev/null --max-time 2 --cacert "${NODE_CA[$1]:-$WX_CA}" "${NODE_URL[$1]}/" ; }
 
 node_start() {
 	local name=$1 kind=$2 dir="$WX_TEST_TMP/$1"

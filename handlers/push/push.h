@@ -1,0 +1,115 @@
+/*
+ * wingxfer-push: one outgoing transfer, from the stop hook to the
+ * destination's answer.  The job holds everything the phases share; only
+ * this process (the holder of the transfer's lock) writes its record and
+ * events.
+ */
+#ifndef WX_PUSH_H
+#define WX_PUSH_H
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "compress.h"
+#include "record.h"
+#include "state.h"
+
+struct wx_config;
+
+/* Why a job is stopping early (polled from every loop). */
+enum job_stop {
+	JOB_RUNNING = 0,
+	JOB_CANCELLED,     /* DELETE /api/servers/:uuid/transfer (the cancel marker) */
+	JOB_SIGNALLED,     /* SIGTERM / SIGINT / SIGHUP */
+};
+
+struct progress {
+	int64_t bytes_total;     /* raw bytes of the regular files, from the size walk */
+	int64_t files_total;     /* entries the archive will hold */
+	int64_t bytes_read;      /* raw file bytes archived so far */
+	int64_t bytes_sent;      /* bytes of the request body on the wire */
+	int64_t files;           /* entries archived so far */
+	int64_t archive_bytes;   /* compressed archive bytes produced */
+	bool streaming;          /* the "Uploading" ticks run */
+	int64_t next_tick_ms;    /* monotonic */
+	int64_t last_save_ms;
+	int64_t rate_ms;         /* last rate sample */
+	int64_t rate_bytes;
+	int64_t moved;           /* bytes_read + bytes_sent at the last look */
+};
+
+struct job {
+	struct wx_config *cfg;
+	struct wx_state st;
+	struct wx_record rec;
+	char uuid[37];
+	char *server_dir;
+	char *token;             /* "Bearer <jwt>" as the panel sent it: never logged or stored */
+	json_object *backups;    /* requested backup UUIDs (array of strings) */
+	int lock_fd;
+	bool tty;                /* run by hand on a terminal: progress there */
+	enum wx_compress_format codec;
+	struct progress progress;
+	enum job_stop stop;
+	int stop_signal;
+	int64_t next_cancel_check_ms;
+	int64_t skipped;         /* sockets, FIFOs, devices left out */
+};
+
+/* True when the job must stop now (cancel marker, SIGUSR2, stop signal). */
+bool job_should_stop(struct job *job);
+
+/* A "transfer logs" event in Wings' words; also to the log or the terminal. */
+void job_log(struct job *job, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A "transfer status" event (processing, cancelling, failure, completed). */
+void job_status(struct job *job, const char *status);
+/* Sets the record's phase and saves it. */
+void job_phase(struct job *job, const char *phase);
+/* Writes the record now (progress counters copied in). */
+void job_save(struct job *job);
+
+/* --- progress.c --- */
+/* Marks the start of streaming: the 5 s "Uploading" ticks begin. */
+void progress_start_streaming(struct job *job);
+/*
+ * Called whenever bytes may have moved: updates progress_at and the rate,
+ * saves the record at most once a second (always when force), emits the
+ * "Uploading [==  ] x / y" event every 5 s.
+ */
+void progress_update(struct job *job, bool force);
+/* "Uploading [=====                    ] 1.2 GiB / 6.0 GiB" (Wings' bar, 25 cells). */
+void progress_bar(int64_t done, int64_t total, char *out, size_t size);
+
+/* --- stop.c --- */
+/* Runs hooks.stop (and hooks.kill after a timeout).  0, or -1 with why set. */
+int stop_server(struct job *job, char *why, size_t whysize);
+
+/* --- upload.c --- */
+enum upload_result {
+	UPLOAD_PUSHED = 0,   /* the destination answered 200 or 202 */
+	UPLOAD_FAILED,       /* why says what went wrong */
+	UPLOAD_STOPPED,      /* job->stop is set */
+};
+/* Archives, compresses and streams the server to rec.url. */
+enum upload_result upload_run(struct job *job, char *why, size_t whysize);
+
+/* --- archive.c: the tar.gz producer the upload pulls from --- */
+struct tar;
+/*
+ * Opens the archive of job->server_dir; compressed bytes go to sink.
+ * NULL with a reason in err.
+ */
+struct tar *tar_open(struct job *job, wx_compress_sink sink, void *sink_ctx, char *err,
+    size_t errsize);
+/*
+ * Produces the next piece (an entry's header, or up to 1 MiB of a file):
+ * 1 when something was produced, 0 when the archive is complete (end
+ * blocks written and the compressor finished), -1 on an error (tar_error).
+ */
+int tar_step(struct tar *t);
+const char *tar_error(const struct tar *t);
+void tar_close(struct tar *t);
+
+#endif

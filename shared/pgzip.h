@@ -1,0 +1,97 @@
+/*
+ * Multi-threaded gzip stream encoder (pigz-style), pthreads + zlib.
+ *
+ * Input is cut into blocks of block_size bytes.  Each block is compressed by
+ * a worker thread as raw deflate at the given level, primed with the last
+ * 32 KiB of the previous block (deflateSetDictionary), so the ratio stays
+ * within a fraction of a percent of single-threaded gzip.  Every block but
+ * the last ends with Z_SYNC_FLUSH (byte-aligned, not final), the last with
+ * Z_FINISH; the workers also compute each block's CRC-32, and the caller's
+ * thread combines them (crc32_combine) and emits, in order, ONE ordinary
+ * gzip member: 10-byte header, the deflate stream, CRC-32 and ISIZE.  The
+ * bytes depend on level and block_size only, not on threads or on how the
+ * input was split into write() calls.  Any gzip reader reads it (zlib, gzip(1), Go compress/gzip, klauspost/pgzip,
+ * libarchive, python).  Level 0 gives stored deflate blocks.
+ *
+ * WX_PGZIP_MEMBER_PER_BLOCK instead emits each block as its own gzip member
+ * (no dictionary); kept for measurement and tests only: it was no faster
+ * (same CPU, bench/compress-results.md), is larger (+2.8 % on text with
+ * 64 KiB blocks), and single-member readers (zlib inflate with a gzip
+ * wrapper used once) stop after the first block.
+ *
+ * Memory bound: max_blocks blocks exist at once (one being filled by the
+ * caller, the rest queued, compressing, or done and waiting to be emitted in
+ * order), each block_size + 32 KiB of input and about block_size of output,
+ * plus one deflate state (~270 KiB) per thread.  Default max_blocks:
+ * 4 x threads + 2, lowered (not below 2 x threads) to keep the blocks within
+ * WX_PGZIP_MEMORY_TARGET.  Defaults at 2 threads: 10 x 256 KiB blocks,
+ * ~6 MiB; at 8 threads: 30 blocks, ~18 MiB.
+ *
+ * Common contract (sink, threads, errors, blocking): see compress.h.
+ */
+#ifndef WX_PGZIP_H
+#define WX_PGZIP_H
+
+#include "compress.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define WX_PGZIP_BLOCK_DEFAULT ((size_t)256 * 1024)
+#define WX_PGZIP_BLOCK_MIN ((size_t)4096)
+#define WX_PGZIP_BLOCK_MAX ((size_t)64 * 1024 * 1024)
+/* What the default max_blocks aims to stay under (see above). */
+#define WX_PGZIP_MEMORY_TARGET ((size_t)16 * 1024 * 1024)
+
+enum wx_pgzip_framing {
+	WX_PGZIP_ONE_MEMBER = 0,	/* default: one gzip member (what Go Wings sends) */
+	WX_PGZIP_MEMBER_PER_BLOCK,	/* concatenated members, for measurement */
+};
+
+struct wx_pgzip_opts {
+	int level;		/* 0 (stored) .. 9 */
+	int threads;		/* worker threads, 0 = wx_compress_cpus() */
+	size_t block_size;	/* input bytes per block, 0 = WX_PGZIP_BLOCK_DEFAULT */
+	enum wx_pgzip_framing framing;
+	int max_blocks;		/* blocks in memory at once (filling, queued, compressing,
+				   waiting to be emitted), 0 = default; at least 2 */
+};
+
+struct wx_pgzip;
+
+/*
+ * Starts the worker threads.  Returns NULL with a message in err when an
+ * option is out of range (level, threads > WX_COMPRESS_THREADS_MAX,
+ * block_size outside [MIN, MAX]) or a thread cannot be started.
+ * The sink is not called here: the gzip header goes out with the first block.
+ */
+struct wx_pgzip *wx_pgzip_new(const struct wx_pgzip_opts *opts, wx_compress_sink sink,
+    void *ctx, char *err, size_t errsize);
+
+/*
+ * Appends len bytes to the stream.  May block until a worker is done when
+ * 2 x threads blocks are in flight; emits finished blocks through the sink.
+ * 0, or -1 (see wx_pgzip_error()).
+ */
+int wx_pgzip_write(struct wx_pgzip *z, const void *data, size_t len);
+
+/*
+ * Compresses what is left, waits for every block and emits the end of the
+ * stream (last block + trailer).  After it returns 0 the sink has received
+ * the complete gzip file.  0 or -1.  Calling it twice fails.
+ */
+int wx_pgzip_finish(struct wx_pgzip *z);
+
+/* "" or why the last call failed; owned by z. */
+const char *wx_pgzip_error(const struct wx_pgzip *z);
+
+/* Input bytes accepted, output bytes handed to the sink. */
+void wx_pgzip_stats(const struct wx_pgzip *z, uint64_t *in, uint64_t *out);
+
+/* Number of worker threads actually running. */
+int wx_pgzip_threads(const struct wx_pgzip *z);
+
+/* Stops and joins the workers, frees everything.  NULL is a no-op. */
+void wx_pgzip_free(struct wx_pgzip *z);
+
+#endif
