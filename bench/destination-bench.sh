@@ -16,11 +16,12 @@
 #   wingxfer   the whole POST /api/transfers run as CGI (multipart parsing,
 #              SHA-256, libarchive extraction, fsync/rename, panel calls),
 #              wall time and peak RSS (/usr/bin/time -v)
-# Run from the build tree: top_srcdir=... top_builddir=... or from the
-# source tree after make.
+# make bench-destination [BENCH_DESTINATION_ARGS="1 /var/tmp/x"] runs it from
+# the build tree; by hand, set top_builddir when building out of tree.
+# Results: bench/destination-results.md.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
-: "${top_srcdir:=$(cd "$here/../.." && pwd)}"
+: "${top_srcdir:=$(cd "$here/.." && pwd)}"
 : "${top_builddir:=$top_srcdir}"
 export top_srcdir top_builddir
 GIB=${1:-4}
