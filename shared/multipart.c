@@ -98,7 +98,8 @@ skip_ws(const char *p)
  * Parses the next ";name=value" parameter of a header value at *p (after the
  * media type or disposition type).  The value is a token or a quoted string
  * (backslash escapes).  Returns 1 with name (lowercased) and value, 0 at the
- * end, -1 when malformed or a name/value does not fit (*too_long set).
+ * end, -1 when malformed.  A name or value that does not fit is consumed
+ * whole, stored cut short, and *too_long is set.
  */
 static int
 param_next(const char **pp, char *name, size_t nsize, char *value, size_t vsize, bool *too_long)
@@ -116,12 +117,11 @@ param_next(const char **pp, char *name, size_t nsize, char *value, size_t vsize,
 	}
 	size_t n = 0;
 	while (is_tchar((unsigned char)*p)) {
-		if (n + 1 >= nsize) {
-			*too_long = true;
-			return -1;
-		}
 		char c = *p++;
-		name[n++] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+		if (n + 1 < nsize)
+			name[n++] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+		else
+			*too_long = true;
 	}
 	name[n] = '\0';
 	if (n == 0)
@@ -146,21 +146,21 @@ param_next(const char **pp, char *name, size_t nsize, char *value, size_t vsize,
 			}
 			if ((unsigned char)c < 0x20 || c == 0x7f)
 				return -1;
-			if (v + 1 >= vsize) {
+			if (v + 1 < vsize)
+				value[v++] = c;
+			else
 				*too_long = true;
-				return -1;
-			}
-			value[v++] = c;
 		}
 	} else {
+		const char *start = p;
 		while (is_tchar((unsigned char)*p)) {
-			if (v + 1 >= vsize) {
+			if (v + 1 < vsize)
+				value[v++] = *p;
+			else
 				*too_long = true;
-				return -1;
-			}
-			value[v++] = *p++;
+			p++;
 		}
-		if (v == 0)
+		if (p == start)
 			return -1;
 	}
 	value[v] = '\0';
@@ -187,11 +187,10 @@ wx_mp_boundary_from_content_type(const char *ct, char *out)
 		int r = param_next(&p, name, sizeof name, value, sizeof value, &too_long);
 		if (r == 0)
 			break;
-		if (r < 0) {
-			if (too_long && strcmp(name, "boundary") == 0)
-				return "the multipart boundary is longer than 70 characters (RFC 2046)";
+		if (r < 0)
 			return "the request's Content-Type has malformed parameters";
-		}
+		if (too_long && strcmp(name, "boundary") == 0)
+			return "the multipart boundary is longer than 70 characters (RFC 2046)";
 		if (strcmp(name, "boundary") == 0) {
 			if (found)
 				return "the request's Content-Type names the boundary twice";
@@ -520,14 +519,15 @@ parse_disposition(struct wx_multipart *mp, const char *v, struct wx_mp_part *par
 		int r = param_next(&p, pname, sizeof pname, value, sizeof value, &too_long);
 		if (r == 0)
 			break;
-		if (r < 0 && too_long && (strcmp(pname, "name") == 0 || strcmp(pname, "filename") == 0))
-			return fail(mp, WX_MP_LIMIT, "part %d's %s is longer than %d bytes",
-			    part->index + 1, pname, WX_MP_NAME_MAX - 1);
-		if (r < 0 && too_long)
-			continue; /* a long parameter we do not use, e.g. filename* */
 		if (r < 0)
 			return fail(mp, WX_MP_MALFORMED,
 			    "part %d's Content-Disposition is malformed", part->index + 1);
+		bool used = strcmp(pname, "name") == 0 || strcmp(pname, "filename") == 0;
+		if (too_long && used)
+			return fail(mp, WX_MP_LIMIT, "part %d's %s is longer than %d bytes",
+			    part->index + 1, pname, WX_MP_NAME_MAX - 1);
+		if (too_long)
+			continue; /* a long parameter we do not use, e.g. filename* */
 		if (strcmp(pname, "name") == 0) {
 			if (has_name)
 				return fail(mp, WX_MP_MALFORMED,

@@ -176,6 +176,24 @@ out_write(struct wx_request *req, const char *s, size_t len)
 	return fwrite(s, 1, len, stdout) == len ? 0 : -1;
 }
 
+/*
+ * Whether an HTTP/1.x request has body bytes that were never read.  A
+ * response sent then says "Connection: close": Apache otherwise reads and
+ * discards the rest of the body before it finishes the response, and a client
+ * that stopped sending on an early error waits for that until Apache's
+ * Timeout.  (HTTP/2 has no Connection header; lighttpd would pass it on.)
+ */
+static bool
+body_unread(const struct wx_request *req)
+{
+	const char *proto = wx_req_env(req, "SERVER_PROTOCOL");
+	if (req->body_eof || proto == NULL || strncmp(proto, "HTTP/1.", 7) != 0)
+		return false;
+	if (req->content_length >= 0)
+		return req->body_read < req->content_length;
+	return wx_req_env(req, "HTTP_TRANSFER_ENCODING") != NULL;
+}
+
 int
 wx_req_send(struct wx_request *req, int status, const char *content_type, const char *body,
     size_t len)
@@ -191,6 +209,8 @@ wx_req_send(struct wx_request *req, int status, const char *content_type, const 
 		rc |= out_write(req, req->headers[i], strlen(req->headers[i]));
 		rc |= out_write(req, "\r\n", 2);
 	}
+	if (body_unread(req))
+		rc |= out_write(req, "Connection: close\r\n", 19);
 	if (content_type != NULL && status != 204) {
 		snprintf(head, sizeof head, "Content-Type: %s\r\nContent-Length: %zu\r\n", content_type,
 		    len);

@@ -197,6 +197,36 @@ U=$(new_server 2)
 dest_post "$(token_for "$U")" "$WX_TEST_TMP/big.body"
 failed_cleanly "$U" 413 'disk limit \(build.disk_space = 2 MiB' "more than the server's disk limit"
 
+# The node's own free space while extracting: system.data on a 24 MiB tmpfs,
+# 4 MiB kept free by disk_reserve, an archive of 8 files of 4 MB.
+SMALL="$WX_TEST_TMP/small-data"
+mkdir -p "$SMALL"
+if mount -t tmpfs -o size=24m tmpfs "$SMALL" 2>/dev/null; then
+	trap 'umount "$SMALL" 2>/dev/null; _tap_cleanup' EXIT
+	mkdir -p "$WX_TEST_TMP/fill"
+	for i in 1 2 3 4 5 6 7 8; do head -c 4000000 /dev/urandom > "$WX_TEST_TMP/fill/f$i"; done
+	tar -C "$WX_TEST_TMP" -cf "$WX_TEST_TMP/fill.tar" fill
+	body_for "$WX_TEST_TMP/fill.body" "$WX_TEST_TMP/fill.tar"
+	sed -e "s|^  data: .*|  data: $SMALL|" -e 's/^    disk_reserve: 0$/    disk_reserve: 4MiB/' \
+		"$DEST_DIR/config.good" > "$DEST_DIR/config.yml"
+	U=$(new_server)
+	dest_post "$(token_for "$U")" "$WX_TEST_TMP/fill.body"
+	is "$(status_of "$OUT")" 507 "the filesystem of system.data too small while extracting: 507"
+	like "$(json_get "$(body_of "$OUT")" '["error"]')" 'Not enough disk space on this node.*disk_reserve' \
+		"... says there is not enough disk space, above the reserve"
+	unlike "$(cat "$WX_TEST_TMP/dest.err")" 'disk filled up' "... stopped before the filesystem filled"
+	ok "... no server directory and no staging left" test ! -e "$SMALL/$U" -a ! -e "$SMALL/.wingxfer-staging/$U"
+	ok "... the space is free again" test "$(df -P -k "$SMALL" | awk 'NR==2 {print $3}')" -lt 1024
+	is "$(callbacks "$U" failure)" 1 "... the panel got one failure callback"
+	cp "$DEST_DIR/config.good" "$DEST_DIR/config.yml"
+	umount "$SMALL"
+	trap _tap_cleanup EXIT
+else
+	for d in "507" "says why" "stopped before full" "cleanup" "space free" "panel"; do
+		ok "disk space while extracting: $d # SKIP cannot mount a tmpfs here" true
+	done
+fi
+
 # --- hostile archives --------------------------------------------------------
 OUTSIDE="$WX_TEST_TMP/outside"
 mkdir -p "$OUTSIDE"

@@ -366,6 +366,24 @@ test_limits(void)
 	result_free(&r);
 	free(body);
 
+	/* Long parameters the parser does not use are skipped, whole. */
+	char longparam[700];
+	memset(longparam, 'q', 600);
+	longparam[600] = '\0';
+	char *lp = xasprintf("--" B "\r\nContent-Disposition: form-data; name=a; filename*=UTF-8''%s; "
+	    "%s=1; filename=\"f\"\r\n\r\nv\r\n--" B "--\r\n", longparam, longparam);
+	struct src s5 = { lp, strlen(lp), 0, SIZE_MAX, 0, SIZE_MAX };
+	parse_all(&s5, B, false, 4096, &r);
+	ok(r.rc == 0 && r.nparts == 1 && strcmp(r.parts[0].filename, "f") == 0,
+	    "a 600-byte filename* value and a 600-byte parameter name are skipped (%s)", r.msg);
+	result_free(&r);
+	free(lp);
+	char *ct = xasprintf("multipart/form-data; %s=x; boundary=ok", longparam);
+	char bnd[WX_MP_MAX_BOUNDARY + 1];
+	ok(wx_mp_boundary_from_content_type(ct, bnd) == NULL && strcmp(bnd, "ok") == 0,
+	    "a long unknown Content-Type parameter is skipped");
+	free(ct);
+
 	/* A name over 255 bytes. */
 	char longname[400];
 	memset(longname, 'n', 300);

@@ -1,0 +1,32 @@
+/* libFuzzer target: the Authorization header and transfer-token checks. */
+#include "autoconf.h"
+
+#include "transfer_jwt.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (size > 16384)
+		return 0;
+	char *text = malloc(size + 1);
+	if (text == NULL)
+		return 0;
+	memcpy(text, data, size);
+	text[size] = '\0';
+	const char *why;
+	const char *tok = wx_transfer_bearer(text, &why);
+	if (tok == NULL)
+		tok = text;
+	struct wx_transfer_claims c;
+	char msg[512];
+	(void)wx_transfer_jwt_check(tok, "fuzz-node-token", 1800000000, size % 2 == 0, &c, msg,
+	    sizeof msg);
+	free(text);
+	return 0;
+}
