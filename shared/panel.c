@@ -417,6 +417,20 @@ wx_panel_report_attempts(const struct wx_config *cfg, const struct wx_state *st,
 }
 
 int
+wx_panel_queue(const struct wx_state *st, const char *uuid, const char *transfer_id,
+    enum wx_callback_kind kind, const char *reason, char *detail, size_t detailsize)
+{
+	struct wx_outbox_entry e;
+	detail[0] = '\0';
+	int q = wx_outbox_queue(st, uuid, transfer_id, kind, reason, &e, detail, detailsize);
+	if (q < 0)
+		return -1;
+	if (q == WX_OUTBOX_Q_NEW || q == WX_OUTBOX_Q_EXISTING)
+		wx_outbox_release(&e);
+	return 0;
+}
+
+int
 wx_panel_report(const struct wx_config *cfg, const struct wx_state *st, const char *uuid,
     const char *transfer_id, enum wx_callback_kind kind, const char *reason,
     struct wx_panel_answer *ans)

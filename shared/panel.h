@@ -89,6 +89,17 @@ int wx_panel_report(const struct wx_config *cfg, const struct wx_state *st, cons
     const char *transfer_id, enum wx_callback_kind kind, const char *reason,
     struct wx_panel_answer *ans);
 
+/*
+ * Queues the callback for (uuid, transfer_id) without sending it, so that it
+ * survives a crash of the caller: the owner of a transfer queues before it
+ * writes its final record, then delivers with wx_panel_report (which finds
+ * the queued entry).  0 when queued now or before (or already sent/rejected),
+ * -1 with errno as wx_panel_report (EEXIST: the other kind is queued; the
+ * reason in detail).
+ */
+int wx_panel_queue(const struct wx_state *st, const char *uuid, const char *transfer_id,
+    enum wx_callback_kind kind, const char *reason, char *detail, size_t detailsize);
+
 /* wx_panel_report with at most max_attempts attempts (>= 1) inside the
  * retry window; the watchdog uses 1 so that one run stays short. */
 int wx_panel_report_attempts(const struct wx_config *cfg, const struct wx_state *st,

@@ -131,6 +131,17 @@ install(struct receiver *rx)
 	return 0;
 }
 
+/* Queues the callback before the record says final: a crash cannot lose it. */
+static void
+queue_callback(struct receiver *rx, enum wx_callback_kind kind, const char *reason)
+{
+	char tid[64], err[256];
+	if (wx_panel_queue(rx->st, rx->uuid, wx_panel_transfer_id(&rx->rec, tid, sizeof tid), kind,
+	    reason, err, sizeof err) < 0 && errno != EEXIST)
+		wx_err("cannot queue the %s report for the panel: %s",
+		    kind == WX_CALLBACK_SUCCESS ? "success" : "failure", err);
+}
+
 static const char *
 report(struct receiver *rx, enum wx_callback_kind kind, const char *reason)
 {
@@ -202,6 +213,7 @@ finish_success(struct receiver *rx)
 	rx_progress(rx, true);
 	if (run_hook(rx) < 0 || rx_cancel_check(rx, true) || install(rx) < 0)
 		return;
+	queue_callback(rx, WX_CALLBACK_SUCCESS, NULL);
 
 	char size[32];
 	wx_format_bytes(rx->rec.bytes_sent, size, sizeof size);
@@ -246,6 +258,7 @@ finish_failure(struct receiver *rx)
 		wx_record_set_error(&rx->rec, "%s", rx->error);
 	free(rx->rec.callback);
 	rx->rec.callback = xstrdup("failure");
+	queue_callback(rx, WX_CALLBACK_FAILURE, rx->error);
 	rx_progress(rx, true);
 	rx_log(rx, "Transfer failed: %s", rx->error);
 	if (wx_events_append(rx->st, rx->uuid, "transfer status", "failure") < 0)

@@ -55,13 +55,17 @@ outcome_finish(struct job *job, enum outcome out, const char *why)
 	wx_record_set_error(r, "%s", reason);
 	free(r->callback);
 	r->callback = xstrdup("failure");
+	/* Queued before the record is final: a crash from here on cannot lose it. */
+	char tid[64], qerr[256];
+	if (wx_panel_queue(&job->st, job->uuid, wx_panel_transfer_id(r, tid, sizeof tid),
+	    WX_CALLBACK_FAILURE, reason, qerr, sizeof qerr) < 0 && errno != EEXIST)
+		wx_err("cannot queue the failure report for the panel: %s", qerr);
 	job_log(job, "%s", reason);
 	job_status(job, "failure");
 	progress_update(job, true);
 
 	struct wx_panel_answer ans;
 	memset(&ans, 0, sizeof ans);
-	char tid[64];
 	int pr = wx_panel_report(job->cfg, &job->st, job->uuid,
 	    wx_panel_transfer_id(r, tid, sizeof tid), WX_CALLBACK_FAILURE, reason, &ans);
 	const char *result = pr == WX_PANEL_OK ? "delivered" : pr == WX_PANEL_REJECTED ?

@@ -128,6 +128,23 @@ end_transfer(struct wd *w, struct wx_record *r, int fd, const char *reason)
 	if (dest) {
 		char *staging = wd_staging_path(w, uuid);
 		struct stat sb;
+		/*
+		 * The rename of staging into <data>/<uuid> is the commit.  An owner
+		 * that died after it but before queueing the success callback left
+		 * an installed server and no staging: finish what it started.
+		 */
+		char *server_dir = wx_path_join(w->cfg->data_directory, uuid);
+		if (!succeeded && where == WX_OUTBOX_NONE && strcmp(r->phase, "installing") == 0 &&
+		    lstat(staging, &sb) < 0 && errno == ENOENT && lstat(server_dir, &sb) == 0 &&
+		    S_ISDIR(sb.st_mode)) {
+			char qerr[256];
+			if (w->dry_run || wx_panel_queue(w->st, uuid, tid, WX_CALLBACK_SUCCESS, NULL, qerr,
+			    sizeof qerr) == 0)
+				succeeded = true;
+			else
+				wd_error(w, uuid, "cannot queue the success callback: %s", qerr);
+		}
+		free(server_dir);
 		if (lstat(staging, &sb) == 0) {
 			if (w->dry_run)
 				snprintf(staging_note, sizeof staging_note, "; would remove %s", staging);

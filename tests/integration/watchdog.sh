@@ -249,4 +249,19 @@ like "$OUT" "removed 1 outbox file" "old delivered-callback tombstones are remov
 wd --json
 is "$(json_get "$OUT" '["actions"]')" "[]" "afterwards there is nothing left to do"
 
+# --- a destination that died right after installing, before queueing success ----------
+# The rename of staging into <data>/<uuid> is the commit: the watchdog finishes it.
+D7=22222222-0000-4000-8000-000000000007
+open_transfer "$D7"
+start_owner "$D7" destination --phase installing
+mkdir -p "$N/data/$D7/world" && echo level > "$N/data/$D7/world/level.dat"
+kill9 "$OWNER_PID"
+wd
+like "$OUT" "^$D7: destination owner gone after the panel was told success; record marked completed" \
+	"an installed server whose receiver died before reporting is completed, not failed"
+is "$(rec "$D7" '["status"]')" completed "the record is completed"
+is "$(count_cb "$D7" success)" 1 "the panel gets exactly one success"
+is "$(count_cb "$D7" failure)" 0 "and no failure"
+ok "the installed server stays" test -f "$N/data/$D7/world/level.dat"
+
 done_testing
