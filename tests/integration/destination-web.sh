@@ -18,6 +18,8 @@ make_tree "$WX_TEST_TMP/src" --files 200
 tar -C "$WX_TEST_TMP/src" -czf "$WX_TEST_TMP/tree.tgz" .
 SUM=$(sha256sum "$WX_TEST_TMP/tree.tgz" | cut -d' ' -f1)
 head -c 8000000 /dev/urandom > "$WX_TEST_TMP/big.bin"
+echo small > "$WX_TEST_TMP/small.txt"
+tar -C "$WX_TEST_TMP" -czf "$WX_TEST_TMP/tree-small.tgz" small.txt
 tar -C "$WX_TEST_TMP" -czf "$WX_TEST_TMP/big.tgz" big.bin
 OUTSIDE="$WX_TEST_TMP/outside"
 mkdir -p "$OUTSIDE"
@@ -63,39 +65,47 @@ for web in apache lighttpd; do
 	ok "$web: chunked: byte-identical" same_tree "$WX_TEST_TMP/src" "$DATA/$U"
 
 	# Refusals, each with its status, before the body (no record is made).
+	# Through Apache with an 8 MB body: the answer comes before the upload.
+	# lighttpd 1.4.69 resets the connection when a backend answers while
+	# request body is still unread (no lingering close; the client then sees
+	# no status at all, often): through it the refusals are checked with a
+	# small body that lighttpd has whole before the program answers.  That
+	# no body byte is read is proven for every refusal in destination-cgi.sh.
+	REFUSE="$WX_TEST_TMP/big.tgz"
+	[ "$web" = lighttpd ] && REFUSE="$WX_TEST_TMP/tree-small.tgz"
 	U=$(new_server)
 	refused() { # refused STATUS PATTERN DESCRIPTION
 		is "$CODE" "$1" "$web: $3: $1"
 		like "$(json_get "$RESP" '["error"]')" "$2" "$web: $3: says why"
 	}
-	up "" "$WX_TEST_TMP/big.tgz"
+	up "" "$REFUSE"
 	refused 401 'no Authorization header' "no Authorization"
-	up "$(token_for "$U")x" "$WX_TEST_TMP/big.tgz"
+	up "$(token_for "$U")x" "$REFUSE"
 	refused 401 'signature' "a bad signature"
-	up "$(token_for "$U" '"alg":"none"')" "$WX_TEST_TMP/big.tgz"
+	up "$(token_for "$U" '"alg":"none"')" "$REFUSE"
 	refused 401 'alg none' "alg none"
-	up "$(token_for "$U" '"exp_offset":-60')" "$WX_TEST_TMP/big.tgz"
+	up "$(token_for "$U" '"exp_offset":-60')" "$REFUSE"
 	refused 401 'expired' "an expired token"
-	up "$(token_for "$U" '"claims":{"exp":4102444800.5}')" "$WX_TEST_TMP/big.tgz"
+	up "$(token_for "$U" '"claims":{"exp":4102444800.5}')" "$REFUSE"
 	refused 401 'not an integer' "a float exp"
-	up "$(token_for "$U" '"claims":{"nbf":4102444800}')" "$WX_TEST_TMP/big.tgz"
+	up "$(token_for "$U" '"claims":{"nbf":4102444800}')" "$REFUSE"
 	refused 401 'not valid before' "nbf in the future"
-	up "$(token_for "$U" '"claims":{"sub":"not-a-uuid"}')" "$WX_TEST_TMP/big.tgz"
+	up "$(token_for "$U" '"claims":{"sub":"not-a-uuid"}')" "$REFUSE"
 	refused 401 'not a server UUID' "sub not a UUID"
-	up "$(token_for "$U" '"scope":null')" "$WX_TEST_TMP/big.tgz"
+	up "$(token_for "$U" '"scope":null')" "$REFUSE"
 	refused 403 'no scope' "no scope"
-	up "$(token_for "$U" '"scope":"websocket"')" "$WX_TEST_TMP/big.tgz"
+	up "$(token_for "$U" '"scope":"websocket"')" "$REFUSE"
 	refused 403 "does not include 'transfer'" "a websocket-scoped token"
 	python3 -c 'import fcntl, sys, time
 f = open(sys.argv[1], "a"); fcntl.flock(f, fcntl.LOCK_EX); time.sleep(30)' "$DEST_DIR/state/transfers/$U.lock" &
 	LOCKER=$!
 	track_pid $LOCKER
 	wait_for "lock held" 5 bash -c "! flock -n '$DEST_DIR/state/transfers/$U.lock' true"
-	up "$(token_for "$U")" "$WX_TEST_TMP/big.tgz"
+	up "$(token_for "$U")" "$REFUSE"
 	refused 409 'already in progress' "a transfer in progress"
 	stop_pid $LOCKER
 	mkdir -p "$DATA/$U" && touch "$DATA/$U/world.dat"
-	up "$(token_for "$U")" "$WX_TEST_TMP/big.tgz"
+	up "$(token_for "$U")" "$REFUSE"
 	refused 409 'already has data' "a server directory with data"
 	ok "$web: none of these made a record" test ! -e "$DEST_DIR/state/transfers/$U.json"
 	rm -rf "$DATA/$U"
