@@ -1,6 +1,7 @@
 #include "autoconf.h"
 
 #include "outbox.h"
+#include "json_get.h"
 #include "backoff.h"
 #include "config.h"
 #include "fsutil.h"
@@ -102,41 +103,6 @@ entry_to_json(const struct wx_outbox_entry *e)
 }
 
 static int
-get_i64(json_object *j, const char *key, int64_t *out)
-{
-	json_object *v;
-	if (!json_object_object_get_ex(j, key, &v) || v == NULL)
-		return 0;
-	if (!json_object_is_type(v, json_type_int))
-		return -1;
-	*out = json_object_get_int64(v);
-	return 0;
-}
-
-static int
-get_opt_str(json_object *j, const char *key, char **out)
-{
-	json_object *v;
-	if (!json_object_object_get_ex(j, key, &v) || v == NULL)
-		return 0;
-	if (!json_object_is_type(v, json_type_string))
-		return -1;
-	*out = xstrdup(json_object_get_string(v));
-	return 0;
-}
-
-static int
-get_req_str(json_object *j, const char *key, char *out, size_t size)
-{
-	json_object *v;
-	if (!json_object_object_get_ex(j, key, &v) || !json_object_is_type(v, json_type_string) ||
-	    (size_t)json_object_get_string_len(v) >= size)
-		return -1;
-	wx_strlcpy(out, json_object_get_string(v), size);
-	return 0;
-}
-
-static int
 entry_from_text(const char *text, struct wx_outbox_entry *e, const char **why)
 {
 	int fd = e->fd;
@@ -149,17 +115,17 @@ entry_from_text(const char *text, struct wx_outbox_entry *e, const char **why)
 	}
 	char kind[16];
 	int64_t status = 0;
-	if (get_req_str(j, "server", e->server, sizeof e->server) < 0 ||
+	if (wx_json_req_fixed(j, "server", e->server, sizeof e->server) < 0 ||
 	    !wx_uuid_valid(e->server)) {
 		*why = "bad server uuid";
 		goto fail;
 	}
-	if (get_req_str(j, "transfer_id", e->transfer_id, sizeof e->transfer_id) < 0 ||
+	if (wx_json_req_fixed(j, "transfer_id", e->transfer_id, sizeof e->transfer_id) < 0 ||
 	    !wx_outbox_valid_transfer_id(e->transfer_id)) {
 		*why = "bad transfer_id";
 		goto fail;
 	}
-	if (get_req_str(j, "kind", kind, sizeof kind) < 0) {
+	if (wx_json_req_fixed(j, "kind", kind, sizeof kind) < 0) {
 		*why = "bad kind";
 		goto fail;
 	}
@@ -171,12 +137,12 @@ entry_from_text(const char *text, struct wx_outbox_entry *e, const char **why)
 		*why = "bad kind";
 		goto fail;
 	}
-	if (get_opt_str(j, "reason", &e->reason) < 0 || get_opt_str(j, "last_error", &e->last_error) < 0 ||
-	    get_i64(j, "created_at", &e->created_at) < 0 || get_i64(j, "attempts", &e->attempts) < 0 ||
-	    get_i64(j, "redeliveries", &e->redeliveries) < 0 ||
-	    get_i64(j, "last_attempt_at", &e->last_attempt_at) < 0 ||
-	    get_i64(j, "next_attempt_at", &e->next_attempt_at) < 0 ||
-	    get_i64(j, "last_status", &status) < 0) {
+	if (wx_json_opt_str(j, "reason", &e->reason) < 0 || wx_json_opt_str(j, "last_error", &e->last_error) < 0 ||
+	    wx_json_opt_i64(j, "created_at", &e->created_at) < 0 || wx_json_opt_i64(j, "attempts", &e->attempts) < 0 ||
+	    wx_json_opt_i64(j, "redeliveries", &e->redeliveries) < 0 ||
+	    wx_json_opt_i64(j, "last_attempt_at", &e->last_attempt_at) < 0 ||
+	    wx_json_opt_i64(j, "next_attempt_at", &e->next_attempt_at) < 0 ||
+	    wx_json_opt_i64(j, "last_status", &status) < 0) {
 		*why = "a field has the wrong type";
 		goto fail;
 	}

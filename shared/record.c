@@ -2,6 +2,7 @@
 
 #include "record.h"
 #include "fsutil.h"
+#include "json_get.h"
 #include "state.h"
 #include "util.h"
 #include "uuid.h"
@@ -126,43 +127,6 @@ wx_record_to_json(const struct wx_record *r)
 }
 
 static int
-get_str(json_object *j, const char *key, char **out)
-{
-	json_object *v;
-	if (!json_object_object_get_ex(j, key, &v) || v == NULL)
-		return 0;
-	if (!json_object_is_type(v, json_type_string))
-		return -1;
-	*out = xstrdup(json_object_get_string(v));
-	return 0;
-}
-
-static int
-get_fixed(json_object *j, const char *key, char *out, size_t size)
-{
-	json_object *v;
-	if (!json_object_object_get_ex(j, key, &v) || v == NULL)
-		return 0;
-	if (!json_object_is_type(v, json_type_string) ||
-	    (size_t)json_object_get_string_len(v) >= size)
-		return -1;
-	wx_strlcpy(out, json_object_get_string(v), size);
-	return 0;
-}
-
-static int
-get_int(json_object *j, const char *key, int64_t *out)
-{
-	json_object *v;
-	if (!json_object_object_get_ex(j, key, &v) || v == NULL)
-		return 0;
-	if (!json_object_is_type(v, json_type_int))
-		return -1;
-	*out = json_object_get_int64(v);
-	return 0;
-}
-
-static int
 get_enum(json_object *j, const char *key, const char *const *names, size_t n, int *out)
 {
 	json_object *v;
@@ -187,7 +151,7 @@ wx_record_from_json(struct wx_record *r, json_object *j, const char **why)
 		return -1;
 	}
 	int role = 0, status = 0;
-	if (get_fixed(j, "uuid", r->uuid, sizeof r->uuid) < 0 || !wx_uuid_valid(r->uuid)) {
+	if (wx_json_opt_fixed(j, "uuid", r->uuid, sizeof r->uuid) < 0 || !wx_uuid_valid(r->uuid)) {
 		*why = "bad uuid";
 		goto fail;
 	}
@@ -202,17 +166,17 @@ wx_record_from_json(struct wx_record *r, json_object *j, const char **why)
 	r->role = (enum wx_role)role;
 	r->status = (enum wx_status)status;
 	json_object *v;
-	if (get_fixed(j, "phase", r->phase, sizeof r->phase) < 0 ||
-	    get_fixed(j, "request_id", r->request_id, sizeof r->request_id) < 0 ||
-	    get_int(j, "pid", &r->pid) < 0 || get_int(j, "created_at", &r->created_at) < 0 ||
-	    get_int(j, "updated_at", &r->updated_at) < 0 ||
-	    get_int(j, "progress_at", &r->progress_at) < 0 ||
-	    get_int(j, "finished_at", &r->finished_at) < 0 ||
-	    get_int(j, "bytes_total", &r->bytes_total) < 0 ||
-	    get_int(j, "bytes_read", &r->bytes_read) < 0 ||
-	    get_int(j, "bytes_sent", &r->bytes_sent) < 0 || get_int(j, "files", &r->files) < 0 ||
-	    get_str(j, "url", &r->url) < 0 || get_str(j, "error", &r->error) < 0 ||
-	    get_str(j, "warning", &r->warning) < 0 || get_str(j, "callback", &r->callback) < 0) {
+	if (wx_json_opt_fixed(j, "phase", r->phase, sizeof r->phase) < 0 ||
+	    wx_json_opt_fixed(j, "request_id", r->request_id, sizeof r->request_id) < 0 ||
+	    wx_json_opt_i64(j, "pid", &r->pid) < 0 || wx_json_opt_i64(j, "created_at", &r->created_at) < 0 ||
+	    wx_json_opt_i64(j, "updated_at", &r->updated_at) < 0 ||
+	    wx_json_opt_i64(j, "progress_at", &r->progress_at) < 0 ||
+	    wx_json_opt_i64(j, "finished_at", &r->finished_at) < 0 ||
+	    wx_json_opt_i64(j, "bytes_total", &r->bytes_total) < 0 ||
+	    wx_json_opt_i64(j, "bytes_read", &r->bytes_read) < 0 ||
+	    wx_json_opt_i64(j, "bytes_sent", &r->bytes_sent) < 0 || wx_json_opt_i64(j, "files", &r->files) < 0 ||
+	    wx_json_opt_str(j, "url", &r->url) < 0 || wx_json_opt_str(j, "error", &r->error) < 0 ||
+	    wx_json_opt_str(j, "warning", &r->warning) < 0 || wx_json_opt_str(j, "callback", &r->callback) < 0) {
 		*why = "a field has the wrong type";
 		goto fail;
 	}

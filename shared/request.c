@@ -336,18 +336,6 @@ wx_req_read_json(struct wx_request *req, size_t max)
 	return j;
 }
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 bool
 wx_req_query(const struct wx_request *req, const char *key, char *out, size_t size)
 {
@@ -359,8 +347,8 @@ wx_req_query(const struct wx_request *req, const char *key, char *out, size_t si
 			size_t o = 0;
 			for (size_t i = klen + 1; i < plen && o + 1 < size; i++) {
 				int h, l;
-				if (q[i] == '%' && i + 2 < plen && (h = hexval(q[i + 1])) >= 0 &&
-				    (l = hexval(q[i + 2])) >= 0) {
+				if (q[i] == '%' && i + 2 < plen && (h = wx_hex_digit(q[i + 1])) >= 0 &&
+				    (l = wx_hex_digit(q[i + 2])) >= 0) {
 					out[o++] = (char)(h * 16 + l);
 					i += 2;
 				} else {

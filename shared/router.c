@@ -6,18 +6,6 @@
 #include <stdbool.h>
 #include <string.h>
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Percent-decodes seg[0..len) into out; false on bad escapes, NUL, '/' or overflow. */
 static bool
 decode_segment(const char *seg, size_t len, char *out, size_t size)
@@ -29,7 +17,7 @@ decode_segment(const char *seg, size_t len, char *out, size_t size)
 			int h, l;
 			if (i + 2 >= len)
 				return false;
-			if ((h = hexval(seg[i + 1])) < 0 || (l = hexval(seg[i + 2])) < 0)
+			if ((h = wx_hex_digit(seg[i + 1])) < 0 || (l = wx_hex_digit(seg[i + 2])) < 0)
 				return false;
 			c = (char)(h * 16 + l);
 			i += 2;

@@ -256,6 +256,18 @@ wx_random_bytes(void *buf, size_t n)
 	return 0;
 }
 
+int
+wx_hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 void
 wx_hex(const unsigned char *in, size_t n, char *out)
 {

@@ -64,6 +64,9 @@ void wx_format_time(int64_t t, char *buf, size_t size);
 /* Fills buf with n bytes from the kernel CSPRNG; 0 or -1. */
 int wx_random_bytes(void *buf, size_t n);
 
+/* The value of one hex digit (either case), or -1. */
+int wx_hex_digit(char c);
+
 /* Lowercase hex of n bytes into out (2n+1 bytes). */
 void wx_hex(const unsigned char *in, size_t n, char *out);
 
