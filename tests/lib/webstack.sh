@@ -10,7 +10,9 @@
 #
 #   webstack_ca                       test CA + node certificate (in $WX_TEST_TMP/ca)
 #   node_setup NAME [EXTRA-YAML]      config for node NAME (panel: $PANEL_URL)
-#   node_start NAME apache|lighttpd   programs + web server; sets NODE_URL[NAME]
+#   node_start NAME apache|lighttpd|beside-wings
+#                                     programs + web server; sets NODE_URL[NAME]
+#                                     (beside-wings: the rest goes to $WINGS_URL)
 #   node_stop NAME                    stops them (by pid)
 #   node_restart_web NAME             restarts only the web server
 #   https_curl ARGS...                curl trusting the test CA
@@ -67,11 +69,12 @@ _plain_config() {
 		"$dir/config.yml" > "$dir/web/plain-config.yml"
 }
 
+# _start_apache NAME [apache|beside-wings]; beside-wings proxies the rest to $WINGS_URL.
 _start_apache() {
-	local name=$1 dir="$WX_TEST_TMP/$1" web="$WX_TEST_TMP/$1/web"
+	local name=$1 kind=${2:-apache} dir="$WX_TEST_TMP/$1" web="$WX_TEST_TMP/$1/web"
 	WINGXFER_SBINDIR="$WX_BIN" "$WX_TOOLS/wingxfer-webconfig" --config "$dir/config.yml" \
-		--rundir "$dir/run" --server-name 127.0.0.1 --templates "$WX_TEMPLATES" apache \
-		> "$web/site.conf" || return 1
+		--rundir "$dir/run" --server-name 127.0.0.1 --templates "$WX_TEMPLATES" \
+		--wings-url "${WINGS_URL:-http://127.0.0.1:8080}" "$kind" > "$web/site.conf" || return 1
 	WINGXFER_SBINDIR="$WX_BIN" "$WX_TOOLS/wingxfer-webconfig" --config "$web/plain-config.yml" \
 		--rundir "$dir/run" --server-name 127.0.0.1 --templates "$WX_TEMPLATES" apache \
 		> "$web/plain-site.conf" 2>/dev/null || return 1
@@ -113,7 +116,7 @@ node_start() {
 	track_pid "$(cat "$dir/run/source.pid")"
 	track_pid "$(cat "$dir/run/destination.pid")"
 	case "$kind" in
-	apache) _start_apache "$name" ;;
+	apache|beside-wings) _start_apache "$name" "$kind" ;;
 	lighttpd) _start_lighttpd "$name" ;;
 	*) diag "unknown web server $kind"; return 1 ;;
 	esac || return 1
@@ -125,7 +128,7 @@ node_restart_web() {
 	local name=$1
 	stop_pid "${NODE_WEB_PID[$name]}"
 	case "${NODE_WEB[$name]}" in
-	apache) _start_apache "$name" ;;
+	apache|beside-wings) _start_apache "$name" "${NODE_WEB[$name]}" ;;
 	lighttpd) _start_lighttpd "$name" ;;
 	esac
 	wait_for "${NODE_WEB[$name]} of node $name back" 20 _web_up "$name"
