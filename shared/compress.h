@@ -47,17 +47,38 @@ enum wx_compress_format {
 #define WX_COMPRESS_THREADS_MAX 64
 
 /*
+ * What one compressor may hold in memory at once: its blocks or jobs in
+ * flight plus each worker thread's own state.  The push worker's whole
+ * peak RSS (about 11 MiB of mapped libraries, the body and TLS buffers)
+ * then stays under 32 MiB in every configuration (bench/RESULTS.md).
+ */
+#define WX_COMPRESS_MEMORY_BUDGET ((size_t)12 * 1024 * 1024)
+/* Default thread count: half the CPUs available, at least 2, at most 4 (never more than the CPUs). */
+#define WX_COMPRESS_THREADS_DEFAULT_MAX 4
+
+/*
  * Number of CPUs this process may run on (sched_getaffinity, so cpusets and
  * taskset count), else online CPUs; at least 1, at most
  * WX_COMPRESS_THREADS_MAX.  This is what threads = 0 means.
  */
 int wx_compress_cpus(void);
 
+/*
+ * The worker threads a compressor of this format and level really runs for
+ * a requested count (0 = the default: half of wx_compress_cpus(), at least 2
+ * and at most WX_COMPRESS_THREADS_DEFAULT_MAX, never more than the CPUs):
+ * at most as many as fit WX_COMPRESS_MEMORY_BUDGET (each gzip thread needs
+ * its deflate state and two blocks; each zstd worker its context and jobs),
+ * at least 1.  Never fails; an out-of-range request is capped.
+ */
+int wx_compress_threads(enum wx_compress_format format, int level, int requested);
+
 struct wx_compressor;
 
 /*
- * Creates a compressor of the given format.  threads: worker threads,
- * 0 = wx_compress_cpus().  Invalid options: NULL with a message in err.
+ * Creates a compressor of the given format.  threads: the requested count,
+ * resolved by wx_compress_threads() (0 = default; more than the memory
+ * budget allows is capped).  Invalid options: NULL with a message in err.
  */
 struct wx_compressor *wx_compressor_new(enum wx_compress_format format, int level,
     int threads, wx_compress_sink sink, void *ctx, char *err, size_t errsize);
@@ -68,6 +89,8 @@ int wx_compressor_finish(struct wx_compressor *c);
 const char *wx_compressor_error(const struct wx_compressor *c);
 /* Bytes given to write() and bytes handed to the sink so far. */
 void wx_compressor_stats(const struct wx_compressor *c, uint64_t *in, uint64_t *out);
+/* Worker threads the compressor runs (after wx_compress_threads()). */
+int wx_compressor_threads(const struct wx_compressor *c);
 /* Stops the workers and frees everything; NULL is a no-op. */
 void wx_compressor_free(struct wx_compressor *c);
 

@@ -90,9 +90,11 @@ reserve_out(struct slot *s, size_t need)
 {
 	if (s->outcap - s->outlen >= need)
 		return;
-	size_t cap = s->outcap ? s->outcap : 4096;
-	while (cap - s->outlen < need)
-		cap *= 2;
+	/* Exactly what the first block needs (its deflateBound): a power-of-two
+	 * rounding would leave 256 KiB blocks with 512 KiB output buffers. */
+	size_t cap = s->outlen + need;
+	if (s->outcap > 0 && cap < 2 * s->outcap)
+		cap = 2 * s->outcap;
 	s->out = xrealloc(s->out, cap);
 	s->outcap = cap;
 }
@@ -325,14 +327,16 @@ stop_workers(struct wx_pgzip *z)
  * 4 x threads + 2 blocks (as pigz): blocks take unequal times (incompressible
  * data deflates slower), and with only 2 x threads a slow oldest block idles
  * the other workers, as output leaves in order.  Measured on 2 cores: 97 vs
- * 130 MiB/s.  Fewer (down to 2 x threads) when the blocks would pass
- * WX_PGZIP_MEMORY_TARGET.
+ * 130 MiB/s.  Fewer (down to 2 x threads) when the blocks and the deflate
+ * states would pass WX_COMPRESS_MEMORY_BUDGET.
  */
 static size_t
 default_blocks(int threads, size_t block)
 {
 	size_t want = 4 * (size_t)threads + 2, floor = 2 * (size_t)threads;
-	size_t fit = WX_PGZIP_MEMORY_TARGET / (2 * block + WINDOW);
+	size_t states = (size_t)threads * WX_PGZIP_THREAD_STATE;
+	size_t room = WX_COMPRESS_MEMORY_BUDGET > states ? WX_COMPRESS_MEMORY_BUDGET - states : 0;
+	size_t fit = room / WX_PGZIP_BLOCK_MEMORY(block);
 	if (want > fit)
 		want = fit > floor ? fit : floor;
 	return want;

@@ -21,11 +21,13 @@
  *
  * Memory bound: max_blocks blocks exist at once (one being filled by the
  * caller, the rest queued, compressing, or done and waiting to be emitted in
- * order), each block_size + 32 KiB of input and about block_size of output,
- * plus one deflate state (~270 KiB) per thread.  Default max_blocks:
- * 4 x threads + 2, lowered (not below 2 x threads) to keep the blocks within
- * WX_PGZIP_MEMORY_TARGET.  Defaults at 2 threads: 10 x 256 KiB blocks,
- * ~6 MiB; at 8 threads: 30 blocks, ~18 MiB.
+ * order), each block_size + 32 KiB of input and about block_size of output
+ * (WX_PGZIP_BLOCK_MEMORY), plus one deflate state (WX_PGZIP_THREAD_STATE)
+ * per thread.  Default max_blocks: 4 x threads + 2, lowered (not below
+ * 2 x threads) to keep blocks and states within WX_COMPRESS_MEMORY_BUDGET
+ * (compress.h).  Defaults at 2 threads: 10 x 256 KiB blocks, ~6 MiB; at
+ * 4 threads: 18 blocks, ~10.5 MiB; at 8 threads: 18 blocks, ~11.9 MiB.
+ * wx_compress_threads() caps the threads so that 2 blocks per thread fit.
  *
  * Common contract (sink, threads, errors, blocking): see compress.h.
  */
@@ -40,8 +42,11 @@
 #define WX_PGZIP_BLOCK_DEFAULT ((size_t)256 * 1024)
 #define WX_PGZIP_BLOCK_MIN ((size_t)4096)
 #define WX_PGZIP_BLOCK_MAX ((size_t)64 * 1024 * 1024)
-/* What the default max_blocks aims to stay under (see above). */
-#define WX_PGZIP_MEMORY_TARGET ((size_t)16 * 1024 * 1024)
+/* One worker's deflate state: deflateInit2(level, -15, memLevel 8) takes
+ * 2^17 + 2^17 bytes plus the z_stream and deflate_state structures. */
+#define WX_PGZIP_THREAD_STATE ((size_t)268 * 1024)
+/* One block in flight: input (dictionary + data) and output (deflateBound). */
+#define WX_PGZIP_BLOCK_MEMORY(block) (2 * (size_t)(block) + (size_t)32 * 1024 + 1024)
 
 enum wx_pgzip_framing {
 	WX_PGZIP_ONE_MEMBER = 0,	/* default: one gzip member (what Go Wings sends) */

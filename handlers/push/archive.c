@@ -71,6 +71,18 @@ fail(struct tar *t, const char *fmt, ...)
 	return -1;
 }
 
+/*
+ * compression_level 1..9 (gzip's scale) as a zstd level: 1-3 -> 1, 4-6 -> 2,
+ * 7-9 -> 3.  zstd 1 already compresses better than gzip 1 with a fifth of
+ * its CPU (bench/compress-results.md); higher zstd levels need more memory
+ * per worker (compress.h's budget) for a few percent.
+ */
+static int
+zstd_level(int level)
+{
+	return level <= 3 ? 1 : level <= 6 ? 2 : 3;
+}
+
 struct tar *
 tar_open(struct job *job, wx_compress_sink sink, void *sink_ctx, char *err, size_t errsize)
 {
@@ -80,10 +92,15 @@ tar_open(struct job *job, wx_compress_sink sink, void *sink_ctx, char *err, size
 	t->walk = walk_open(job->server_dir, err, errsize);
 	if (t->walk == NULL)
 		goto fail;
-	t->comp = wx_compressor_new(job->codec, (int)job->cfg->transfers.compression_level,
-	    (int)job->cfg->transfers.compression_threads, sink, sink_ctx, err, errsize);
+	int level = (int)job->cfg->transfers.compression_level;
+	if (job->codec == WX_COMPRESS_ZSTD)
+		level = zstd_level(level);
+	t->comp = wx_compressor_new(job->codec, level, (int)job->cfg->transfers.compression_threads,
+	    sink, sink_ctx, err, errsize);
 	if (t->comp == NULL)
 		goto fail;
+	wx_info("compressing with %s level %d, %d threads", wx_compress_format_name(job->codec),
+	    level, wx_compressor_threads(t->comp));
 	t->links = inode_map_new();
 	t->buf = xmalloc(READ_CHUNK);
 	t->entry = archive_entry_new();

@@ -8,6 +8,7 @@
 #include "compress.h"
 #include "compress_testlib.h"
 #include "tap.h"
+#include "pgzip.h"
 #include "zstd_stream.h"
 
 #include <stdio.h>
@@ -236,6 +237,43 @@ test_facade(void)
 	free(in);
 }
 
+/* Thread counts: the default, and the memory budget's caps. */
+static void
+test_thread_budget(void)
+{
+	int cpus = wx_compress_cpus();
+	int def = cpus / 2 < 2 ? 2 : cpus / 2;
+	if (def > WX_COMPRESS_THREADS_DEFAULT_MAX)
+		def = WX_COMPRESS_THREADS_DEFAULT_MAX;
+	if (def > cpus)
+		def = cpus;
+	is_int(wx_compress_threads(WX_COMPRESS_GZIP, 1, 0), def,
+	    "threads 0 = half the CPUs, 2..4, at most the CPUs (%d CPUs)", cpus);
+	is_int(wx_compress_threads(WX_COMPRESS_GZIP, 1, 1), 1, "threads 1 = 1");
+	int g = wx_compress_threads(WX_COMPRESS_GZIP, 1, 256);
+	ok(g >= 4 && g <= 9, "gzip: 256 threads capped by the memory budget (%d)", g);
+	size_t per = WX_PGZIP_THREAD_STATE + 2 * WX_PGZIP_BLOCK_MEMORY(WX_PGZIP_BLOCK_DEFAULT);
+	ok((size_t)g * per <= WX_COMPRESS_MEMORY_BUDGET, "gzip: states + 2 blocks per thread fit");
+	is_int(wx_compress_threads(WX_COMPRESS_ZSTD, 1, 16), 4, "zstd level 1: 16 workers capped to 4");
+	is_int(wx_compress_threads(WX_COMPRESS_ZSTD, 3, 16), 2, "zstd level 3: capped to 2");
+	is_int(wx_compress_threads(WX_COMPRESS_ZSTD, 1, 3), 3, "zstd: 3 workers fit");
+
+	char err[200] = "";
+	struct tsink s = { 0 };
+	struct wx_compressor *c = wx_compressor_new(WX_COMPRESS_GZIP, 1, 200, tsink_write, &s, err,
+	    sizeof err);
+	ok(c != NULL && wx_compressor_threads(c) == g, "gzip: 200 threads requested, %d run (%s)",
+	    c ? wx_compressor_threads(c) : -1, err);
+	unsigned char *in = t_text(100000, 3);
+	ok(c != NULL && wx_compressor_write(c, in, 100000) == 0 && wx_compressor_finish(c) == 0,
+	    "gzip: the capped compressor works");
+	wx_compressor_free(c);
+	tbuf_free(&s.out);
+	free(in);
+	ok(wx_compressor_new(WX_COMPRESS_GZIP, 1, -1, tsink_write, &s, err, sizeof err) == NULL,
+	    "negative thread count refused");
+}
+
 int
 main(void)
 {
@@ -244,5 +282,6 @@ main(void)
 	test_failing_sink();
 	test_misuse();
 	test_facade();
+	test_thread_budget();
 	return tap_done();
 }
