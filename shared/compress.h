@@ -85,6 +85,13 @@ struct wx_compressor *wx_compressor_new(enum wx_compress_format format, int leve
 /* See the common contract above; 0 or -1. */
 int wx_compressor_write(struct wx_compressor *c, const void *data, size_t len);
 int wx_compressor_finish(struct wx_compressor *c);
+/*
+ * finish() a piece at a time, for a caller that sends at its own pace: each
+ * call emits at most about one block (gzip) or one output buffer (zstd) of
+ * what is left.  1 = call again, 0 = the stream is complete (and later calls
+ * return 0), -1 on error.  Do not mix with finish().
+ */
+int wx_compressor_finish_some(struct wx_compressor *c);
 /* Why the last call failed; "" if nothing failed.  Owned by c. */
 const char *wx_compressor_error(const struct wx_compressor *c);
 /* Bytes given to write() and bytes handed to the sink so far. */

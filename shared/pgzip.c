@@ -65,7 +65,7 @@ struct wx_pgzip {
 	/* Caller-thread state. */
 	uint64_t emitted;	/* blocks passed to the sink */
 	struct slot *filling;	/* block being filled, not yet submitted */
-	bool header_sent, finished, failed;
+	bool header_sent, last_submitted, finished, failed;
 	uLong crc;
 	uint64_t total_in, total_out;
 	char err[200];
@@ -258,16 +258,6 @@ emit_oldest(struct wx_pgzip *z, bool wait)
 	return 1;
 }
 
-/* Emits every block that is already done, in order, without waiting. */
-static int
-emit_ready(struct wx_pgzip *z)
-{
-	int r;
-	while ((r = emit_oldest(z, false)) > 0)
-		;
-	return r;
-}
-
 /*
  * Makes z->filling the next block: waits (emitting) until its slot is free,
  * and primes it with the last WINDOW bytes of the previous block.
@@ -425,7 +415,7 @@ wx_pgzip_write(struct wx_pgzip *z, const void *data, size_t len)
 	const unsigned char *p = data;
 	if (z->failed)
 		return -1;
-	if (z->finished) {
+	if (z->finished || z->last_submitted) {
 		set_error(z, "write after finish");
 		return -1;
 	}
@@ -436,10 +426,11 @@ wx_pgzip_write(struct wx_pgzip *z, const void *data, size_t len)
 		size_t room = z->block_size - s->inlen;
 		if (room == 0) {
 			/* Submitted only once more data arrives: finish() then
-			 * marks the true last block, with no empty block after. */
+			 * marks the true last block, with no empty block after.
+			 * Done blocks are emitted only when their slot is needed
+			 * (begin_block): the caller never holds more than one
+			 * block's output on top of the slots. */
 			submit(z, false);
-			if (emit_ready(z) < 0)
-				return -1;
 			continue;
 		}
 		size_t n = len < room ? len : room;
@@ -453,6 +444,28 @@ wx_pgzip_write(struct wx_pgzip *z, const void *data, size_t len)
 }
 
 int
+wx_pgzip_finish_some(struct wx_pgzip *z)
+{
+	if (z->failed)
+		return -1;
+	if (z->finished)
+		return 0;
+	if (!z->last_submitted) {
+		/* No data at all: one empty last block still makes a valid stream. */
+		if (z->filling == NULL && begin_block(z) < 0)
+			return -1;
+		submit(z, true);
+		z->last_submitted = true;
+	}
+	if (z->emitted < z->submitted && emit_oldest(z, true) < 0)
+		return -1;
+	if (z->emitted < z->submitted)
+		return 1;
+	z->finished = true;
+	return 0;
+}
+
+int
 wx_pgzip_finish(struct wx_pgzip *z)
 {
 	if (z->failed)
@@ -461,15 +474,10 @@ wx_pgzip_finish(struct wx_pgzip *z)
 		set_error(z, "finish called twice");
 		return -1;
 	}
-	/* No data at all: one empty last block still makes a valid stream. */
-	if (z->filling == NULL && begin_block(z) < 0)
-		return -1;
-	submit(z, true);
-	while (z->emitted < z->submitted)
-		if (emit_oldest(z, true) < 0)
-			return -1;
-	z->finished = true;
-	return 0;
+	int r;
+	while ((r = wx_pgzip_finish_some(z)) > 0)
+		;
+	return r;
 }
 
 const char *

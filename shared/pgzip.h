@@ -74,8 +74,9 @@ struct wx_pgzip *wx_pgzip_new(const struct wx_pgzip_opts *opts, wx_compress_sink
     void *ctx, char *err, size_t errsize);
 
 /*
- * Appends len bytes to the stream.  May block until a worker is done when
- * 2 x threads blocks are in flight; emits finished blocks through the sink.
+ * Appends len bytes to the stream.  When every block is in flight, waits for
+ * the oldest and emits it through the sink (at most one block's output per
+ * block of input: finished blocks are not emitted earlier).
  * 0, or -1 (see wx_pgzip_error()).
  */
 int wx_pgzip_write(struct wx_pgzip *z, const void *data, size_t len);
@@ -86,6 +87,15 @@ int wx_pgzip_write(struct wx_pgzip *z, const void *data, size_t len);
  * the complete gzip file.  0 or -1.  Calling it twice fails.
  */
 int wx_pgzip_finish(struct wx_pgzip *z);
+
+/*
+ * finish() a piece at a time: the first call submits the last block; each
+ * call emits at most one block (the trailer with the last).  1 = call
+ * again, 0 = the stream is complete (later calls return 0), -1 on error.
+ * Lets a caller that sends the stream at its own pace hold one block's
+ * output at a time.
+ */
+int wx_pgzip_finish_some(struct wx_pgzip *z);
 
 /* "" or why the last call failed; owned by z. */
 const char *wx_pgzip_error(const struct wx_pgzip *z);

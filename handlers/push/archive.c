@@ -43,6 +43,7 @@ struct tar {
 	char *path;             /* its relative path */
 	int64_t size, left;     /* its size in the header, bytes still to read */
 	unsigned char *buf;
+	bool closed;            /* tar end blocks written */
 	bool done;
 	char err[1024];
 };
@@ -321,18 +322,26 @@ tar_step(struct tar *t)
 		return file_step(t) < 0 ? -1 : 1;
 	if (t->done)
 		return 0;
-	struct walk_entry e;
-	int rc = walk_next(t->walk, &e);
+	if (!t->closed) {
+		struct walk_entry e;
+		int rc = walk_next(t->walk, &e);
+		if (rc < 0)
+			return fail(t, "%s", walk_error(t->walk));
+		if (rc > 0)
+			return add_entry(t, &e) < 0 ? -1 : 1;
+		/* End of the tree: end blocks. */
+		if (archive_write_close(t->a) != ARCHIVE_OK)
+			return fail(t, "cannot finish the archive: %s", archive_error_string(t->a));
+		t->closed = true;
+		return 1;
+	}
+	/* The compressor's last blocks and trailer, a piece per step. */
+	int rc = wx_compressor_finish_some(t->comp);
 	if (rc < 0)
-		return fail(t, "%s", walk_error(t->walk));
-	if (rc > 0)
-		return add_entry(t, &e) < 0 ? -1 : 1;
-	/* End of the tree: end blocks, then the compressor's trailer. */
-	if (archive_write_close(t->a) != ARCHIVE_OK)
-		return fail(t, "cannot finish the archive: %s", archive_error_string(t->a));
-	if (wx_compressor_finish(t->comp) < 0)
 		return fail(t, "cannot finish the compressed stream: %s",
 		    wx_compressor_error(t->comp));
+	if (rc > 0)
+		return 1;
 	t->done = true;
 	return 0;
 }

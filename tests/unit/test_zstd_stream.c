@@ -254,8 +254,8 @@ test_thread_budget(void)
 	ok(g >= 4 && g <= 9, "gzip: 256 threads capped by the memory budget (%d)", g);
 	size_t per = WX_PGZIP_THREAD_STATE + 2 * WX_PGZIP_BLOCK_MEMORY(WX_PGZIP_BLOCK_DEFAULT);
 	ok((size_t)g * per <= WX_COMPRESS_MEMORY_BUDGET, "gzip: states + 2 blocks per thread fit");
-	is_int(wx_compress_threads(WX_COMPRESS_ZSTD, 1, 16), 4, "zstd level 1: 16 workers capped to 4");
-	is_int(wx_compress_threads(WX_COMPRESS_ZSTD, 3, 16), 2, "zstd level 3: capped to 2");
+	is_int(wx_compress_threads(WX_COMPRESS_ZSTD, 1, 16), 8, "zstd level 1: 16 workers capped to 8");
+	is_int(wx_compress_threads(WX_COMPRESS_ZSTD, 3, 16), 5, "zstd level 3: capped to 5");
 	is_int(wx_compress_threads(WX_COMPRESS_ZSTD, 1, 3), 3, "zstd: 3 workers fit");
 
 	char err[200] = "";
