@@ -3,8 +3,9 @@
  *
  *   new(options, sink, ctx) -> write(data, len)... -> finish() -> free()
  *
- * shared/pgzip.h     multi-threaded gzip (one ordinary gzip member; what the
- *                    Go Wings peers and every gzip reader read)
+ * shared/pgzip.h     multi-threaded gzip: through this facade, concatenated
+ *                    gzip members made by libdeflate (Go's gzip reader,
+ *                    gzip(1), pigz and libarchive read them); or one zlib member
  * shared/zstd_stream.h  multi-threaded zstd (wingxfer <-> wingxfer only)
  *
  * This header holds what they share (the sink type) and a small facade that
@@ -39,7 +40,7 @@
 typedef int (*wx_compress_sink)(void *ctx, const void *buf, size_t len);
 
 enum wx_compress_format {
-	WX_COMPRESS_GZIP,	/* pgzip, one gzip member; levels 0 (stored)..9 */
+	WX_COMPRESS_GZIP,	/* pgzip, libdeflate member per block; levels 0 (stored)..9 */
 	WX_COMPRESS_ZSTD,	/* zstd frame with content checksum; levels -7..19, not 0 */
 };
 

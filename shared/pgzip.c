@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <libdeflate.h>
 #include <zlib.h>
 
 /* Deflate window: the dictionary carried from one block to the next. */
@@ -39,6 +40,7 @@ struct worker {
 	struct wx_pgzip *z;
 	z_stream strm;
 	bool strm_ok;
+	struct libdeflate_compressor *ld;	/* WX_PGZIP_LIBDEFLATE_MEMBERS */
 	pthread_t tid;
 	bool running;
 };
@@ -105,6 +107,20 @@ reserve_out(struct slot *s, size_t need)
  * outputs can be concatenated; member-per-block framing finishes each.
  * Sets s->zerr on a zlib error.
  */
+/* One block as one complete gzip member (header, deflate, CRC-32, ISIZE), by libdeflate. */
+static void
+compress_member(struct libdeflate_compressor *ld, struct slot *s)
+{
+	const unsigned char *data = s->in + WINDOW;
+	s->outlen = 0;
+	s->zerr = Z_OK;
+	s->crc = 0;
+	reserve_out(s, libdeflate_gzip_compress_bound(ld, s->inlen));
+	s->outlen = libdeflate_gzip_compress(ld, data, s->inlen, s->out, s->outcap);
+	if (s->outlen == 0)
+		s->zerr = Z_BUF_ERROR;	/* cannot happen: the buffer has the bound */
+}
+
 static void
 compress_block(struct wx_pgzip *z, z_stream *strm, struct slot *s)
 {
@@ -172,7 +188,10 @@ worker_main(void *arg)
 		z->taken++;
 		pthread_mutex_unlock(&z->mu);
 
-		compress_block(z, &w->strm, s);
+		if (w->ld != NULL)
+			compress_member(w->ld, s);
+		else
+			compress_block(z, &w->strm, s);
 
 		pthread_mutex_lock(&z->mu);
 		s->done = true;
@@ -238,7 +257,10 @@ emit_oldest(struct wx_pgzip *z, bool wait)
 		set_error(z, "deflate failed: %s (zlib %d)", zError(s->zerr), s->zerr);
 		return -1;
 	}
-	if (z->framing == WX_PGZIP_MEMBER_PER_BLOCK) {
+	if (z->framing == WX_PGZIP_LIBDEFLATE_MEMBERS) {
+		if (emit(z, s->out, s->outlen) < 0)
+			return -1;
+	} else if (z->framing == WX_PGZIP_MEMBER_PER_BLOCK) {
 		if (emit_header(z) < 0 || emit(z, s->out, s->outlen) < 0 ||
 		    emit_trailer(z, s->crc, s->inlen) < 0)
 			return -1;
@@ -356,7 +378,8 @@ wx_pgzip_new(const struct wx_pgzip_opts *opts, wx_compress_sink sink, void *ctx,
 		    opts->max_blocks, 4 * WX_COMPRESS_THREADS_MAX);
 		return NULL;
 	}
-	if (opts->framing != WX_PGZIP_ONE_MEMBER && opts->framing != WX_PGZIP_MEMBER_PER_BLOCK) {
+	if (opts->framing != WX_PGZIP_ONE_MEMBER && opts->framing != WX_PGZIP_MEMBER_PER_BLOCK &&
+	    opts->framing != WX_PGZIP_LIBDEFLATE_MEMBERS) {
 		snprintf(err, errsize, "unknown gzip framing %d", (int)opts->framing);
 		return NULL;
 	}
@@ -379,6 +402,15 @@ wx_pgzip_new(const struct wx_pgzip_opts *opts, wx_compress_sink sink, void *ctx,
 	for (int i = 0; i < z->nworkers; i++) {
 		struct worker *w = &z->workers[i];
 		w->z = z;
+		if (z->framing == WX_PGZIP_LIBDEFLATE_MEMBERS) {
+			w->ld = libdeflate_alloc_compressor(z->level);
+			if (w->ld == NULL) {
+				snprintf(err, errsize, "libdeflate cannot compress at level %d", z->level);
+				wx_pgzip_free(z);
+				return NULL;
+			}
+			continue;
+		}
 		int ret = deflateInit2(&w->strm, z->level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY);
 		if (ret != Z_OK) {
 			snprintf(err, errsize, "deflateInit2 failed: %s (zlib %d)", zError(ret), ret);
@@ -507,9 +539,12 @@ wx_pgzip_free(struct wx_pgzip *z)
 	if (z == NULL)
 		return;
 	stop_workers(z);
-	for (int i = 0; i < z->nworkers; i++)
+	for (int i = 0; i < z->nworkers; i++) {
 		if (z->workers[i].strm_ok)
 			deflateEnd(&z->workers[i].strm);
+		if (z->workers[i].ld != NULL)
+			libdeflate_free_compressor(z->workers[i].ld);
+	}
 	for (size_t i = 0; i < z->nslots; i++) {
 		free(z->slots[i].in);
 		free(z->slots[i].out);

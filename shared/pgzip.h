@@ -19,6 +19,15 @@
  * 64 KiB blocks), and single-member readers (zlib inflate with a gzip
  * wrapper used once) stop after the first block.
  *
+ * WX_PGZIP_LIBDEFLATE_MEMBERS compresses each block with libdeflate as a
+ * complete gzip member (its own header, CRC-32 and ISIZE; no dictionary
+ * from the previous block, as libdeflate compresses whole buffers).  At
+ * level 1 libdeflate takes half of zlib's CPU for a slightly better ratio
+ * (bench/RESULTS.md); concatenated members are read by gzip(1), pigz, Go's
+ * compress/gzip and klauspost/pgzip (multistream is their default) and
+ * libarchive; a reader that stops after one member does not (zlib inflate
+ * used once).  What wx_compressor_new uses for gzip.  Levels 0..9 as zlib.
+ *
  * Memory bound: max_blocks blocks exist at once (one being filled by the
  * caller, the rest queued, compressing, or done and waiting to be emitted in
  * order), each block_size + 32 KiB of input and about block_size of output
@@ -49,8 +58,9 @@
 #define WX_PGZIP_BLOCK_MEMORY(block) (2 * (size_t)(block) + (size_t)32 * 1024 + 1024)
 
 enum wx_pgzip_framing {
-	WX_PGZIP_ONE_MEMBER = 0,	/* default: one gzip member (what Go Wings sends) */
-	WX_PGZIP_MEMBER_PER_BLOCK,	/* concatenated members, for measurement */
+	WX_PGZIP_ONE_MEMBER = 0,	/* zlib, one gzip member (what Go Wings sends) */
+	WX_PGZIP_MEMBER_PER_BLOCK,	/* zlib, concatenated members, for measurement */
+	WX_PGZIP_LIBDEFLATE_MEMBERS,	/* libdeflate, one member per block (see above) */
 };
 
 struct wx_pgzip_opts {

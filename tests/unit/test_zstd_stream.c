@@ -237,6 +237,38 @@ test_facade(void)
 	free(in);
 }
 
+/* finish_some: the end of the stream a piece at a time, through the facade too. */
+static void
+test_finish_some(void)
+{
+	size_t n = 3 << 20;
+	unsigned char *in = t_random(n, 21);
+	const enum wx_compress_format fmts[] = { WX_COMPRESS_GZIP, WX_COMPRESS_ZSTD };
+	for (size_t i = 0; i < WX_ARRAY_LEN(fmts); i++) {
+		const char *name = wx_compress_format_name(fmts[i]);
+		struct tsink s = { 0 };
+		char err[200] = "";
+		struct wx_compressor *c = wx_compressor_new(fmts[i], 1, 2, tsink_write, &s, err,
+		    sizeof err);
+		ok(c != NULL && wx_compressor_write(c, in, n) == 0, "%s: written (%s)", name, err);
+		int r, calls = 0;
+		do
+			r = wx_compressor_finish_some(c);
+		while (r > 0 && ++calls < 100000);
+		is_int(r, 0, "%s: finish_some completes (%d calls)", name, calls + 1);
+		ok(calls >= 1, "%s: ... in more than one call", name);
+		is_int(wx_compressor_finish_some(c), 0, "%s: and stays complete", name);
+		wx_compressor_free(c);
+		struct tbuf dec = { 0 };
+		const char *filter = NULL;
+		ok(t_libarchive(s.out.p, s.out.len, &dec, &filter) == 0 && dec.len == n &&
+		    memcmp(dec.p, in, n) == 0, "%s: the stream decodes to the input", name);
+		tbuf_free(&dec);
+		tbuf_free(&s.out);
+	}
+	free(in);
+}
+
 /* Thread counts: the default, and the memory budget's caps. */
 static void
 test_thread_budget(void)
@@ -283,5 +315,6 @@ main(void)
 	test_misuse();
 	test_facade();
 	test_thread_budget();
+	test_finish_some();
 	return tap_done();
 }
