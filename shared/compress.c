@@ -14,6 +14,7 @@ struct wx_compressor {
 	enum wx_compress_format format;
 	struct wx_pgzip *gz;
 	struct wx_zstd *zs;
+	int threads;
 };
 
 int
@@ -35,15 +36,56 @@ wx_compress_cpus(void)
 	return (int)n;
 }
 
+int
+wx_compress_threads(enum wx_compress_format format, int level, int requested)
+{
+	int cpus = wx_compress_cpus();
+	int t = requested;
+	if (t <= 0) {
+		t = cpus / 2;
+		if (t < 2)
+			t = 2;
+		if (t > WX_COMPRESS_THREADS_DEFAULT_MAX)
+			t = WX_COMPRESS_THREADS_DEFAULT_MAX;
+		if (t > cpus)
+			t = cpus;
+	}
+	if (t > WX_COMPRESS_THREADS_MAX)
+		t = WX_COMPRESS_THREADS_MAX;
+	size_t fixed, per;
+	if (format == WX_COMPRESS_ZSTD) {
+		/* Measured peak RSS of the compressor with 512 KiB jobs
+		 * (bench/RESULTS.md): under 4 MiB of buffers plus 0.75 MiB per
+		 * worker at level 1, 1.2 MiB at level 3; rounded up. */
+		fixed = (size_t)4 << 20;
+		per = (size_t)(level >= 3 ? 3 : 2) << 19;
+	} else {
+		fixed = 0;
+		per = WX_PGZIP_THREAD_STATE + 2 * WX_PGZIP_BLOCK_MEMORY(WX_PGZIP_BLOCK_DEFAULT);
+	}
+	int fit = (int)((WX_COMPRESS_MEMORY_BUDGET - fixed) / per);
+	if (t > fit)
+		t = fit;
+	return t < 1 ? 1 : t;
+}
+
 struct wx_compressor *
 wx_compressor_new(enum wx_compress_format format, int level, int threads,
     wx_compress_sink sink, void *ctx, char *err, size_t errsize)
 {
+	if (threads < 0) {
+		snprintf(err, errsize, "thread count %d is negative", threads);
+		return NULL;
+	}
+	threads = wx_compress_threads(format, level, threads);
 	struct wx_compressor *c = xcalloc(1, sizeof *c);
 	c->format = format;
+	c->threads = threads;
 	switch (format) {
 	case WX_COMPRESS_GZIP: {
-		struct wx_pgzip_opts o = { .level = level, .threads = threads };
+		/* libdeflate, a member per block: half of zlib's CPU (pgzip.h). */
+		struct wx_pgzip_opts o = { .level = level, .threads = threads,
+			.framing = WX_PGZIP_LIBDEFLATE_MEMBERS };
 		c->gz = wx_pgzip_new(&o, sink, ctx, err, errsize);
 		if (c->gz != NULL)
 			return c;
@@ -76,6 +118,12 @@ wx_compressor_finish(struct wx_compressor *c)
 	return c->gz ? wx_pgzip_finish(c->gz) : wx_zstd_finish(c->zs);
 }
 
+int
+wx_compressor_finish_some(struct wx_compressor *c)
+{
+	return c->gz ? wx_pgzip_finish_some(c->gz) : wx_zstd_finish_some(c->zs);
+}
+
 const char *
 wx_compressor_error(const struct wx_compressor *c)
 {
@@ -89,6 +137,12 @@ wx_compressor_stats(const struct wx_compressor *c, uint64_t *in, uint64_t *out)
 		wx_pgzip_stats(c->gz, in, out);
 	else
 		wx_zstd_stats(c->zs, in, out);
+}
+
+int
+wx_compressor_threads(const struct wx_compressor *c)
+{
+	return c->threads;
 }
 
 void

@@ -43,7 +43,7 @@ struct wx_transfers_config {
 	int64_t record_retention;        /* s finished records are kept */
 	int64_t disk_reserve;            /* bytes that must stay free on the data filesystem */
 	int64_t compression_level;       /* 0 = store, 1..9 */
-	int64_t compression_threads;     /* 0 = one per CPU */
+	int64_t compression_threads;     /* 0 = wx_compress_threads() default */
 	char *compression;               /* "gzip", "zstd" or "auto" */
 	char *ca_file;                   /* PEM bundle for TLS peers; NULL = system store */
 	bool allow_unscoped_tokens;      /* Pterodactyl <= 1.11 panels send no scope */

@@ -91,11 +91,12 @@ const struct wx_config_key wx_config_keys[] = {
 	{ "system.transfers.compression_level", WX_KEY_INT, T(compression_level), "1", 0, 9, NULL,
 	  "compression level of outgoing transfers, 0 = store (independent of backups)" },
 	{ "system.transfers.compression_threads", WX_KEY_INT, T(compression_threads), "0", 0, 256,
-	  NULL, "compression threads, 0 = one per CPU" },
+	  NULL, "compression threads, 0 = half the CPUs (2..4); capped by a 12 MiB memory budget" },
 	{ "system.transfers.compression", WX_KEY_CHOICE, T(compression), "auto", 0, 0,
 	  "auto gzip zstd",
-	  "codec: gzip (what every Wings reads), zstd (wingxfer destinations only), "
-	  "auto (zstd when the destination says it is wingxfer)" },
+	  "codec: gzip (what every Wings reads), zstd (only to a destination that "
+	  "advertises it; else gzip with a warning), auto (zstd when the destination "
+	  "advertises it, else gzip)" },
 	{ "system.transfers.ca_file", WX_KEY_PATH, T(ca_file), NULL, 0, 0, NULL,
 	  "CA bundle (PEM) to verify the destination node and the panel; default: the system's" },
 	{ "system.transfers.allow_unscoped_tokens", WX_KEY_BOOL, T(allow_unscoped_tokens), "false",

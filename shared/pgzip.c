@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <libdeflate.h>
 #include <zlib.h>
 
 /* Deflate window: the dictionary carried from one block to the next. */
@@ -39,6 +40,7 @@ struct worker {
 	struct wx_pgzip *z;
 	z_stream strm;
 	bool strm_ok;
+	struct libdeflate_compressor *ld;	/* WX_PGZIP_LIBDEFLATE_MEMBERS */
 	pthread_t tid;
 	bool running;
 };
@@ -65,7 +67,7 @@ struct wx_pgzip {
 	/* Caller-thread state. */
 	uint64_t emitted;	/* blocks passed to the sink */
 	struct slot *filling;	/* block being filled, not yet submitted */
-	bool header_sent, finished, failed;
+	bool header_sent, last_submitted, finished, failed;
 	uLong crc;
 	uint64_t total_in, total_out;
 	char err[200];
@@ -90,9 +92,11 @@ reserve_out(struct slot *s, size_t need)
 {
 	if (s->outcap - s->outlen >= need)
 		return;
-	size_t cap = s->outcap ? s->outcap : 4096;
-	while (cap - s->outlen < need)
-		cap *= 2;
+	/* Exactly what the first block needs (its deflateBound): a power-of-two
+	 * rounding would leave 256 KiB blocks with 512 KiB output buffers. */
+	size_t cap = s->outlen + need;
+	if (s->outcap > 0 && cap < 2 * s->outcap)
+		cap = 2 * s->outcap;
 	s->out = xrealloc(s->out, cap);
 	s->outcap = cap;
 }
@@ -103,6 +107,20 @@ reserve_out(struct slot *s, size_t need)
  * outputs can be concatenated; member-per-block framing finishes each.
  * Sets s->zerr on a zlib error.
  */
+/* One block as one complete gzip member (header, deflate, CRC-32, ISIZE), by libdeflate. */
+static void
+compress_member(struct libdeflate_compressor *ld, struct slot *s)
+{
+	const unsigned char *data = s->in + WINDOW;
+	s->outlen = 0;
+	s->zerr = Z_OK;
+	s->crc = 0;
+	reserve_out(s, libdeflate_gzip_compress_bound(ld, s->inlen));
+	s->outlen = libdeflate_gzip_compress(ld, data, s->inlen, s->out, s->outcap);
+	if (s->outlen == 0)
+		s->zerr = Z_BUF_ERROR;	/* cannot happen: the buffer has the bound */
+}
+
 static void
 compress_block(struct wx_pgzip *z, z_stream *strm, struct slot *s)
 {
@@ -170,7 +188,10 @@ worker_main(void *arg)
 		z->taken++;
 		pthread_mutex_unlock(&z->mu);
 
-		compress_block(z, &w->strm, s);
+		if (w->ld != NULL)
+			compress_member(w->ld, s);
+		else
+			compress_block(z, &w->strm, s);
 
 		pthread_mutex_lock(&z->mu);
 		s->done = true;
@@ -236,7 +257,10 @@ emit_oldest(struct wx_pgzip *z, bool wait)
 		set_error(z, "deflate failed: %s (zlib %d)", zError(s->zerr), s->zerr);
 		return -1;
 	}
-	if (z->framing == WX_PGZIP_MEMBER_PER_BLOCK) {
+	if (z->framing == WX_PGZIP_LIBDEFLATE_MEMBERS) {
+		if (emit(z, s->out, s->outlen) < 0)
+			return -1;
+	} else if (z->framing == WX_PGZIP_MEMBER_PER_BLOCK) {
 		if (emit_header(z) < 0 || emit(z, s->out, s->outlen) < 0 ||
 		    emit_trailer(z, s->crc, s->inlen) < 0)
 			return -1;
@@ -254,16 +278,6 @@ emit_oldest(struct wx_pgzip *z, bool wait)
 	}
 	z->emitted++;
 	return 1;
-}
-
-/* Emits every block that is already done, in order, without waiting. */
-static int
-emit_ready(struct wx_pgzip *z)
-{
-	int r;
-	while ((r = emit_oldest(z, false)) > 0)
-		;
-	return r;
 }
 
 /*
@@ -325,14 +339,16 @@ stop_workers(struct wx_pgzip *z)
  * 4 x threads + 2 blocks (as pigz): blocks take unequal times (incompressible
  * data deflates slower), and with only 2 x threads a slow oldest block idles
  * the other workers, as output leaves in order.  Measured on 2 cores: 97 vs
- * 130 MiB/s.  Fewer (down to 2 x threads) when the blocks would pass
- * WX_PGZIP_MEMORY_TARGET.
+ * 130 MiB/s.  Fewer (down to 2 x threads) when the blocks and the deflate
+ * states would pass WX_COMPRESS_MEMORY_BUDGET.
  */
 static size_t
 default_blocks(int threads, size_t block)
 {
 	size_t want = 4 * (size_t)threads + 2, floor = 2 * (size_t)threads;
-	size_t fit = WX_PGZIP_MEMORY_TARGET / (2 * block + WINDOW);
+	size_t states = (size_t)threads * WX_PGZIP_THREAD_STATE;
+	size_t room = WX_COMPRESS_MEMORY_BUDGET > states ? WX_COMPRESS_MEMORY_BUDGET - states : 0;
+	size_t fit = room / WX_PGZIP_BLOCK_MEMORY(block);
 	if (want > fit)
 		want = fit > floor ? fit : floor;
 	return want;
@@ -362,7 +378,8 @@ wx_pgzip_new(const struct wx_pgzip_opts *opts, wx_compress_sink sink, void *ctx,
 		    opts->max_blocks, 4 * WX_COMPRESS_THREADS_MAX);
 		return NULL;
 	}
-	if (opts->framing != WX_PGZIP_ONE_MEMBER && opts->framing != WX_PGZIP_MEMBER_PER_BLOCK) {
+	if (opts->framing != WX_PGZIP_ONE_MEMBER && opts->framing != WX_PGZIP_MEMBER_PER_BLOCK &&
+	    opts->framing != WX_PGZIP_LIBDEFLATE_MEMBERS) {
 		snprintf(err, errsize, "unknown gzip framing %d", (int)opts->framing);
 		return NULL;
 	}
@@ -385,6 +402,15 @@ wx_pgzip_new(const struct wx_pgzip_opts *opts, wx_compress_sink sink, void *ctx,
 	for (int i = 0; i < z->nworkers; i++) {
 		struct worker *w = &z->workers[i];
 		w->z = z;
+		if (z->framing == WX_PGZIP_LIBDEFLATE_MEMBERS) {
+			w->ld = libdeflate_alloc_compressor(z->level);
+			if (w->ld == NULL) {
+				snprintf(err, errsize, "libdeflate cannot compress at level %d", z->level);
+				wx_pgzip_free(z);
+				return NULL;
+			}
+			continue;
+		}
 		int ret = deflateInit2(&w->strm, z->level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY);
 		if (ret != Z_OK) {
 			snprintf(err, errsize, "deflateInit2 failed: %s (zlib %d)", zError(ret), ret);
@@ -421,7 +447,7 @@ wx_pgzip_write(struct wx_pgzip *z, const void *data, size_t len)
 	const unsigned char *p = data;
 	if (z->failed)
 		return -1;
-	if (z->finished) {
+	if (z->finished || z->last_submitted) {
 		set_error(z, "write after finish");
 		return -1;
 	}
@@ -432,10 +458,11 @@ wx_pgzip_write(struct wx_pgzip *z, const void *data, size_t len)
 		size_t room = z->block_size - s->inlen;
 		if (room == 0) {
 			/* Submitted only once more data arrives: finish() then
-			 * marks the true last block, with no empty block after. */
+			 * marks the true last block, with no empty block after.
+			 * Done blocks are emitted only when their slot is needed
+			 * (begin_block): the caller never holds more than one
+			 * block's output on top of the slots. */
 			submit(z, false);
-			if (emit_ready(z) < 0)
-				return -1;
 			continue;
 		}
 		size_t n = len < room ? len : room;
@@ -449,6 +476,28 @@ wx_pgzip_write(struct wx_pgzip *z, const void *data, size_t len)
 }
 
 int
+wx_pgzip_finish_some(struct wx_pgzip *z)
+{
+	if (z->failed)
+		return -1;
+	if (z->finished)
+		return 0;
+	if (!z->last_submitted) {
+		/* No data at all: one empty last block still makes a valid stream. */
+		if (z->filling == NULL && begin_block(z) < 0)
+			return -1;
+		submit(z, true);
+		z->last_submitted = true;
+	}
+	if (z->emitted < z->submitted && emit_oldest(z, true) < 0)
+		return -1;
+	if (z->emitted < z->submitted)
+		return 1;
+	z->finished = true;
+	return 0;
+}
+
+int
 wx_pgzip_finish(struct wx_pgzip *z)
 {
 	if (z->failed)
@@ -457,15 +506,10 @@ wx_pgzip_finish(struct wx_pgzip *z)
 		set_error(z, "finish called twice");
 		return -1;
 	}
-	/* No data at all: one empty last block still makes a valid stream. */
-	if (z->filling == NULL && begin_block(z) < 0)
-		return -1;
-	submit(z, true);
-	while (z->emitted < z->submitted)
-		if (emit_oldest(z, true) < 0)
-			return -1;
-	z->finished = true;
-	return 0;
+	int r;
+	while ((r = wx_pgzip_finish_some(z)) > 0)
+		;
+	return r;
 }
 
 const char *
@@ -495,9 +539,12 @@ wx_pgzip_free(struct wx_pgzip *z)
 	if (z == NULL)
 		return;
 	stop_workers(z);
-	for (int i = 0; i < z->nworkers; i++)
+	for (int i = 0; i < z->nworkers; i++) {
 		if (z->workers[i].strm_ok)
 			deflateEnd(&z->workers[i].strm);
+		if (z->workers[i].ld != NULL)
+			libdeflate_free_compressor(z->workers[i].ld);
+	}
 	for (size_t i = 0; i < z->nslots; i++) {
 		free(z->slots[i].in);
 		free(z->slots[i].out);

@@ -19,13 +19,24 @@
  * 64 KiB blocks), and single-member readers (zlib inflate with a gzip
  * wrapper used once) stop after the first block.
  *
+ * WX_PGZIP_LIBDEFLATE_MEMBERS compresses each block with libdeflate as a
+ * complete gzip member (its own header, CRC-32 and ISIZE; no dictionary
+ * from the previous block, as libdeflate compresses whole buffers).  At
+ * level 1 libdeflate takes half of zlib's CPU for a slightly better ratio
+ * (bench/RESULTS.md); concatenated members are read by gzip(1), pigz, Go's
+ * compress/gzip and klauspost/pgzip (multistream is their default) and
+ * libarchive; a reader that stops after one member does not (zlib inflate
+ * used once).  What wx_compressor_new uses for gzip.  Levels 0..9 as zlib.
+ *
  * Memory bound: max_blocks blocks exist at once (one being filled by the
  * caller, the rest queued, compressing, or done and waiting to be emitted in
- * order), each block_size + 32 KiB of input and about block_size of output,
- * plus one deflate state (~270 KiB) per thread.  Default max_blocks:
- * 4 x threads + 2, lowered (not below 2 x threads) to keep the blocks within
- * WX_PGZIP_MEMORY_TARGET.  Defaults at 2 threads: 10 x 256 KiB blocks,
- * ~6 MiB; at 8 threads: 30 blocks, ~18 MiB.
+ * order), each block_size + 32 KiB of input and about block_size of output
+ * (WX_PGZIP_BLOCK_MEMORY), plus one deflate state (WX_PGZIP_THREAD_STATE)
+ * per thread.  Default max_blocks: 4 x threads + 2, lowered (not below
+ * 2 x threads) to keep blocks and states within WX_COMPRESS_MEMORY_BUDGET
+ * (compress.h).  Defaults at 2 threads: 10 x 256 KiB blocks, ~6 MiB; at
+ * 4 threads: 18 blocks, ~10.5 MiB; at 8 threads: 18 blocks, ~11.9 MiB.
+ * wx_compress_threads() caps the threads so that 2 blocks per thread fit.
  *
  * Common contract (sink, threads, errors, blocking): see compress.h.
  */
@@ -40,12 +51,16 @@
 #define WX_PGZIP_BLOCK_DEFAULT ((size_t)256 * 1024)
 #define WX_PGZIP_BLOCK_MIN ((size_t)4096)
 #define WX_PGZIP_BLOCK_MAX ((size_t)64 * 1024 * 1024)
-/* What the default max_blocks aims to stay under (see above). */
-#define WX_PGZIP_MEMORY_TARGET ((size_t)16 * 1024 * 1024)
+/* One worker's deflate state: deflateInit2(level, -15, memLevel 8) takes
+ * 2^17 + 2^17 bytes plus the z_stream and deflate_state structures. */
+#define WX_PGZIP_THREAD_STATE ((size_t)268 * 1024)
+/* One block in flight: input (dictionary + data) and output (deflateBound). */
+#define WX_PGZIP_BLOCK_MEMORY(block) (2 * (size_t)(block) + (size_t)32 * 1024 + 1024)
 
 enum wx_pgzip_framing {
-	WX_PGZIP_ONE_MEMBER = 0,	/* default: one gzip member (what Go Wings sends) */
-	WX_PGZIP_MEMBER_PER_BLOCK,	/* concatenated members, for measurement */
+	WX_PGZIP_ONE_MEMBER = 0,	/* zlib, one gzip member (what Go Wings sends) */
+	WX_PGZIP_MEMBER_PER_BLOCK,	/* zlib, concatenated members, for measurement */
+	WX_PGZIP_LIBDEFLATE_MEMBERS,	/* libdeflate, one member per block (see above) */
 };
 
 struct wx_pgzip_opts {
@@ -69,8 +84,9 @@ struct wx_pgzip *wx_pgzip_new(const struct wx_pgzip_opts *opts, wx_compress_sink
     void *ctx, char *err, size_t errsize);
 
 /*
- * Appends len bytes to the stream.  May block until a worker is done when
- * 2 x threads blocks are in flight; emits finished blocks through the sink.
+ * Appends len bytes to the stream.  When every block is in flight, waits for
+ * the oldest and emits it through the sink (at most one block's output per
+ * block of input: finished blocks are not emitted earlier).
  * 0, or -1 (see wx_pgzip_error()).
  */
 int wx_pgzip_write(struct wx_pgzip *z, const void *data, size_t len);
@@ -81,6 +97,15 @@ int wx_pgzip_write(struct wx_pgzip *z, const void *data, size_t len);
  * the complete gzip file.  0 or -1.  Calling it twice fails.
  */
 int wx_pgzip_finish(struct wx_pgzip *z);
+
+/*
+ * finish() a piece at a time: the first call submits the last block; each
+ * call emits at most one block (the trailer with the last).  1 = call
+ * again, 0 = the stream is complete (later calls return 0), -1 on error.
+ * Lets a caller that sends the stream at its own pace hold one block's
+ * output at a time.
+ */
+int wx_pgzip_finish_some(struct wx_pgzip *z);
 
 /* "" or why the last call failed; owned by z. */
 const char *wx_pgzip_error(const struct wx_pgzip *z);

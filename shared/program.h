@@ -26,6 +26,9 @@ struct wx_program {
 	const char *help;            /* full --help text (man-page style) */
 	const struct wx_route *routes;
 	size_t nroutes;
+	/* X-Wingxfer-Capabilities on OPTIONS answers (e.g. "zstd, gzip": the
+	 * archive codecs this program reads), or NULL for none. */
+	const char *capabilities;
 };
 
 /* Runs a FastCGI program; returns the process exit status. */

@@ -151,6 +151,23 @@ wx_zstd_write(struct wx_zstd *z, const void *data, size_t len)
 }
 
 int
+wx_zstd_finish_some(struct wx_zstd *z)
+{
+	if (z->failed)
+		return -1;
+	if (z->finished)
+		return 0;
+	ZSTD_inBuffer in = { NULL, 0, 0 };
+	size_t remaining;
+	if (step(z, &in, ZSTD_e_end, &remaining) < 0)
+		return -1;
+	if (remaining > 0)
+		return 1;
+	z->finished = true;
+	return 0;
+}
+
+int
 wx_zstd_finish(struct wx_zstd *z)
 {
 	if (z->failed)

@@ -26,8 +26,11 @@
 
 #define WX_ZSTD_LEVEL_MIN (-7)
 #define WX_ZSTD_LEVEL_MAX 19
-/* Default job size: keeps a process far under 32 MiB at 2..4 threads. */
-#define WX_ZSTD_JOB_DEFAULT ((size_t)1024 * 1024)
+/* Default job size: libzstd's minimum.  Against 1 MiB jobs, on the mixed
+ * benchmark tar at level 1: peak RSS 8.8 vs 14.0 MiB at 4 workers, output
+ * 0.16 % larger, same speed (bench/RESULTS.md).  Smaller jobs also bound
+ * the bursts of output the caller must take at once. */
+#define WX_ZSTD_JOB_DEFAULT ((size_t)512 * 1024)
 
 struct wx_zstd_opts {
 	int level;		/* WX_ZSTD_LEVEL_MIN..MAX, not 0 (negative = faster) */
@@ -45,6 +48,9 @@ struct wx_zstd *wx_zstd_new(const struct wx_zstd_opts *opts, wx_compress_sink si
 int wx_zstd_write(struct wx_zstd *z, const void *data, size_t len);
 /* Flushes everything and ends the frame.  0 or -1; twice fails. */
 int wx_zstd_finish(struct wx_zstd *z);
+/* finish() a piece at a time: each call emits at most one output buffer
+ * (ZSTD_CStreamOutSize).  1 = call again, 0 = complete, -1 on error. */
+int wx_zstd_finish_some(struct wx_zstd *z);
 /* "" or why the last call failed; owned by z. */
 const char *wx_zstd_error(const struct wx_zstd *z);
 /* Input bytes accepted, output bytes handed to the sink. */

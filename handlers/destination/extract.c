@@ -339,6 +339,8 @@ extract_all(struct receiver *rx, struct archive *a, struct archive *w)
 		}
 		if (r == ARCHIVE_WARN)
 			wx_warn("entry %lld: %s", (long long)index, archive_error_string(a));
+		if (index == 1)
+			wx_info("the archive is %s-compressed tar", archive_filter_name(a, 0));
 		int er = extract_entry(rx, a, w, e, index);
 		if (er < 0)
 			return -1;

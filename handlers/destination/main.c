@@ -77,6 +77,10 @@ static const char help[] =
 "        Node token.  JSON progress: state, phase, bytes received and\n"
 "        extracted, files, rate, ETA (when the length is known), times,\n"
 "        error, warning, the last log lines.\n"
+"    OPTIONS /api/transfers\n"
+"        No authentication.  204 with Allow and X-Wingxfer-Capabilities:\n"
+"        zstd, gzip: a wingxfer source then sends archive.tar.zst (Go Wings\n"
+"        answers OPTIONS without that header and is sent gzip).\n"
 "\n"
 "OPTIONS\n"
 "    --config FILE     the node's config.yml (after $WINGXFER_CONFIG)\n"
@@ -131,6 +135,8 @@ main(int argc, char **argv)
 		.help = help,
 		.routes = routes,
 		.nroutes = WX_ARRAY_LEN(routes),
+		/* A wingxfer source sends zstd only to a destination that says so. */
+		.capabilities = "zstd, gzip",
 	};
 	return wx_fcgi_main(&prog, argc, argv);
 }

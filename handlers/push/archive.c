@@ -43,6 +43,7 @@ struct tar {
 	char *path;             /* its relative path */
 	int64_t size, left;     /* its size in the header, bytes still to read */
 	unsigned char *buf;
+	bool closed;            /* tar end blocks written */
 	bool done;
 	char err[1024];
 };
@@ -71,6 +72,18 @@ fail(struct tar *t, const char *fmt, ...)
 	return -1;
 }
 
+/*
+ * compression_level 1..9 (gzip's scale) as a zstd level: 1-3 -> 1, 4-6 -> 2,
+ * 7-9 -> 3.  zstd 1 already compresses better than gzip 1 with a fifth of
+ * its CPU (bench/compress-results.md); higher zstd levels need more memory
+ * per worker (compress.h's budget) for a few percent.
+ */
+static int
+zstd_level(int level)
+{
+	return level <= 3 ? 1 : level <= 6 ? 2 : 3;
+}
+
 struct tar *
 tar_open(struct job *job, wx_compress_sink sink, void *sink_ctx, char *err, size_t errsize)
 {
@@ -80,10 +93,15 @@ tar_open(struct job *job, wx_compress_sink sink, void *sink_ctx, char *err, size
 	t->walk = walk_open(job->server_dir, err, errsize);
 	if (t->walk == NULL)
 		goto fail;
-	t->comp = wx_compressor_new(job->codec, (int)job->cfg->transfers.compression_level,
-	    (int)job->cfg->transfers.compression_threads, sink, sink_ctx, err, errsize);
+	int level = (int)job->cfg->transfers.compression_level;
+	if (job->codec == WX_COMPRESS_ZSTD)
+		level = zstd_level(level);
+	t->comp = wx_compressor_new(job->codec, level, (int)job->cfg->transfers.compression_threads,
+	    sink, sink_ctx, err, errsize);
 	if (t->comp == NULL)
 		goto fail;
+	wx_info("compressing with %s level %d, %d threads", wx_compress_format_name(job->codec),
+	    level, wx_compressor_threads(t->comp));
 	t->links = inode_map_new();
 	t->buf = xmalloc(READ_CHUNK);
 	t->entry = archive_entry_new();
@@ -304,18 +322,26 @@ tar_step(struct tar *t)
 		return file_step(t) < 0 ? -1 : 1;
 	if (t->done)
 		return 0;
-	struct walk_entry e;
-	int rc = walk_next(t->walk, &e);
+	if (!t->closed) {
+		struct walk_entry e;
+		int rc = walk_next(t->walk, &e);
+		if (rc < 0)
+			return fail(t, "%s", walk_error(t->walk));
+		if (rc > 0)
+			return add_entry(t, &e) < 0 ? -1 : 1;
+		/* End of the tree: end blocks. */
+		if (archive_write_close(t->a) != ARCHIVE_OK)
+			return fail(t, "cannot finish the archive: %s", archive_error_string(t->a));
+		t->closed = true;
+		return 1;
+	}
+	/* The compressor's last blocks and trailer, a piece per step. */
+	int rc = wx_compressor_finish_some(t->comp);
 	if (rc < 0)
-		return fail(t, "%s", walk_error(t->walk));
-	if (rc > 0)
-		return add_entry(t, &e) < 0 ? -1 : 1;
-	/* End of the tree: end blocks, then the compressor's trailer. */
-	if (archive_write_close(t->a) != ARCHIVE_OK)
-		return fail(t, "cannot finish the archive: %s", archive_error_string(t->a));
-	if (wx_compressor_finish(t->comp) < 0)
 		return fail(t, "cannot finish the compressed stream: %s",
 		    wx_compressor_error(t->comp));
+	if (rc > 0)
+		return 1;
 	t->done = true;
 	return 0;
 }

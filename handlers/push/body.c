@@ -162,8 +162,8 @@ produce_archive(struct body *b)
 {
 	if (!b->started) {
 		out_printf(&b->out, "--%s\r\nContent-Disposition: form-data; name=\"archive\"; "
-		    "filename=\"archive.tar.gz\"\r\nContent-Type: application/octet-stream\r\n\r\n",
-		    b->boundary);
+		    "filename=\"archive.tar.%s\"\r\nContent-Type: application/octet-stream\r\n\r\n",
+		    b->boundary, b->job->codec == WX_COMPRESS_ZSTD ? "zst" : "gz");
 		char err[1024];
 		b->tar = tar_open(b->job, archive_sink, b, err, sizeof err);
 		if (b->tar == NULL)

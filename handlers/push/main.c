@@ -209,11 +209,6 @@ run(struct job *job, char *why, size_t whysize)
 		snprintf(why, whysize, "Failed to get archive for transfer: %s.", err);
 		return OUT_FAILED;
 	}
-	char size[32];
-	wx_format_bytes(p->bytes_total, size, sizeof size);
-	job_log(job, "Archiving %lld files and directories (%s) as tar.%s, level %lld.",
-	    (long long)p->files_total, size, job->codec == WX_COMPRESS_GZIP ? "gz" : "?",
-	    (long long)job->cfg->transfers.compression_level);
 	switch (upload_run(job, why, whysize)) {
 	case UPLOAD_PUSHED:
 		return OUT_COMPLETED;
@@ -289,10 +284,7 @@ main(int argc, char **argv)
 	if (job.token == NULL || setup_record(&job, &o) < 0)
 		goto out;
 	job.server_dir = wx_path_join(job.cfg->data_directory, job.uuid);
-	job.codec = WX_COMPRESS_GZIP;
-	if (strcmp(job.cfg->transfers.compression, "zstd") == 0)
-		wx_warn("system.transfers.compression is zstd, which this version cannot send yet; "
-		    "sending gzip, which every destination reads");
+	job.codec = WX_COMPRESS_GZIP;  /* until the destination says it reads zstd (upload.c) */
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		wx_err("libcurl failed to initialise");
 		goto out;

@@ -7,6 +7,14 @@
  * stall_timeout and when the answer takes longer than response_timeout
  * after the last byte.  200 and 202 mean pushed; any other answer is a
  * failure carrying its status and the JSON error text.
+ *
+ * Before it, the codec: gzip, which every destination reads, unless
+ * system.transfers.compression (auto or zstd) allows zstd and the
+ * destination says it reads zstd: an OPTIONS request to the same URL (no
+ * credentials) answered 2xx with X-Wingxfer-Capabilities naming zstd (our
+ * destination; Go Wings answers 204 without it).  zstd is never sent
+ * blindly: configured zstd against a destination that does not advertise it
+ * sends gzip with a warning.  The connection is reused for the POST.
  */
 #include "autoconf.h"
 
@@ -17,12 +25,14 @@
 
 #include <curl/curl.h>
 #include <stdarg.h>
+#include <strings.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define UPLOAD_BUFFER (512 * 1024)
 #define MAX_ANSWER (16 * 1024)
+#define OPTIONS_TIMEOUT 15L      /* seconds for the capabilities question, after connecting */
 
 struct upload {
 	struct job *job;
@@ -152,15 +162,144 @@ describe_answer(struct upload *u, long code, char *why, size_t whysize)
 	    text[0] ? ": " : " with no error text", text);
 }
 
+/* --- the codec --- */
+
+struct caps {
+	bool header;            /* X-Wingxfer-Capabilities was in the answer */
+	bool zstd;              /* ... and named zstd */
+};
+
+/* Whether the comma-separated list v (length n) holds token (case-insensitive). */
+static bool
+list_has(const char *v, size_t n, const char *token)
+{
+	size_t tlen = strlen(token), i = 0;
+	while (i < n) {
+		while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+			i++;
+		size_t start = i;
+		while (i < n && v[i] != ',' && v[i] != ' ' && v[i] != '\t' && v[i] != '\r' &&
+		    v[i] != '\n')
+			i++;
+		if (i - start == tlen && strncasecmp(v + start, token, tlen) == 0)
+			return true;
+		while (i < n && v[i] != ',')
+			i++;
+	}
+	return false;
+}
+
+static size_t
+options_header(char *line, size_t size, size_t nitems, void *ctx)
+{
+	struct caps *caps = ctx;
+	size_t n = size * nitems;
+	static const char name[] = "X-Wingxfer-Capabilities:";
+	size_t nlen = sizeof name - 1;
+	if (n > nlen && strncasecmp(line, name, nlen) == 0) {
+		caps->header = true;
+		if (list_has(line + nlen, n - nlen, "zstd"))
+			caps->zstd = true;
+	}
+	/* A new status line (after a 1xx): forget what an earlier block said. */
+	if (n >= 5 && strncmp(line, "HTTP/", 5) == 0)
+		caps->header = caps->zstd = false;
+	return n;
+}
+
+static size_t
+discard_answer(char *data, size_t size, size_t nmemb, void *ctx)
+{
+	(void)data;
+	(void)ctx;
+	return size * nmemb;
+}
+
+/* What both requests share: the URL, TLS verification, timeouts, User-Agent. */
+static void
+connection_opts(CURL *c, const struct job *job, const char *ua, char *errbuf)
+{
+	const struct wx_config *cfg = job->cfg;
+	curl_easy_setopt(c, CURLOPT_URL, job->rec.url);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(c, CURLOPT_USERAGENT, ua);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)cfg->transfers.connect_timeout);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+	bool verify = !cfg->api_ignore_certificate_errors;
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, verify ? 1L : 0L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, verify ? 2L : 0L);
+	if (cfg->transfers.ca_file != NULL)
+		curl_easy_setopt(c, CURLOPT_CAINFO, cfg->transfers.ca_file);
+}
+
+/*
+ * Sets job->codec: zstd only when the configuration allows it, the level
+ * compresses (0 stores, in gzip framing), and the destination answered
+ * OPTIONS 2xx naming zstd in X-Wingxfer-Capabilities.  Resets c afterwards
+ * (its open connection stays for the POST).
+ */
+static void
+choose_codec(struct job *job, CURL *c, const char *ua)
+{
+	const struct wx_transfers_config *tc = &job->cfg->transfers;
+	bool want_zstd = strcmp(tc->compression, "zstd") == 0;
+	job->codec = WX_COMPRESS_GZIP;
+	if (strcmp(tc->compression, "gzip") == 0)
+		return;
+	if (tc->compression_level == 0) {
+		if (want_zstd)
+			wx_info("system.transfers.compression_level is 0 (store): the archive is sent "
+			    "uncompressed in gzip framing, not zstd");
+		return;
+	}
+	struct caps caps = { false, false };
+	char errbuf[CURL_ERROR_SIZE] = "";
+	connection_opts(c, job, ua, errbuf);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "OPTIONS");
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, options_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, &caps);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard_answer);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)tc->connect_timeout + OPTIONS_TIMEOUT);
+	CURLcode rc = curl_easy_perform(c);
+	long code = 0;
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+	curl_easy_reset(c);
+	char why[300];
+	if (rc != CURLE_OK)
+		snprintf(why, sizeof why, "OPTIONS failed: %s%s%s%s", curl_easy_strerror(rc),
+		    errbuf[0] ? " (" : "", errbuf, errbuf[0] ? ")" : "");
+	else if (code < 200 || code > 299)
+		snprintf(why, sizeof why, "it answered OPTIONS with HTTP %ld", code);
+	else if (!caps.header)
+		snprintf(why, sizeof why, "its OPTIONS answer has no X-Wingxfer-Capabilities "
+		    "(a Wings node)");
+	else if (!caps.zstd)
+		snprintf(why, sizeof why, "its X-Wingxfer-Capabilities does not name zstd");
+	else
+		why[0] = '\0';
+	if (why[0] == '\0') {
+		job->codec = WX_COMPRESS_ZSTD;
+		wx_info("the destination reads zstd (X-Wingxfer-Capabilities): sending tar.zst");
+	} else if (want_zstd) {
+		wx_warn("system.transfers.compression is zstd, but the destination does not say it "
+		    "reads zstd (%s): sending gzip, which every destination reads", why);
+	} else {
+		wx_info("sending tar.gz: %s", why);
+	}
+}
+
 static struct curl_slist *
-headers_for(struct upload *u, char *ua, size_t uasize)
+headers_for(struct upload *u)
 {
 	struct curl_slist *h = NULL;
 	char *auth = xasprintf("Authorization: %s", u->job->token);
 	char ctype[160];
 	snprintf(ctype, sizeof ctype, "Content-Type: multipart/form-data; boundary=%s",
 	    body_boundary(u->body));
-	snprintf(ua, uasize, "wingxfer-push/%s", PACKAGE_VERSION);
 	h = curl_slist_append(h, auth);
 	h = curl_slist_append(h, ctype);
 	h = curl_slist_append(h, "Transfer-Encoding: chunked");
@@ -174,45 +313,43 @@ headers_for(struct upload *u, char *ua, size_t uasize)
 enum upload_result
 upload_run(struct job *job, char *why, size_t whysize)
 {
-	const struct wx_config *cfg = job->cfg;
 	struct upload u;
 	memset(&u, 0, sizeof u);
 	u.job = job;
-	u.body = body_open(job, why, whysize);
-	if (u.body == NULL)
-		return UPLOAD_FAILED;
 	CURL *c = curl_easy_init();
 	if (c == NULL) {
 		snprintf(why, whysize, "Cannot set up the upload (libcurl failed to start).");
-		body_close(u.body);
 		return UPLOAD_FAILED;
 	}
 	char ua[64], errbuf[CURL_ERROR_SIZE] = "";
-	struct curl_slist *headers = headers_for(&u, ua, sizeof ua);
-	curl_easy_setopt(c, CURLOPT_URL, job->rec.url);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	snprintf(ua, sizeof ua, "wingxfer-push/%s", PACKAGE_VERSION);
+	choose_codec(job, c, ua);
+	if (job->rec.extra == NULL)
+		job->rec.extra = json_object_new_object();
+	json_object_object_add(job->rec.extra, "codec",
+	    json_object_new_string(wx_compress_format_name(job->codec)));
+	char size[32];
+	wx_format_bytes(job->progress.bytes_total, size, sizeof size);
+	job_log(job, "Archiving %lld files and directories (%s) as tar.%s, level %lld.",
+	    (long long)job->progress.files_total, size, job->codec == WX_COMPRESS_ZSTD ? "zst" : "gz",
+	    (long long)job->cfg->transfers.compression_level);
+	u.body = body_open(job, why, whysize);
+	if (u.body == NULL) {
+		curl_easy_cleanup(c);
+		return UPLOAD_FAILED;
+	}
+	struct curl_slist *headers = headers_for(&u);
+	connection_opts(c, job, ua, errbuf);
 	curl_easy_setopt(c, CURLOPT_POST, 1L);
 	curl_easy_setopt(c, CURLOPT_READFUNCTION, read_body);
 	curl_easy_setopt(c, CURLOPT_READDATA, &u);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(c, CURLOPT_USERAGENT, ua);
 	curl_easy_setopt(c, CURLOPT_UPLOAD_BUFFERSIZE, (long)UPLOAD_BUFFER);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, read_answer);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &u);
 	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
 	curl_easy_setopt(c, CURLOPT_XFERINFODATA, &u);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)cfg->transfers.connect_timeout);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-	bool verify = !cfg->api_ignore_certificate_errors;
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, verify ? 1L : 0L);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, verify ? 2L : 0L);
-	if (cfg->transfers.ca_file != NULL)
-		curl_easy_setopt(c, CURLOPT_CAINFO, cfg->transfers.ca_file);
 
 	job_phase(job, "streaming");
 	job_log(job, "Streaming archive to destination...");

@@ -64,6 +64,17 @@ check_gzip "one member, level 0, 1 thread" --format gzip --level 0 --threads 1
 check_gzip "one member, level 9, default block" --format gzip --level 9 --threads 2
 check_gzip "member per block" --format gzip-members --level 1 --threads 2 --block 65536
 is "$(members "$T/out.gz")" 49 "member per block: 49 members (3 MiB + 17 bytes in 64 KiB blocks)"
+# What wingxfer-push sends as gzip: libdeflate, one member per block.
+check_gzip "libdeflate members, level 1" --format gzip-libdeflate --level 1 --threads 2
+is "$(members "$T/out.gz")" 13 "libdeflate members: 13 members (3 MiB + 17 bytes in 256 KiB blocks)"
+check_gzip "libdeflate members, level 0" --format gzip-libdeflate --level 0 --threads 2
+check_gzip "libdeflate members, level 9, 64 KiB blocks" --format gzip-libdeflate --level 9 --threads 3 --block 65536
+mkdir -p "$T/tree/sub" && cp "$T/in" "$T/tree/sub/data" && ln -s sub/data "$T/tree/link"
+tar -C "$T/tree" -cf - . | "$CAT" --format gzip-libdeflate --level 1 --threads 2 --block 65536 > "$T/tree.tgz"
+mkdir -p "$T/x1" "$T/x2"
+ok "libdeflate members: GNU tar -xzf extracts the tar" tar -C "$T/x1" -xzf "$T/tree.tgz"
+ok "libdeflate members: bsdtar extracts it" bsdtar -C "$T/x2" -xf "$T/tree.tgz"
+ok "libdeflate members: both trees are the original" sh -c "cmp -s '$T/x1/sub/data' '$T/in' && cmp -s '$T/x2/sub/data' '$T/in' && test -L '$T/x2/link'"
 
 for level in 1 3 -1; do
 	"$CAT" --format zstd --level "$level" --threads 2 < "$T/in" > "$T/out.zst"; rc=$?

@@ -3,7 +3,7 @@
  * (tests/integration/compress-interop.sh pipes its output into gzip -dc,
  * python3, bsdcat, zstd) and for trying the compressors by hand.
  *
- *   compress_cat [--format gzip|gzip-members|zstd] [--level N] [--threads N]
+ *   compress_cat [--format gzip|gzip-members|gzip-libdeflate|zstd] [--level N] [--threads N]
  *                [--block BYTES]
  *
  * Exit 0 on success, 1 on a compression or I/O error, 2 on bad usage.
@@ -30,7 +30,7 @@ write_stdout(void *ctx, const void *buf, size_t len)
 static int
 usage(const char *why)
 {
-	fprintf(stderr, "compress_cat: %s\nusage: compress_cat [--format gzip|gzip-members|zstd] "
+	fprintf(stderr, "compress_cat: %s\nusage: compress_cat [--format gzip|gzip-members|gzip-libdeflate|zstd] "
 	    "[--level N] [--threads N] [--block BYTES] < in > out\n", why);
 	return 2;
 }
@@ -63,10 +63,16 @@ main(int argc, char **argv)
 	struct wx_pgzip *gz = NULL;
 	struct wx_zstd *zs = NULL;
 	char err[200] = "";
-	if (strcmp(format, "gzip") == 0 || strcmp(format, "gzip-members") == 0) {
+	if (strncmp(format, "gzip", 4) == 0) {
+		enum wx_pgzip_framing framing = WX_PGZIP_ONE_MEMBER;
+		if (strcmp(format, "gzip-members") == 0)
+			framing = WX_PGZIP_MEMBER_PER_BLOCK;
+		else if (strcmp(format, "gzip-libdeflate") == 0)
+			framing = WX_PGZIP_LIBDEFLATE_MEMBERS;
+		else if (strcmp(format, "gzip") != 0)
+			return usage("unknown format");
 		struct wx_pgzip_opts o = { .level = (int)level, .threads = (int)threads,
-			.block_size = (size_t)block,
-			.framing = format[4] ? WX_PGZIP_MEMBER_PER_BLOCK : WX_PGZIP_ONE_MEMBER };
+			.block_size = (size_t)block, .framing = framing };
 		gz = wx_pgzip_new(&o, write_stdout, NULL, err, sizeof err);
 	} else if (strcmp(format, "zstd") == 0) {
 		struct wx_zstd_opts o = { .level = (int)level, .threads = (int)threads,

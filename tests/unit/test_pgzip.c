@@ -271,6 +271,132 @@ test_level0_stored(void)
 	free(in);
 }
 
+/*
+ * libdeflate framing: one complete member per block, readable by zlib
+ * (member after member) and libarchive at every level, the same bytes
+ * whatever the threads and the write pattern, smaller than zlib's at level 1.
+ */
+static void
+test_libdeflate_members(void)
+{
+	static const int levels[] = { 0, 1, 6, 9 };
+	const size_t n = 37 * SMALL_BLOCK + 123;
+	unsigned char *txt = t_text(n, 4);
+	unsigned char *rnd = t_random(n, 5);
+	for (size_t li = 0; li < WX_ARRAY_LEN(levels); li++)
+		for (int kind = 0; kind < 2; kind++) {
+			const unsigned char *in = kind ? txt : rnd;
+			struct wx_pgzip_opts o = { .level = levels[li], .threads = 3,
+				.block_size = SMALL_BLOCK, .framing = WX_PGZIP_LIBDEFLATE_MEMBERS };
+			struct tsink a = { 0 }, b = { 0 };
+			char err[200] = "", what[120];
+			snprintf(what, sizeof what, "libdeflate level %d, %s", o.level,
+			    kind ? "text" : "random");
+			is_int(run(&o, in, n, ODD_WRITES, &a, err, sizeof err), 0, "%s: compresses (%s)",
+			    what, err);
+			check_output(what, &a.out, in, n, 38);
+			o.threads = 1;
+			is_int(run(&o, in, n, BYTE_WRITES, &b, err, sizeof err), 0,
+			    "%s: 1 thread, byte writes (%s)", what, err);
+			ok(a.out.len == b.out.len && memcmp(a.out.p, b.out.p, a.out.len) == 0,
+			    "%s: the same bytes with 3 threads and 1, any write pattern", what);
+			if (levels[li] == 0)
+				ok(a.out.len > n, "%s: level 0 stores (%zu > %zu)", what, a.out.len, n);
+			tbuf_free(&a.out);
+			tbuf_free(&b.out);
+		}
+	/* Empty input: one empty member, a valid gzip file. */
+	struct wx_pgzip_opts o = { .level = 1, .threads = 2, .framing = WX_PGZIP_LIBDEFLATE_MEMBERS };
+	struct tsink e = { 0 };
+	char err[200] = "";
+	is_int(run(&o, txt, 0, ONE_WRITE, &e, err, sizeof err), 0, "libdeflate empty input (%s)", err);
+	check_output("libdeflate empty", &e.out, txt, 0, 1);
+	tbuf_free(&e.out);
+	/* Default block size on text: smaller than zlib's one member at level 1. */
+	size_t big = 4 << 20;
+	unsigned char *t2 = t_text(big, 9);
+	struct wx_pgzip_opts zo = { .level = 1, .threads = 2 };
+	struct tsink zs = { 0 }, ls = { 0 };
+	run(&zo, t2, big, ONE_WRITE, &zs, err, sizeof err);
+	run(&o, t2, big, ONE_WRITE, &ls, err, sizeof err);
+	ok(ls.out.len > 0 && ls.out.len <= zs.out.len + zs.out.len / 100,
+	    "libdeflate level 1 output within 1 %% of zlib's one member (%zu vs %zu)", ls.out.len,
+	    zs.out.len);
+	tbuf_free(&zs.out);
+	tbuf_free(&ls.out);
+	free(t2);
+	free(txt);
+	free(rnd);
+}
+
+/* A sink that records the largest single burst between two marks. */
+struct burst {
+	struct tbuf out;
+	size_t since_mark, max_burst;
+};
+
+static int
+burst_write(void *ctx, const void *buf, size_t len)
+{
+	struct burst *b = ctx;
+	tbuf_add(&b->out, buf, len);
+	b->since_mark += len;
+	if (b->since_mark > b->max_burst)
+		b->max_burst = b->since_mark;
+	return 0;
+}
+
+/*
+ * Output leaves in small pieces: a write emits at most about one block (done
+ * blocks wait until their slot is needed), finish_some one block per call;
+ * the stream equals what finish() makes.
+ */
+static void
+test_paced_output(void)
+{
+	size_t n = 40 * SMALL_BLOCK + 123;
+	unsigned char *in = t_random(n, 8);
+	struct wx_pgzip_opts o = { .level = 1, .threads = 3, .block_size = SMALL_BLOCK };
+	struct burst b = { 0 };
+	char err[200] = "";
+	struct wx_pgzip *z = wx_pgzip_new(&o, burst_write, &b, err, sizeof err);
+	ok(z != NULL, "paced: created (%s)", err);
+	bool wrote = true;
+	for (size_t off = 0; off < n && wrote; off += SMALL_BLOCK / 2) {
+		size_t k = n - off < SMALL_BLOCK / 2 ? n - off : SMALL_BLOCK / 2;
+		b.since_mark = 0;
+		wrote = wx_pgzip_write(z, in + off, k) == 0;
+	}
+	ok(wrote, "paced: every write succeeds");
+	/* Incompressible blocks deflate to a little more than their size. */
+	ok(b.max_burst <= SMALL_BLOCK + SMALL_BLOCK / 8 + 64,
+	    "paced: a write emits at most one block (largest burst %zu, block %zu)", b.max_burst,
+	    (size_t)SMALL_BLOCK);
+	int calls = 0, r;
+	b.max_burst = 0;
+	do {
+		b.since_mark = 0;
+		r = wx_pgzip_finish_some(z);
+		calls++;
+	} while (r > 0 && calls < 1000);
+	is_int(r, 0, "paced: finish_some completes the stream");
+	ok(calls > 2, "paced: ... over several calls (%d)", calls);
+	ok(b.max_burst <= SMALL_BLOCK + SMALL_BLOCK / 8 + 64,
+	    "paced: each finish_some emits at most one block (largest %zu)", b.max_burst);
+	is_int(wx_pgzip_finish_some(z), 0, "paced: finish_some after the end returns 0");
+	is_int(wx_pgzip_write(z, in, 1), -1, "paced: write after finish_some fails");
+	wx_pgzip_free(z);
+	check_output("paced", &b.out, in, n, 1);
+
+	struct tsink s = { 0 };
+	is_int(run(&o, in, n, ONE_WRITE, &s, err, sizeof err), 0, "paced: reference run");
+	ok(s.out.len == b.out.len && memcmp(s.out.p, b.out.p, s.out.len) == 0,
+	    "paced: the same bytes as finish()");
+	tbuf_free(&s.out);
+	tbuf_free(&b.out);
+	free(in);
+}
+
 /* A failing sink at several points: -1, sticky error, no hang, no leak. */
 static void
 test_failing_sink(void)
@@ -361,6 +487,8 @@ main(void)
 	test_large();
 	test_ratio_and_framing();
 	test_level0_stored();
+	test_paced_output();
+	test_libdeflate_members();
 	test_failing_sink();
 	test_misuse();
 	return tap_done();

@@ -8,6 +8,7 @@
 #include "compress.h"
 #include "compress_testlib.h"
 #include "tap.h"
+#include "pgzip.h"
 #include "zstd_stream.h"
 
 #include <stdio.h>
@@ -236,6 +237,75 @@ test_facade(void)
 	free(in);
 }
 
+/* finish_some: the end of the stream a piece at a time, through the facade too. */
+static void
+test_finish_some(void)
+{
+	size_t n = 3 << 20;
+	unsigned char *in = t_random(n, 21);
+	const enum wx_compress_format fmts[] = { WX_COMPRESS_GZIP, WX_COMPRESS_ZSTD };
+	for (size_t i = 0; i < WX_ARRAY_LEN(fmts); i++) {
+		const char *name = wx_compress_format_name(fmts[i]);
+		struct tsink s = { 0 };
+		char err[200] = "";
+		struct wx_compressor *c = wx_compressor_new(fmts[i], 1, 2, tsink_write, &s, err,
+		    sizeof err);
+		ok(c != NULL && wx_compressor_write(c, in, n) == 0, "%s: written (%s)", name, err);
+		int r, calls = 0;
+		do
+			r = wx_compressor_finish_some(c);
+		while (r > 0 && ++calls < 100000);
+		is_int(r, 0, "%s: finish_some completes (%d calls)", name, calls + 1);
+		ok(calls >= 1, "%s: ... in more than one call", name);
+		is_int(wx_compressor_finish_some(c), 0, "%s: and stays complete", name);
+		wx_compressor_free(c);
+		struct tbuf dec = { 0 };
+		const char *filter = NULL;
+		ok(t_libarchive(s.out.p, s.out.len, &dec, &filter) == 0 && dec.len == n &&
+		    memcmp(dec.p, in, n) == 0, "%s: the stream decodes to the input", name);
+		tbuf_free(&dec);
+		tbuf_free(&s.out);
+	}
+	free(in);
+}
+
+/* Thread counts: the default, and the memory budget's caps. */
+static void
+test_thread_budget(void)
+{
+	int cpus = wx_compress_cpus();
+	int def = cpus / 2 < 2 ? 2 : cpus / 2;
+	if (def > WX_COMPRESS_THREADS_DEFAULT_MAX)
+		def = WX_COMPRESS_THREADS_DEFAULT_MAX;
+	if (def > cpus)
+		def = cpus;
+	is_int(wx_compress_threads(WX_COMPRESS_GZIP, 1, 0), def,
+	    "threads 0 = half the CPUs, 2..4, at most the CPUs (%d CPUs)", cpus);
+	is_int(wx_compress_threads(WX_COMPRESS_GZIP, 1, 1), 1, "threads 1 = 1");
+	int g = wx_compress_threads(WX_COMPRESS_GZIP, 1, 256);
+	ok(g >= 4 && g <= 9, "gzip: 256 threads capped by the memory budget (%d)", g);
+	size_t per = WX_PGZIP_THREAD_STATE + 2 * WX_PGZIP_BLOCK_MEMORY(WX_PGZIP_BLOCK_DEFAULT);
+	ok((size_t)g * per <= WX_COMPRESS_MEMORY_BUDGET, "gzip: states + 2 blocks per thread fit");
+	is_int(wx_compress_threads(WX_COMPRESS_ZSTD, 1, 16), 8, "zstd level 1: 16 workers capped to 8");
+	is_int(wx_compress_threads(WX_COMPRESS_ZSTD, 3, 16), 5, "zstd level 3: capped to 5");
+	is_int(wx_compress_threads(WX_COMPRESS_ZSTD, 1, 3), 3, "zstd: 3 workers fit");
+
+	char err[200] = "";
+	struct tsink s = { 0 };
+	struct wx_compressor *c = wx_compressor_new(WX_COMPRESS_GZIP, 1, 200, tsink_write, &s, err,
+	    sizeof err);
+	ok(c != NULL && wx_compressor_threads(c) == g, "gzip: 200 threads requested, %d run (%s)",
+	    c ? wx_compressor_threads(c) : -1, err);
+	unsigned char *in = t_text(100000, 3);
+	ok(c != NULL && wx_compressor_write(c, in, 100000) == 0 && wx_compressor_finish(c) == 0,
+	    "gzip: the capped compressor works");
+	wx_compressor_free(c);
+	tbuf_free(&s.out);
+	free(in);
+	ok(wx_compressor_new(WX_COMPRESS_GZIP, 1, -1, tsink_write, &s, err, sizeof err) == NULL,
+	    "negative thread count refused");
+}
+
 int
 main(void)
 {
@@ -244,5 +314,7 @@ main(void)
 	test_failing_sink();
 	test_misuse();
 	test_facade();
+	test_thread_budget();
+	test_finish_some();
 	return tap_done();
 }
