@@ -432,6 +432,10 @@ skip_preamble(struct wx_multipart *mp)
 		if (hit != NULL) {
 			mp->skipped += (uint64_t)(hit - at);
 			mp->pos += (size_t)(hit - at);
+			/* Also when the whole preamble arrived in one buffer. */
+			if (mp->skipped > WX_MP_MAX_PREAMBLE)
+				return fail(mp, WX_MP_MALFORMED, "the request body does not start with "
+				    "the multipart boundary named in its Content-Type");
 			size_t consumed = 0;
 			switch (classify(mp, &consumed)) {
 			case D_NOT:

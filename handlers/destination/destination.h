@@ -10,6 +10,8 @@
  *              backups, install logs)
  *   extract.c  the archive part: SHA-256 + libarchive into staging, with
  *              path, type, owner, mode and disk-space rules
+ *   gunzip.c   gzip decoding for extract.c, with the CRC and length checks
+ *              libarchive's gzip filter lacks
  *   finish.c   success (checksum rule, hook, rename, record, panel, 200)
  *              and failure (cleanup, record, panel, error answer)
  *   cancel.c   DELETE /api/transfers[/:uuid]
@@ -26,6 +28,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "gunzip.h"
 #include "multipart.h"
 #include "record.h"
 #include "transfer_jwt.h"
@@ -76,6 +79,7 @@ struct receiver {
 
 	/* archive */
 	EVP_MD_CTX *sha;
+	struct rx_gunzip gz;            /* gzip decoding with CRC checks (gunzip.c) */
 	bool have_archive;
 	uint64_t archive_bytes;
 	char archive_sha256[65];

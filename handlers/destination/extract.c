@@ -5,8 +5,10 @@
  *
  * Read side: tar (ustar, pax, GNU) uncompressed or compressed with gzip,
  * zstd, xz, bzip2 or lz4, all in-process (no external filter programs);
- * concatenated-archive reading, so the compressed stream is read to its end
- * and a short gzip is an error even when the tar end marker came first.
+ * gzip is decoded by gunzip.c, which checks every member's CRC-32 and
+ * length (libarchive's gzip filter does not); concatenated-archive reading,
+ * so the compressed stream is read to its end and a short or damaged gzip
+ * is an error even when the tar end marker came first.
  *
  * Write side: archive_write_disk relative to the staging directory (the
  * process's cwd while extracting) with SECURE_NODOTDOT, SECURE_SYMLINKS,
@@ -87,23 +89,43 @@ rx_charge(struct receiver *rx, int64_t bytes, const char *what)
 	return 0;
 }
 
+/* The archive part's bytes as sent, hashed: the gunzip layer's input. */
+static ssize_t
+pull_part(void *ctx, const void **buf)
+{
+	struct receiver *rx = ctx;
+	ssize_t n = wx_mp_read_ptr(rx->mp, buf, SIZE_MAX);
+	if (n < 0)
+		return rx_mp_failed(rx);
+	if (n > 0) {
+		if (EVP_DigestUpdate(rx->sha, *buf, (size_t)n) != 1)
+			return rx_fail(rx, 500, "SHA-256 failed on this node.");
+		rx->archive_bytes += (uint64_t)n;
+	}
+	return n;
+}
+
+/* Records a failed gunzip read (the upload's own failure is already recorded); -1. */
+static int
+gunzip_failed(struct receiver *rx)
+{
+	if (rx->gz.error[0] == '\0')
+		return -1;
+	rx_detail(rx, "after %llu bytes of the archive part: %s",
+	    (unsigned long long)rx->archive_bytes, rx->gz.error);
+	return rx_fail(rx, 422, "The archive's gzip data is damaged or cut short (%s); nothing "
+	    "was installed.", rx->gz.error);
+}
+
 static la_ssize_t
 part_read(struct archive *a, void *ctx, const void **buf)
 {
 	struct receiver *rx = ctx;
-	ssize_t n = wx_mp_read_ptr(rx->mp, buf, SIZE_MAX);
+	ssize_t n = rx_gunzip_read(&rx->gz, buf);
 	if (n < 0) {
-		rx_mp_failed(rx);
-		archive_set_error(a, EIO, "the upload failed");
+		gunzip_failed(rx);
+		archive_set_error(a, EIO, "the archive part could not be read");
 		return -1;
-	}
-	if (n > 0) {
-		if (EVP_DigestUpdate(rx->sha, *buf, (size_t)n) != 1) {
-			rx_fail(rx, 500, "SHA-256 failed on this node.");
-			archive_set_error(a, EIO, "SHA-256 failed");
-			return -1;
-		}
-		rx->archive_bytes += (uint64_t)n;
 	}
 	return n;
 }
@@ -299,20 +321,20 @@ open_reader(struct receiver *rx)
 	return a;
 }
 
-/* Reads what libarchive left of the part (tar padding, compressed trailer) into the hash. */
+/*
+ * Reads what libarchive left of the part (tar padding, a gzip trailer) into
+ * the hash, through the gunzip layer so the last CRC and length are checked.
+ */
 static int
 drain_part(struct receiver *rx)
 {
 	for (;;) {
 		const void *buf;
-		ssize_t n = wx_mp_read_ptr(rx->mp, &buf, SIZE_MAX);
+		ssize_t n = rx_gunzip_read(&rx->gz, &buf);
 		if (n < 0)
-			return rx_mp_failed(rx);
+			return gunzip_failed(rx);
 		if (n == 0)
 			return 0;
-		if (EVP_DigestUpdate(rx->sha, buf, (size_t)n) != 1)
-			return rx_fail(rx, 500, "SHA-256 failed on this node.");
-		rx->archive_bytes += (uint64_t)n;
 	}
 }
 
@@ -362,6 +384,7 @@ rx_extract(struct receiver *rx)
 		return -1;
 	if (fchdir(rx->staging_fd) < 0)
 		return rx_fail(rx, 500, "This node cannot enter its staging directory.");
+	rx_gunzip_init(&rx->gz, pull_part, rx);
 	struct archive *w = archive_write_disk_new();
 	struct archive *a = w ? open_reader(rx) : NULL;
 	int rc = -1;
@@ -378,6 +401,7 @@ rx_extract(struct receiver *rx)
 		archive_read_free(a);
 	if (w != NULL)
 		archive_write_free(w);
+	rx_gunzip_free(&rx->gz);
 	if (chdir("/") < 0)
 		wx_warn("chdir / after extraction: %s", strerror(errno));
 	if (rc == 0) {

@@ -36,7 +36,7 @@ struct start_request {
 	json_object *backups;   /* array of canonical UUID strings (owned) */
 };
 
-/* An absolute http:// or https:// URL with a host, as libcurl parses it. */
+/* An absolute http:// or https:// URL with a host right after "//", as libcurl parses it. */
 static bool
 valid_destination_url(const char *url)
 {
@@ -54,7 +54,10 @@ valid_destination_url(const char *url)
 	    curl_url_get(h, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
 	    curl_url_get(h, CURLUPART_HOST, &host, 0) == CURLUE_OK)
 		good = (strcmp(scheme, "http") == 0 || strcmp(scheme, "https") == 0) &&
-		    host[0] != '\0' && wx_has_prefix(url, scheme);
+		    host[0] != '\0' && wx_has_prefix(url, scheme) &&
+		    /* as written: libcurl reads "http:///x/y" and "http:/x/y" as host x */
+		    strncmp(url + strlen(scheme), "://", 3) == 0 &&
+		    url[strlen(scheme) + 3] != '/';
 	curl_free(scheme);
 	curl_free(host);
 	curl_url_cleanup(h);

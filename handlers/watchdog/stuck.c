@@ -333,6 +333,23 @@ stop_live(struct wd *w, struct stuck *s, size_t n)
 			continue;
 		}
 		if (!wx_status_active(now.status)) {
+			/*
+			 * A cancelled owner recorded its cancel message, which names
+			 * DELETE: say who asked and why (we hold the lock).
+			 */
+			if (now.status == WX_ST_CANCELLED) {
+				char *owner = now.error ? xstrdup(now.error) : NULL;
+				if (owner != NULL)
+					wx_record_set_error(&now, "%s (asked to stop by wingxfer-watchdog: "
+					    "%s)", owner, s[i].reason);
+				else
+					wx_record_set_error(&now, "asked to stop by wingxfer-watchdog: %s",
+					    s[i].reason);
+				free(owner);
+				if (wx_record_save(w->st, &now) < 0)
+					wd_error(w, uuid, "cannot write the transfer record: %s",
+					    strerror(errno));
+			}
 			wd_action(w, "stopped", uuid, "the owner stopped and recorded %s%s%s",
 			    wx_status_name(now.status), now.error ? ": " : "", now.error ? now.error : "");
 			wx_cancel_clear(w->st, uuid);

@@ -58,8 +58,10 @@ like "$(err_of "$out")" 'larger than 65536 bytes' "... saying the limit"
 out=$(req POST $UUID "{\"token\":\"$TEST_TOKEN\"}")
 is "$(status_of "$out")" 422 "no url: 422"
 like "$(err_of "$out")" '^The field url ' "... naming url"
+# http:/// and http:/x: libcurl reads the first path segment as the host (found by
+# the hostile corpus, src-url-no-host: a transfer to "http://api/transfers" started)
 for bad in "ftp://dest/api/transfers" "/api/transfers" "dest:8080/api/transfers" "https://" \
-	"http://dest/a b" "javascript:alert(1)"; do
+	"http://dest/a b" "javascript:alert(1)" "http:///api/transfers" "http:/dest/api/transfers"; do
 	out=$(req POST $UUID "{\"url\":\"$bad\",\"token\":\"$TEST_TOKEN\"}")
 	is "$(status_of "$out")" 422 "url '$bad': 422"
 done

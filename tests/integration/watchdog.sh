@@ -142,6 +142,8 @@ unlike "$OUT" "killed" "nobody is killed"
 wait "$OWNER_PID" 2>/dev/null
 is "$(count_cb "$D3" failure)" 1 "the owner's failure is the only one"
 is "$(rec "$D3" '["status"]')" cancelled "the record keeps the owner's outcome"
+like "$(rec "$D3" '["error"]')" "^The transfer was cancelled.* \(asked to stop by wingxfer-watchdog: stalled: no progress" \
+	"... and its error says the watchdog asked, and why (not a DELETE)"
 
 # --- max_duration --------------------------------------------------------------------
 D4=22222222-0000-4000-8000-000000000004

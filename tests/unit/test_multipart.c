@@ -66,12 +66,15 @@ result_free(struct result *r)
 		free(r->parts[i].body);
 }
 
+/* The parser's buffer in parse_all (the destination uses 256 KiB). */
+static size_t parse_bufsize = 16 * 1024;
+
 /* Parses the whole body; use_ptr picks the zero-copy read. */
 static void
 parse_all(struct src *s, const char *boundary, bool use_ptr, size_t readsize, struct result *r)
 {
 	memset(r, 0, sizeof *r);
-	struct wx_multipart *mp = wx_mp_new(boundary, 16 * 1024, src_read, s);
+	struct wx_multipart *mp = wx_mp_new(boundary, parse_bufsize, src_read, s);
 	if (mp == NULL) {
 		r->rc = -2;
 		return;
@@ -357,6 +360,15 @@ test_limits(void)
 	parse_all(&s2, B, false, 4096, &r);
 	is_int(r.err, WX_MP_MALFORMED, "a preamble over 64 KiB is refused");
 	result_free(&r);
+	/* Regression (hostile corpus, mp-preamble-over-64k): with a buffer larger
+	 * than the preamble, the delimiter was found in the first fill and the
+	 * limit was never checked. */
+	parse_bufsize = 256 * 1024;
+	struct src s2b = { body, strlen(body), 0, SIZE_MAX, 0, SIZE_MAX };
+	parse_all(&s2b, B, false, 4096, &r);
+	is_int(r.err, WX_MP_MALFORMED, "a preamble over 64 KiB is refused when it arrives in one read");
+	result_free(&r);
+	parse_bufsize = 16 * 1024;
 	int n = snprintf(body, 256, "--" B "--\r\n");
 	memset(body + n, 'e', big);
 	body[n + big] = '\0';
