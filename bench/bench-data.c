@@ -23,6 +23,7 @@
  */
 #include "autoconf.h"
 
+#include "datagen.h"
 #include "util.h"
 
 #include <errno.h>
@@ -48,60 +49,6 @@ struct gen {
 	size_t bufsize;
 	char root[4096];
 };
-
-static uint64_t
-xorshift(uint64_t *s)
-{
-	uint64_t x = *s;
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	return *s = x;
-}
-
-static void
-fill_random(unsigned char *p, size_t n, uint64_t *s)
-{
-	size_t i = 0;
-	for (; i + 8 <= n; i += 8) {
-		uint64_t v = xorshift(s);
-		memcpy(p + i, &v, 8);
-	}
-	for (; i < n; i++)
-		p[i] = (unsigned char)xorshift(s);
-}
-
-static void
-fill_text(unsigned char *p, size_t n, uint64_t *s)
-{
-	static const char *words[] = { "server", "world", "player", "chunk", "region", "level",
-		"config", "true", "false", "spawn", "minecraft:stone", "entity", "block", "items",
-		"name", "position", "[INFO]", "[Server thread/INFO]:", "joined the game",
-		"left the game", "enabled", "version", "plugin", "loading", "saving", "done", "tick",
-		"ms", "UUID of" };
-	size_t i = 0;
-	while (i < n) {
-		uint64_t r = xorshift(s);
-		char tmp[48];
-		int len;
-		switch (r % 8) {
-		case 0:
-			len = snprintf(tmp, sizeof tmp, "%u", (unsigned)(r >> 40) % 100000);
-			break;
-		case 1:
-			len = snprintf(tmp, sizeof tmp, "%s\n", (r >> 20) % 3 ? "" : "  ");
-			break;
-		case 2:
-			len = snprintf(tmp, sizeof tmp, "%s: ", words[(r >> 8) % WX_ARRAY_LEN(words)]);
-			break;
-		default:
-			len = snprintf(tmp, sizeof tmp, "%s ", words[(r >> 8) % WX_ARRAY_LEN(words)]);
-			break;
-		}
-		for (int k = 0; k < len && i < n; k++)
-			p[i++] = (unsigned char)tmp[k];
-	}
-}
 
 static void
 die(const char *what, const char *path)
@@ -135,10 +82,10 @@ make_file(struct gen *g, const char *path, uint64_t size)
 	while (size > 0) {
 		size_t n = size < RUN ? (size_t)size : RUN;
 		if (g->random_bytes <= g->text_bytes) {
-			fill_random(g->buf, n, &g->data);
+			wx_bench_fill_random(g->buf, n, &g->data);
 			g->random_bytes += n;
 		} else {
-			fill_text(g->buf, n, &g->data);
+			wx_bench_fill_text(g->buf, n, &g->data);
 			g->text_bytes += n;
 		}
 		write_all(fd, g->buf, n, path);
@@ -165,19 +112,19 @@ log_uniform(uint64_t *s, uint64_t lo, uint64_t hi)
 	int octaves = 0;
 	for (uint64_t v = lo; v < hi; v *= 2)
 		octaves++;
-	uint64_t base = lo << (xorshift(s) % (uint64_t)(octaves ? octaves : 1));
-	uint64_t v = base + xorshift(s) % base;
+	uint64_t base = lo << (wx_bench_xorshift(s) % (uint64_t)(octaves ? octaves : 1));
+	uint64_t v = base + wx_bench_xorshift(s) % base;
 	return v > hi ? hi : v;
 }
 
 static uint64_t
 mixed_size(struct gen *g)
 {
-	uint64_t r = xorshift(&g->rng) % 1000;
+	uint64_t r = wx_bench_xorshift(&g->rng) % 1000;
 	if (r < 10)
 		return 0;
 	if (r < 700)
-		return 1 + xorshift(&g->rng) % (16 * 1024);
+		return 1 + wx_bench_xorshift(&g->rng) % (16 * 1024);
 	if (r < 950)
 		return log_uniform(&g->rng, 16 * 1024, 4 * MIB);
 	if (r < 990)
@@ -195,7 +142,7 @@ gen_mixed(struct gen *g, uint64_t total)
 	for (uint64_t i = 0; budget > 0 || i == 0; i++) {
 		if (i % 20 == 0) {
 			/* A new directory: up to three levels under the root. */
-			unsigned depth = (unsigned)(xorshift(&g->rng) % 3);
+			unsigned depth = (unsigned)(wx_bench_xorshift(&g->rng) % 3);
 			int n = snprintf(dir, sizeof dir, "%s/d%03u", g->root, ndirs % 64);
 			make_dir(dir);
 			for (unsigned k = 1; k <= depth; k++) {
@@ -240,7 +187,7 @@ gen_small(struct gen *g, uint64_t files)
 			make_dir(dir);
 		}
 		snprintf(path, sizeof path, "%s/f%07llu.yml", dir, (unsigned long long)i);
-		make_file(g, path, xorshift(&g->rng) % 4097);
+		make_file(g, path, wx_bench_xorshift(&g->rng) % 4097);
 	}
 }
 
@@ -255,7 +202,7 @@ gen_big(struct gen *g, uint64_t size)
 	for (uint64_t off = 0, k = 0; off < size; k++) {
 		size_t n = size - off < MIB ? (size_t)(size - off) : (size_t)MIB;
 		if (k % 2 == 0)
-			fill_random(g->buf, n, &g->data);
+			wx_bench_fill_random(g->buf, n, &g->data);
 		else
 			memset(g->buf, 0, n);
 		write_all(fd, g->buf, n, path);

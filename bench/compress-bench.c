@@ -18,6 +18,7 @@
 #include "autoconf.h"
 
 #include "pgzip.h"
+#include "datagen.h"
 #include "util.h"
 #include "zstd_stream.h"
 
@@ -59,60 +60,6 @@ struct variant {
 	bool failed;
 };
 
-static uint64_t
-xorshift(uint64_t *s)
-{
-	uint64_t x = *s;
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	return *s = x;
-}
-
-static void
-fill_random(unsigned char *p, size_t n, uint64_t *s)
-{
-	size_t i = 0;
-	for (; i + 8 <= n; i += 8) {
-		uint64_t v = xorshift(s);
-		memcpy(p + i, &v, 8);
-	}
-	for (; i < n; i++)
-		p[i] = (unsigned char)xorshift(s);
-}
-
-/* Text-like: words, numbers and punctuation of config files and logs. */
-static void
-fill_text(unsigned char *p, size_t n, uint64_t *s)
-{
-	static const char *words[] = { "server", "world", "player", "chunk", "region", "level",
-		"config", "true", "false", "spawn", "minecraft:stone", "entity", "block", "items",
-		"name", "position", "[INFO]", "[Server thread/INFO]:", "joined the game", "left the game",
-		"enabled", "version", "plugin", "loading", "saving", "done", "tick", "ms", "UUID of" };
-	size_t i = 0;
-	while (i < n) {
-		uint64_t r = xorshift(s);
-		char tmp[48];
-		int len;
-		switch (r % 8) {
-		case 0:
-			len = snprintf(tmp, sizeof tmp, "%u", (unsigned)(r >> 40) % 100000);
-			break;
-		case 1:
-			len = snprintf(tmp, sizeof tmp, "%s\n", (r >> 20) % 3 ? "" : "  ");
-			break;
-		case 2:
-			len = snprintf(tmp, sizeof tmp, "%s: ", words[(r >> 8) % WX_ARRAY_LEN(words)]);
-			break;
-		default:
-			len = snprintf(tmp, sizeof tmp, "%s ", words[(r >> 8) % WX_ARRAY_LEN(words)]);
-			break;
-		}
-		for (int k = 0; k < len && i < n; k++)
-			p[i++] = (unsigned char)tmp[k];
-	}
-}
-
 static int
 generate(const char *path, uint64_t size)
 {
@@ -132,9 +79,9 @@ generate(const char *path, uint64_t size)
 	for (uint64_t seg = 0; done < size; seg++) {
 		size_t n = size - done < SEGMENT ? (size_t)(size - done) : SEGMENT;
 		if (seg % 2 == 0)
-			fill_random(buf, n, &rs);
+			wx_bench_fill_random(buf, n, &rs);
 		else
-			fill_text(buf, n, &ts);
+			wx_bench_fill_text(buf, n, &ts);
 		if (wx_write_all(fd, buf, n) < 0) {
 			fprintf(stderr, "compress-bench: writing %s: %s\n", path, strerror(errno));
 			free(buf);

@@ -1,0 +1,20 @@
+/*
+ * datagen: deterministic benchmark data, shared by bench-data (the e2e
+ * datasets) and compress-bench (the compressor input).  Same seed, same
+ * bytes, on every machine.
+ */
+#ifndef WX_BENCH_DATAGEN_H
+#define WX_BENCH_DATAGEN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* xorshift64: advances *s (never 0) and returns it. */
+uint64_t wx_bench_xorshift(uint64_t *s);
+/* n incompressible bytes from the generator *s. */
+void wx_bench_fill_random(unsigned char *p, size_t n, uint64_t *s);
+/* n text-like bytes (words, numbers and punctuation of game-server configs
+ * and logs) from the generator *s; compresses like such files. */
+void wx_bench_fill_text(unsigned char *p, size_t n, uint64_t *s);
+
+#endif
