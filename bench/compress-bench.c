@@ -358,6 +358,10 @@ main(int argc, char **argv)
 	add(K_PGZIP, 1, ncpu, "pgzip -1, %d thr, %d in flight", ncpu, 2 * ncpu)->max_blocks = 2 * ncpu;
 	add(K_PGZIP, 1, ncpu, "pgzip -1, %d thr, member/block", ncpu)->framing =
 	    WX_PGZIP_MEMBER_PER_BLOCK;
+	for (int i = 0; i < ntl; i++)
+		add(K_PGZIP, 1, tl[i], "libdeflate -1 members, %d thread%s", tl[i], tl[i] > 1 ? "s" : "")->framing =
+		    WX_PGZIP_LIBDEFLATE_MEMBERS;
+	add(K_PGZIP, 6, ncpu, "libdeflate -6 members, %d thr", ncpu)->framing = WX_PGZIP_LIBDEFLATE_MEMBERS;
 	add(K_PGZIP, 0, ncpu, "pgzip -0 (stored), %d thr", ncpu);
 	add(K_PGZIP, 6, ncpu, "pgzip -6, %d thr", ncpu);
 	for (int lv = 1; lv <= 3; lv += 2) {
