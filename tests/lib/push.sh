@@ -80,7 +80,7 @@ _stop_workers() {
 	local w pid uuid
 	for w in $TRACKED_WORKERS; do
 		pid=${w%%:*} uuid=${w#*:}
-		tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q "wingxfer-push.* $uuid" &&
+		tr '\0' ' ' 2>/dev/null < "/proc/$pid/cmdline" | grep -q "wingxfer-push.* $uuid" &&
 			kill -TERM "$pid" 2>/dev/null
 	done
 	return 0

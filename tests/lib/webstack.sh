@@ -16,8 +16,12 @@
 #   node_stop NAME                    stops them (by pid)
 #   node_restart_web NAME             restarts only the web server
 #   https_curl ARGS...                curl trusting the test CA
+#
+# NODE_HOST (at node_setup) listens on another address than 127.0.0.1 (its
+# certificate must name it); NODE_NS[NAME] (before node_start) runs the
+# node's programs and web server in that network namespace (ip netns exec).
 
-declare -A NODE_URL NODE_PORT NODE_PLAIN_PORT NODE_WEB NODE_WEB_PID NODE_CA
+declare -A NODE_URL NODE_PORT NODE_PLAIN_PORT NODE_WEB NODE_WEB_PID NODE_CA NODE_NS
 WX_TOOLS="$top_builddir/tools"
 WX_TEMPLATES="$top_srcdir/www-config"
 
@@ -42,16 +46,16 @@ https_curl() { curl -sS --cacert "$WX_CA" "$@"; }
 
 node_setup() {
 	local name=$1 extra=${2:-} dir="$WX_TEST_TMP/$1"
-	local port plain
+	local port plain host=${NODE_HOST:-127.0.0.1}
 	port=$(free_port); plain=$(free_port)
 	NODE_PORT[$name]=$port
 	NODE_PLAIN_PORT[$name]=$plain
-	NODE_URL[$name]="https://127.0.0.1:$port"
+	NODE_URL[$name]="https://$host:$port"
 	make_node_config "$dir" "$name" "$extra" >/dev/null
 	# TLS on and the node's own address, for the programs and the generator.
 	cat >> "$dir/config.yml" <<YAML
 api:
-  host: 127.0.0.1
+  host: $host
   port: $port
   ssl:
     enabled: true
@@ -80,7 +84,7 @@ _start_apache() {
 		> "$web/plain-site.conf" 2>/dev/null || return 1
 	sed -e "s|@DIR@|$web|g" -e "s|@SITE@|$web/site.conf|" -e "s|@PLAIN_SITE@|$web/plain-site.conf|" \
 		"$top_srcdir/tests/lib/apache-main.conf.in" > "$web/apache.conf"
-	/usr/sbin/apache2 -f "$web/apache.conf" -DFOREGROUND >>"$web/stdout.log" 2>&1 &
+	$(_ns "$name") /usr/sbin/apache2 -f "$web/apache.conf" -DFOREGROUND >>"$web/stdout.log" 2>&1 &
 	NODE_WEB_PID[$name]=$!
 	track_pid "${NODE_WEB_PID[$name]}"
 }
@@ -98,19 +102,21 @@ _start_lighttpd() {
 		"$top_srcdir/tests/lib/lighttpd-main.conf.in" > "$web/lighttpd.conf"
 	touch "$web/error.log" "$web/access.log"
 	chown www-data "$web/error.log" "$web/access.log"
-	/usr/sbin/lighttpd -D -f "$web/lighttpd.conf" >>"$web/stdout.log" 2>&1 &
+	$(_ns "$name") /usr/sbin/lighttpd -D -f "$web/lighttpd.conf" >>"$web/stdout.log" 2>&1 &
 	NODE_WEB_PID[$name]=$!
 	track_pid "${NODE_WEB_PID[$name]}"
 }
 
 # NODE_CA[NAME] overrides the CA a node's certificate is checked with.
-_web_up() { curl -s -o /dev/null --max-time 2 --cacert "${NODE_CA[$1]:-$WX_CA}" "${NODE_URL[$1]}/" ; }
+_web_up() { $(_ns "$1") curl -s -o /dev/null --max-time 2 --cacert "${NODE_CA[$1]:-$WX_CA}" "${NODE_URL[$1]}/" ; }
+# The command prefix that runs a program in node NAME's network namespace.
+_ns() { [ -n "${NODE_NS[$1]:-}" ] && echo "ip netns exec ${NODE_NS[$1]}"; }
 
 node_start() {
 	local name=$1 kind=$2 dir="$WX_TEST_TMP/$1"
 	NODE_WEB[$name]=$kind
 	_plain_config "$name"
-	WINGXFER_SBINDIR="$WX_BIN" "$WX_TOOLS/wingxfer-spawn" --config "$dir/config.yml" \
+	$(_ns "$name") env WINGXFER_SBINDIR="$WX_BIN" "$WX_TOOLS/wingxfer-spawn" --config "$dir/config.yml" \
 		--rundir "$dir/run" --logdir "$dir/log" --workers "${NODE_WORKERS:-3}" start >/dev/null || {
 		diag "wingxfer-spawn failed for $name"; cat "$dir"/log/*.log >&2; return 1; }
 	track_pid "$(cat "$dir/run/source.pid")"

@@ -1,0 +1,244 @@
+#!/bin/bash
+# Fault injection with the real programs, two nodes behind Apache with TLS
+# (s sends, d receives at 4 MiB/s so a transfer lasts a few seconds):
+#   - the destination's web server restarted mid-transfer (a clean failure);
+#   - the source's web server and FastCGI programs restarted mid-transfer
+#     (the detached worker carries on: the transfer completes);
+#   - the panel down during and after a transfer that completes and one that
+#     fails (callbacks queued, delivered once when it is back);
+#   - the panel answering 500 once, and dropping the connection once;
+#   - the destination's receiving process stopped (SIGSTOP: it stops reading);
+#   - disk full on the destination: a small tmpfs as its data directory, out
+#     of bytes and out of inodes (root only).
+# After each, both watchdogs run until nothing is active, and the invariants
+# of tests/faults/lib.sh are checked: no staging, the source tree intact,
+# exactly one callback per node that ended the transfer, a success only with
+# a byte-identical tree.
+. "$top_srcdir/tests/lib/tap.sh"
+. "$top_srcdir/tests/lib/webstack.sh"
+. "$top_srcdir/tests/lib/panel.sh"
+. "$top_srcdir/tests/lib/push.sh"
+. "$top_srcdir/tests/faults/lib.sh"
+[ "$(id -u)" = 0 ] || skip_all "needs root to run Apache as www-data"
+wx_tmpdir
+MOUNTS=""
+trap '_stop_workers; for m in $MOUNTS; do umount "$m" 2>/dev/null || umount -l "$m"; done; _tap_cleanup' EXIT
+webstack_ca || { echo "not ok 1 - test CA"; echo 1..1; exit 1; }
+panel_start || { echo "not ok 1 - panel emulator"; echo 1..1; exit 1; }
+RESULTS="${FAULT_RESULTS:-$top_builddir/tests/faults/results-faults.txt}"
+mkdir -p "$(dirname "$RESULTS")"
+: > "$RESULTS"
+FAULTS=0
+# note KIND RESULT...: one fault injected, and what came of it.
+note() { FAULTS=$((FAULTS + 1)); echo "$*" >> "$RESULTS"; }
+
+SRC="$WX_TEST_TMP/s" DST="$WX_TEST_TMP/d"
+node_setup s "    stall_timeout: 3
+    response_timeout: 60
+    connect_timeout: 3"
+node_setup d "    stall_timeout: 3
+    download_limit: 4"
+node_start s apache && node_start d apache || { echo "not ok 1 - Apache does not start"; echo 1..1; exit 1; }
+panel_node s id-s token-s "${NODE_URL[s]}"
+panel_node d id-d token-d "${NODE_URL[d]}"
+template_tree "$WX_TEST_TMP/template"
+SRC_NAME=s DEST_NAME=d
+
+# go UUID [DEST]: copies the template and starts the transfer through the
+# source's web server, as a panel does; true on 202.
+go() {
+	local u=$1 dest=${2:-d} tok body code
+	cp -a "$TEMPLATE" "$SRC/data/$u"
+	panel_server "$u" 0
+	panel_api POST /_emulator/transfers "{\"server\":\"$u\",\"notify\":false}" >/dev/null
+	tok=$(json_get "$(panel_api POST /_emulator/tokens "{\"server\":\"$u\",\"node\":\"$dest\"}")" '["token"]')
+	body="{\"url\":\"${NODE_URL[$dest]}/api/transfers\",\"token\":\"Bearer $tok\"}"
+	code=$(https_curl --max-time 60 -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer token-s" \
+		-H 'Content-Type: application/json' -d "$body" "${NODE_URL[s]}/api/servers/$u/transfer")
+	track_worker "$SRC/state" "$u"
+	[ "$code" = 202 ] || { diag "the source answered $code"; return 1; }
+}
+# receiving NODE-DIR UUID BYTES: the destination has received more than BYTES.
+receiving() { [ "$(rec "$1/state" "$2" '["bytes_read"]' 2>/dev/null)" -gt "$3" ] 2>/dev/null; }
+statuses() { echo "$(rec "$SRC/state" "$1" '["status"]'):$(rec "$2/state" "$1" '["status"]')"; }
+
+# --- the destination's web server restarted mid-transfer ---------------------
+U=$(newuuid)
+go "$U"
+ok "web restart (destination): bytes are arriving" wait_for "receiving" 30 receiving "$DST" "$U" 1000000
+node_restart_web d
+ok "web restart (destination): Apache is back" true
+settle "$U" "$SRC" "$DST"
+is "$(statuses "$U" "$DST")" failed:failed "web restart (destination): the transfer failed on both nodes"
+invariants "web restart (destination)" "$U" "$SRC" "$DST"
+note "web-restart-destination $(statuses "$U" "$DST"): source: $(rec "$SRC/state" "$U" '["error"]'); destination: $(rec "$DST/state" "$U" '["error"]')"
+
+# --- the source's web server and programs restarted mid-transfer ------------
+U=$(newuuid)
+go "$U"
+ok "restart (source): bytes are arriving" wait_for "receiving" 30 receiving "$DST" "$U" 1000000
+node_restart_web s
+WINGXFER_SBINDIR="$WX_BIN" "$WX_TOOLS/wingxfer-spawn" --config "$SRC/config.yml" --rundir "$SRC/run" \
+	--logdir "$SRC/log" stop >/dev/null
+WINGXFER_SBINDIR="$WX_BIN" "$WX_TOOLS/wingxfer-spawn" --config "$SRC/config.yml" --rundir "$SRC/run" \
+	--logdir "$SRC/log" --workers 3 start >/dev/null
+track_pid "$(cat "$SRC/run/source.pid")"
+track_pid "$(cat "$SRC/run/destination.pid")"
+wait_worker "$SRC/state" "$U" 60
+settle "$U" "$SRC" "$DST"
+is "$(statuses "$U" "$DST")" completed:completed \
+	"restart (source): Apache and the FastCGI programs restarted, the detached worker completed the transfer"
+invariants "restart (source)" "$U" "$SRC" "$DST"
+note "restart-source $(statuses "$U" "$DST")"
+
+# --- the panel down during and after a transfer -------------------------------
+# Two transfers; once both are receiving (the installer step is done) the
+# panel goes down.  One completes, the push worker of the other is killed.
+# The destination tries for Wings' 30 s window, then leaves the callback
+# queued; the watchdogs keep them; when the panel is back, --retry-now
+# delivers each once.
+U1=$(newuuid) U2=$(newuuid)
+go "$U1"
+go "$U2"
+both_receiving() { receiving "$DST" "$U1" 500000 && receiving "$DST" "$U2" 500000; }
+ok "panel down: both transfers are receiving" wait_for "receiving" 30 both_receiving
+panel_stop
+kill -KILL "$(rec "$SRC/state" "$U2" '["pid"]')"
+wait_worker "$SRC/state" "$U1" 90
+wait_for "the destination to answer" 90 _quiet "$DST/state" "$U1"
+settle "$U2" "$SRC" "$DST" 60
+is "$(statuses "$U1" "$DST"):$(statuses "$U2" "$DST")" completed:completed:failed:failed \
+	"panel down: one transfer completed, the killed one failed, with the panel down"
+queued=$(ls "$DST/state/outbox"/*.json "$SRC/state/outbox"/*.json 2>/dev/null | wc -l)
+is "$queued" 3 "panel down: three callbacks are queued (a success and two failures)"
+"$WX_BIN/wingxfer-watchdog" --config "$DST/config.yml" >/dev/null 2>&1
+is "$(ls "$DST/state/outbox"/*.json 2>/dev/null | wc -l)" 2 "panel down: a watchdog run while it is down loses nothing"
+panel_start
+for n in "$SRC" "$DST"; do "$WX_BIN/wingxfer-watchdog" --config "$n/config.yml" --retry-now >>"$WX_TEST_TMP/watchdog.out" 2>&1; done
+is "$(ls "$DST/state/outbox"/*.json "$SRC/state/outbox"/*.json 2>/dev/null | wc -l)" 0 \
+	"panel back: the watchdogs delivered every queued callback"
+invariants "panel down (completed transfer)" "$U1" "$SRC" "$DST"
+invariants "panel down (failed transfer)" "$U2" "$SRC" "$DST"
+for n in "$SRC" "$DST"; do "$WX_BIN/wingxfer-watchdog" --config "$n/config.yml" --retry-now >>"$WX_TEST_TMP/watchdog.out" 2>&1; done
+is "$(callbacks_by_node "$U1" | wc -l):$(callbacks_by_node "$U2" | wc -l)" 1:2 \
+	"panel back: another watchdog run sends nothing twice"
+note "panel-down $(statuses "$U1" "$DST") $(statuses "$U2" "$DST")"
+
+# --- the panel answers 500 once / drops the connection once ------------------
+for fault in '"status":500' '"drop":true'; do
+	U=$(newuuid)
+	panel_api POST /_emulator/faults "{\"path\":\"/servers/$U/transfer/success\",$fault,\"count\":1}" >/dev/null
+	go "$U"
+	wait_worker "$SRC/state" "$U" 90
+	settle "$U" "$SRC" "$DST"
+	is "$(statuses "$U" "$DST")" completed:completed "panel fault {$fault}: the transfer completes"
+	is "$(panel_api GET "/_emulator/requests?server=$U" | python3 -c 'import json,sys
+print(sum(1 for r in json.load(sys.stdin) if r["path"].endswith("/success")))')" 2 \
+		"panel fault {$fault}: the success callback was tried twice"
+	invariants "panel fault {$fault}" "$U" "$SRC" "$DST"
+	note "panel-fault $fault $(statuses "$U" "$DST")"
+done
+
+# --- the destination killed while it delivers its success callback ------------
+# The panel takes 3 s to answer the success; the receiving process is killed
+# meanwhile, its callback still queued (no tombstone).  The panel got it;
+# the watchdog sends the queued copy again, and the panel refuses that one
+# (409, the transfer is closed): at-least-once delivery across a kill -9.
+# The tree was installed before the callback: the destination is completed.
+U=$(newuuid)
+panel_api POST /_emulator/faults "{\"path\":\"/servers/$U/transfer/success\",\"delay\":3,\"count\":1}" >/dev/null
+go "$U"
+d_completed() { [ "$(rec "$DST/state" "$U" '["status"]')" = completed ]; }
+ok "killed while delivering: the destination's record is completed" wait_for "completed" 60 d_completed
+HANDLER=$(rec "$DST/state" "$U" '["pid"]')
+sleep 0.5
+ok "killed while delivering: kill -9 of the receiving process $HANDLER" kill -KILL "$HANDLER"
+wait_worker "$SRC/state" "$U" 60
+settle "$U" "$SRC" "$DST"
+sleep 3 # the delayed first copy is answered
+# (Whether the first copy is taken (204) or refused too depends on whether
+# the source's failure, for the answer it never got, came first.)
+like "$(panel_api GET "/_emulator/callbacks?server=$U" | python3 -c 'import json,sys
+print(" ".join("%s:%s:%s" % (c["node"], c["kind"], c["status"]) for c in sorted(json.load(sys.stdin), key=lambda c: c["id"]) if c["node"] == "d"))')" \
+	'^d:success:(204|409) d:success:409$' \
+	"killed while delivering: the panel got the success, and refused the watchdog's second copy (409)"
+KILLED_NODE=d invariants "killed while delivering its success" "$U" "$SRC" "$DST"
+note "killed-while-delivering $(statuses "$U" "$DST"): source: $(rec "$SRC/state" "$U" '["error"]'); redelivered $REDELIVERED"
+
+# --- the destination stops reading ---------------------------------------------
+U=$(newuuid)
+go "$U"
+ok "stopped reader: bytes are arriving" wait_for "receiving" 30 receiving "$DST" "$U" 1000000
+HANDLER=$(rec "$DST/state" "$U" '["pid"]')
+kill -STOP "$HANDLER"
+settle "$U" "$SRC" "$DST" 60
+like "$(rec "$SRC/state" "$U" '["error"]')" 'stall|no progress|[0-9]+ s' \
+	"stopped reader: the source gave up after system.transfers.stall_timeout"
+like "$(cat "$WX_TEST_TMP/watchdog.out")" "$U: stalled: .*pid $HANDLER" \
+	"stopped reader: the destination's watchdog found the stalled receiver"
+ok "stopped reader: the stopped process is gone (killed after the grace period)" \
+	wait_for "pid $HANDLER gone" 15 bash -c "! kill -0 $HANDLER 2>/dev/null"
+kill -CONT "$HANDLER" 2>/dev/null
+invariants "stopped reader" "$U" "$SRC" "$DST"
+note "stopped-reader $(statuses "$U" "$DST"): source: $(rec "$SRC/state" "$U" '["error"]'); destination: $(rec "$DST/state" "$U" '["error"]')"
+
+# --- disk full on the destination -----------------------------------------------
+# f1: 8 MiB of bytes; f2: 400 inodes, and a tree of 1 500 small files.
+tmpfs_node() { # tmpfs_node NAME MOUNT-OPTIONS
+	node_setup "$1" "    stall_timeout: 3"
+	mount -t tmpfs -o "$2,mode=0755" "wingxfer-$1" "$WX_TEST_TMP/$1/data" || return 1
+	MOUNTS="$MOUNTS $WX_TEST_TMP/$1/data"
+	node_start "$1" apache || return 1
+	panel_node "$1" "id-$1" "token-$1" "${NODE_URL[$1]}"
+}
+if [ "$(id -u)" != 0 ]; then
+	skip "disk full on the destination" "not root: cannot mount a tmpfs"
+elif ! tmpfs_node f1 size=8m || ! tmpfs_node f2 size=64m,nr_inodes=400; then
+	skip "disk full on the destination" "cannot mount a tmpfs here (mount -t tmpfs failed)"
+else
+	for f in f1 f2; do
+		if [ $f = f2 ]; then
+			TEMPLATE="$WX_TEST_TMP/many" TEMPLATE_MANIFEST="$WX_TEST_TMP/many.manifest"
+			mkdir -p "$TEMPLATE"
+			python3 -c 'import os, sys
+for i in range(1500):
+    d = os.path.join(sys.argv[1], "d%02d" % (i % 30))
+    os.makedirs(d, exist_ok=True)
+    open(os.path.join(d, "f%04d" % i), "w").write("x")' "$TEMPLATE"
+			python3 "$top_srcdir/tests/lib/trees.py" manifest "$TEMPLATE" > "$TEMPLATE_MANIFEST"
+		fi
+		DEST_NAME=$f
+		U=$(newuuid)
+		go "$U" "$f"
+		wait_worker "$SRC/state" "$U" 60
+		settle "$U" "$SRC" "$WX_TEST_TMP/$f"
+		is "$(statuses "$U" "$WX_TEST_TMP/$f")" failed:failed "disk full ($f): the transfer failed on both nodes"
+		like "$(rec "$SRC/state" "$U" '["error"]')" '507|disk space' "disk full ($f): the source says the destination's disk is full"
+		like "$(rec "$WX_TEST_TMP/$f/state" "$U" '["error"]')" 'Not enough disk space' "disk full ($f): so does the destination's record"
+		invariants "disk full ($f)" "$U" "$SRC" "$WX_TEST_TMP/$f"
+		is "$(ls -A "$WX_TEST_TMP/$f/data" | tr '\n' ' ')" ".wingxfer-staging " "disk full ($f): the filesystem is empty again"
+		is "$(ls -A "$WX_TEST_TMP/$f/data/.wingxfer-staging" | wc -l)" 0 "disk full ($f): ... and staging too"
+		note "disk-full-$f $(statuses "$U" "$WX_TEST_TMP/$f"): $(rec "$WX_TEST_TMP/$f/state" "$U" '["error"]')"
+		rm -rf "${SRC:?}/data/$U"
+	done
+	# A server that fits still arrives.
+	TEMPLATE="$WX_TEST_TMP/small" TEMPLATE_MANIFEST="$WX_TEST_TMP/small.manifest"
+	python3 "$top_srcdir/tests/lib/trees.py" make "$TEMPLATE" --files 20 >/dev/null
+	python3 "$top_srcdir/tests/lib/trees.py" manifest "$TEMPLATE" > "$TEMPLATE_MANIFEST"
+	U=$(newuuid)
+	DEST_NAME=f1
+	go "$U" f1
+	wait_worker "$SRC/state" "$U" 60
+	settle "$U" "$SRC" "$WX_TEST_TMP/f1"
+	is "$(statuses "$U" "$WX_TEST_TMP/f1")" completed:completed "disk full: afterwards a server that fits arrives"
+	invariants "after disk full" "$U" "$SRC" "$WX_TEST_TMP/f1"
+	node_stop f1
+	node_stop f2
+fi
+unlike "$(node_log s; node_log d)" 'AddressSanitizer|runtime error' "no sanitizer report in the nodes' logs"
+node_stop s
+node_stop d
+panel_stop
+echo "faults $FAULTS" >> "$RESULTS"
+echo "elapsed ${SECONDS} s" >> "$RESULTS"
+done_testing
