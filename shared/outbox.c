@@ -97,6 +97,8 @@ entry_to_json(const struct wx_outbox_entry *e)
 	json_object_object_add(j, "last_attempt_at", json_object_new_int64(e->last_attempt_at));
 	json_object_object_add(j, "next_attempt_at", json_object_new_int64(e->next_attempt_at));
 	json_object_object_add(j, "last_status", json_object_new_int64(e->last_status));
+	json_object_object_add(j, "in_flight_at", json_object_new_int64(e->in_flight_at));
+	json_object_object_add(j, "unanswered", json_object_new_int64(e->unanswered));
 	json_object_object_add(j, "last_error",
 	    e->last_error ? json_object_new_string(e->last_error) : NULL);
 	return j;
@@ -142,7 +144,9 @@ entry_from_text(const char *text, struct wx_outbox_entry *e, const char **why)
 	    wx_json_opt_i64(j, "redeliveries", &e->redeliveries) < 0 ||
 	    wx_json_opt_i64(j, "last_attempt_at", &e->last_attempt_at) < 0 ||
 	    wx_json_opt_i64(j, "next_attempt_at", &e->next_attempt_at) < 0 ||
-	    wx_json_opt_i64(j, "last_status", &status) < 0) {
+	    wx_json_opt_i64(j, "last_status", &status) < 0 ||
+	    wx_json_opt_i64(j, "in_flight_at", &e->in_flight_at) < 0 ||
+	    wx_json_opt_i64(j, "unanswered", &e->unanswered) < 0) {
 		*why = "a field has the wrong type";
 		goto fail;
 	}
@@ -285,6 +289,17 @@ kind_conflict(const struct wx_outbox_entry *have, enum wx_callback_kind want, co
 	return -1;
 }
 
+/* e was just taken under its lock: a POST its previous holder began and never
+ * saw answered may have reached the panel. */
+static void
+adopt(struct wx_outbox_entry *e)
+{
+	if (e->in_flight_at != 0) {
+		e->unanswered++;
+		e->in_flight_at = 0;
+	}
+}
+
 int
 wx_outbox_queue(const struct wx_state *st, const char *uuid, const char *tid,
     enum wx_callback_kind kind, const char *reason, struct wx_outbox_entry *e,
@@ -352,6 +367,7 @@ wx_outbox_queue(const struct wx_state *st, const char *uuid, const char *tid,
 			goto out;
 		}
 		free(text);
+		adopt(e);
 		if (kind_conflict(e, kind, "queued", detail, detailsize) < 0) {
 			saved = errno;
 			wx_outbox_release(e);
@@ -517,6 +533,7 @@ wx_outbox_take(const struct wx_state *st, const char *name, struct wx_outbox_ent
 		errno = EINVAL;
 		return -1;
 	}
+	adopt(e);
 	return 1;
 }
 
@@ -524,6 +541,20 @@ enum wx_outbox_where
 wx_outbox_lookup(const struct wx_state *st, const char *uuid, const char *tid,
     enum wx_callback_kind *kind)
 {
+	struct wx_outbox_entry e;
+	enum wx_outbox_where found = wx_outbox_lookup_entry(st, uuid, tid, &e);
+	if (found != WX_OUTBOX_NONE && kind)
+		*kind = e.kind;
+	wx_outbox_release(&e);
+	return found;
+}
+
+enum wx_outbox_where
+wx_outbox_lookup_entry(const struct wx_state *st, const char *uuid, const char *tid,
+    struct wx_outbox_entry *out)
+{
+	memset(out, 0, sizeof *out);
+	out->fd = -1;
 	if (!wx_uuid_valid(uuid) || !wx_outbox_valid_transfer_id(tid))
 		return WX_OUTBOX_NONE;
 	char *name = wx_outbox_name(uuid, tid);
@@ -538,10 +569,7 @@ wx_outbox_lookup(const struct wx_state *st, const char *uuid, const char *tid,
 		const char *why = NULL;
 		if (read_entry_path(path, &e, &why) == 0) {
 			found = where[i];
-			if (kind)
-				*kind = e.kind;
-			free(e.reason);
-			free(e.last_error);
+			*out = e;
 		}
 		free(path);
 	}

@@ -35,6 +35,11 @@ struct wx_outbox_entry {
 	int64_t last_attempt_at;
 	int64_t next_attempt_at; /* the watchdog waits until then */
 	long last_status;        /* 0 = transport error or none yet */
+	int64_t in_flight_at;    /* saved before each POST, cleared with its answer:
+	                            found set, the deliverer died mid-POST */
+	int64_t unanswered;      /* POSTs that may have reached the panel without a
+	                            definite answer here (transport error, 5xx, or
+	                            the deliverer died): a later 4xx is ambiguous */
 	char *last_error;
 	int fd;                  /* the entry's lock while we hold it, else -1 */
 };

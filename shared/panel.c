@@ -327,8 +327,15 @@ wx_outbox_deliver(const struct wx_config *cfg, const struct wx_state *st,
 	    wx_callback_kind_name(e->kind));
 	char *body = wx_outbox_body(e);
 	char *resp = NULL;
+	e->in_flight_at = wx_now();
+	if (wx_outbox_save(st, e) < 0)
+		wx_warn("outbox: cannot mark the %s callback for %s as being sent: %s",
+		    wx_callback_kind_name(e->kind), e->server, strerror(errno));
 	long status = request_with_retries(cfg, "POST", path, body, max_attempts, &resp, ans);
 	int64_t now = wx_now();
+	e->in_flight_at = 0;
+	/* Every try but a final (2xx/4xx) last one may have reached the panel unanswered. */
+	e->unanswered += ans->attempts - ((status >= 200 && status <= 499) ? 1 : 0);
 	e->attempts += ans->attempts;
 	e->last_attempt_at = now;
 	e->last_status = status;

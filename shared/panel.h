@@ -113,6 +113,10 @@ int wx_panel_report_attempts(const struct wx_config *cfg, const struct wx_state 
 enum wx_outbox_where { WX_OUTBOX_NONE = 0, WX_OUTBOX_QUEUED, WX_OUTBOX_SENT, WX_OUTBOX_REJECTED };
 enum wx_outbox_where wx_outbox_lookup(const struct wx_state *st, const char *uuid,
     const char *transfer_id, enum wx_callback_kind *kind);
+/* The same with the whole entry in *e (not locked; wx_outbox_release it). */
+struct wx_outbox_entry;
+enum wx_outbox_where wx_outbox_lookup_entry(const struct wx_state *st, const char *uuid,
+    const char *transfer_id, struct wx_outbox_entry *e);
 
 /* One thing wx_outbox_redeliver did (or, with dry_run, would do). */
 struct wx_outbox_action {

@@ -271,6 +271,7 @@ clean_tokens(struct wd *w)
 void
 wd_cleanup(struct wd *w)
 {
+	wd_set_aside_unaccepted(w);
 	clean_transfers(w);
 	clean_staging(w);
 	int n = wx_outbox_prune_sent(w->st, w->cfg->transfers.record_retention, w->dry_run);

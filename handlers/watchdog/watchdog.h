@@ -61,6 +61,10 @@ void wd_stuck_transfers(struct wd *w);
 /* Phase 3: old records, orphaned staging, tombstones, used tokens. */
 void wd_cleanup(struct wd *w);
 
+/* Phase 3 (unaccepted.c): moves aside installed copies whose success
+ * callback the panel refused or never took. */
+void wd_set_aside_unaccepted(struct wd *w);
+
 /* <system.data>/.wingxfer-staging[/<uuid>]; new string. */
 char *wd_staging_path(const struct wd *w, const char *uuid);
 

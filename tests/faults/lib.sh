@@ -138,9 +138,22 @@ print("".join(x + "," for x in sorted(out)))' 2>"$WX_TEST_TMP/redelivered")
 	want=$(printf '%s' "$want" | tr ',' '\n' | sed '/^$/d' | sort | tr '\n' ',')
 	is "$cbs" "$want" "$label: the panel got exactly one callback per node that ended it ($want)"
 
-	if [ "$d_st" = completed ]; then
+	# A success the panel refused (409: the source's failure closed the
+	# transfer first) leaves no server here: the watchdog set the copy aside.
+	local accepted aside
+	accepted=$(panel_api GET "/_emulator/callbacks?server=$u" | DEST_NAME=$DEST_NAME python3 -c 'import json, os, sys
+cs = [c for c in sorted(json.load(sys.stdin), key=lambda c: c["id"])
+      if c["node"] == os.environ["DEST_NAME"] and c["kind"] == "success"]
+print("yes" if cs and 200 <= cs[0]["status"] < 300 else "no")')
+	if [ "$d_st" = completed ] && [ "$accepted" = yes ]; then
 		python3 "$top_srcdir/tests/lib/trees.py" manifest "$dst/data/$u" > "$WX_TEST_TMP/dst.manifest" 2>/dev/null
 		ok "$label: the success came with a byte-identical tree" cmp -s "$TEMPLATE_MANIFEST" "$WX_TEST_TMP/dst.manifest"
+	elif [ "$d_st" = completed ]; then
+		aside=$(ls -d "$dst/data/.wingxfer-unaccepted/$u".* 2>/dev/null | head -n 1)
+		python3 "$top_srcdir/tests/lib/trees.py" manifest "${aside:-/nonexistent}" > "$WX_TEST_TMP/dst.manifest" 2>/dev/null
+		ok "$label: the panel refused the success: no server directory, the byte-identical copy set aside" \
+			eval 'test ! -e "$dst/data/$u" && cmp -s "$TEMPLATE_MANIFEST" "$WX_TEST_TMP/dst.manifest"'
+		SET_ASIDE=$((SET_ASIDE + 1))
 	else
 		ok "$label: no server directory on the destination (no success)" test ! -e "$dst/data/$u"
 	fi

@@ -266,4 +266,42 @@ is "$(count_cb "$D7" success)" 1 "the panel gets exactly one success"
 is "$(count_cb "$D7" failure)" 0 "and no failure"
 ok "the installed server stays" test -f "$N/data/$D7/world/level.dat"
 
+# --- an installed server whose success the panel refuses ------------------------------
+# No open transfer in the panel (the source's failure closed it first): the
+# success gets 409, and the copy is moved aside so it neither lingers as a
+# stale server nor blocks the next transfer to this node.
+D8=22222222-0000-4000-8000-000000000008
+start_owner "$D8" destination --phase installing
+mkdir -p "$N/data/$D8/world" && echo level > "$N/data/$D8/world/level.dat"
+kill9 "$OWNER_PID"
+wd
+like "$OUT" "^$D8: moved $N/data/$D8 to $N/data/.wingxfer-unaccepted/$D8\.[0-9]+: the panel did not accept" \
+	"a success the panel refused: the installed copy is moved aside, and the line says where and why"
+ok "the server directory is gone from $N/data" test ! -e "$N/data/$D8"
+aside=$(rec "$D8" '["extra"]["set_aside"]')
+ok "the copy is kept intact where the record says ($aside)" test -f "$aside/world/level.dat"
+like "$(rec "$D8" '["warning"]')" "did not accept the success callback" "the record's warning says so"
+is "$(count_cb "$D8" failure)" 0 "no failure is sent for it (the node did succeed)"
+wd
+is "$RC $OUT" "0 " "the next run leaves the set-aside copy alone"
+mv "$aside" "$N/data/$D8"
+wd
+ok "a copy the admin restored by hand is left where it is" test -f "$N/data/$D8/world/level.dat"
+
+# A refusal after an attempt that got no definite answer (here a 503) may be
+# the panel saying "already done": the copy stays, and the admin is told once.
+D9=22222222-0000-4000-8000-000000000009
+panel_api POST /_emulator/faults "{\"path\":\"/servers/$D9/transfer/success\$\",\"count\":1,\"status\":503}" >/dev/null
+start_owner "$D9" destination --phase installing
+mkdir -p "$N/data/$D9" && echo x > "$N/data/$D9/x"
+kill9 "$OWNER_PID"
+wd
+ok "a success that got 503 is not set aside (still queued)" test -f "$N/data/$D9/x"
+wd --retry-now
+like "$OUT" "^$D9: kept $N/data/$D9: the panel refused the success callback, but an earlier attempt may have reached it" \
+	"refused after an unanswered attempt: kept, and the line tells the admin to check the panel"
+ok "the copy stays in place" test -f "$N/data/$D9/x"
+wd
+is "$RC $OUT" "0 " "said once: the next run is silent"
+
 done_testing

@@ -123,6 +123,7 @@ test_queue(void)
 	has_str(detail, "success callback for this transfer is already queued", "and says why");
 
 	e.attempts = 3;
+	e.in_flight_at = 1700000000;	/* as if its holder died mid-POST */
 	e.last_status = 503;
 	e.last_error = xstrdup("HTTP 503: down");
 	ok(wx_outbox_save(&st, &e) == 0, "an entry is updated in place");
@@ -136,6 +137,8 @@ test_queue(void)
 	is_int(wx_outbox_queue(&st, UUID, "tid1", WX_CALLBACK_SUCCESS, NULL, &e2, detail,
 	    sizeof detail), WX_OUTBOX_Q_EXISTING, "once released, the existing entry is taken");
 	is_int(e2.attempts, 3, "with its counters");
+	ok(e2.in_flight_at == 0 && e2.unanswered == 1,
+	    "a POST left in flight by a dead holder is counted as unanswered when taken");
 	ok(wx_outbox_finish(&st, &e2, true, 204, "", NULL) == 0, "delivered: moved to sent/");
 	ok(!exists(st.outbox, UUID, "tid1") && exists(sent, UUID, "tid1"),
 	    "the queued file is gone, the tombstone is there");
