@@ -121,6 +121,7 @@ for at in "${!LANDED[@]}"; do
 done
 echo "kills $KILLED (of a live process), $HIT of them mid-transfer" >> "$RESULTS"
 echo "success redelivered after a kill while delivering it (the panel answered 409) $REDELIVERED" >> "$RESULTS"
+echo "installed copies the panel refused (set aside or kept by the watchdog) $SET_ASIDE" >> "$RESULTS"
 ok "$HIT kill -9 of the $KIND process mid-transfer (at least $KILLS; $KILLED kills in all)" test "$HIT" -ge "$KILLS"
 ok "the destination's FastCGI workers are all there (3)" \
 	wait_for "destination workers back" 10 bash -c "[ \$(pgrep -P $(cat "$DST/run/destination.pid") | wc -l) = 3 ]"

@@ -91,7 +91,7 @@ for c in json.load(sys.stdin): print(c["node"], c["kind"])'
 #     the source, never two of anything;
 #  3. a server directory on the destination exactly when it reported success,
 #     and then byte-identical to the source.
-REDELIVERED=0
+REDELIVERED=0 SET_ASIDE=0
 invariants() {
 	local label=$1 u=$2 src=$3 dst=$4 s_st d_st cbs want got problem=""
 	s_st=$(rec "$src/state" "$u" '["status"]')
@@ -148,6 +148,13 @@ print("yes" if cs and 200 <= cs[0]["status"] < 300 else "no")')
 	if [ "$d_st" = completed ] && [ "$accepted" = yes ]; then
 		python3 "$top_srcdir/tests/lib/trees.py" manifest "$dst/data/$u" > "$WX_TEST_TMP/dst.manifest" 2>/dev/null
 		ok "$label: the success came with a byte-identical tree" cmp -s "$TEMPLATE_MANIFEST" "$WX_TEST_TMP/dst.manifest"
+	elif [ "$d_st" = completed ] && [ "$(rec "$dst/state" "$u" '["extra"]["set_aside"]' 2>/dev/null)" = kept ]; then
+		# Refused after a POST that may have reached the panel unanswered
+		# (the deliverer was killed mid-request): kept, and said once.
+		python3 "$top_srcdir/tests/lib/trees.py" manifest "$dst/data/$u" > "$WX_TEST_TMP/dst.manifest" 2>/dev/null
+		ok "$label: the panel refused the success after an unanswered attempt: the byte-identical copy kept for the admin" \
+			cmp -s "$TEMPLATE_MANIFEST" "$WX_TEST_TMP/dst.manifest"
+		SET_ASIDE=$((SET_ASIDE + 1))
 	elif [ "$d_st" = completed ]; then
 		aside=$(ls -d "$dst/data/.wingxfer-unaccepted/$u".* 2>/dev/null | head -n 1)
 		python3 "$top_srcdir/tests/lib/trees.py" manifest "${aside:-/nonexistent}" > "$WX_TEST_TMP/dst.manifest" 2>/dev/null
