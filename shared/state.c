@@ -118,25 +118,38 @@ wx_lock_probe(const struct wx_state *st, const char *uuid)
 }
 
 int
-wx_cancel_request(const struct wx_state *st, const char *uuid)
+wx_cancel_request(const struct wx_state *st, const char *uuid, const char *why)
 {
 	char *path = wx_state_file(st, uuid, ".cancel");
-	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	int saved = errno;
 	free(path);
 	if (fd < 0) {
 		errno = saved;
 		return -1;
 	}
+	size_t len = why ? strnlen(why, WX_CANCEL_WHY_MAX) : 0;
+	ssize_t n = len > 0 ? write(fd, why, len) : 0;
+	saved = errno;
 	close(fd);
+	if (n < 0 || (size_t)n != len) {
+		errno = n < 0 ? saved : EIO;
+		return -1;
+	}
 	return 0;
 }
 
 bool
-wx_cancel_requested(const struct wx_state *st, const char *uuid)
+wx_cancel_requested(const struct wx_state *st, const char *uuid, char *why, size_t whysize)
 {
 	char *path = wx_state_file(st, uuid, ".cancel");
 	bool yes = access(path, F_OK) == 0;
+	if (yes && why != NULL && whysize > 0) {
+		const char *rwhy = NULL;
+		char *text = wx_read_small_file(path, WX_CANCEL_WHY_MAX, &rwhy);
+		wx_strlcpy(why, text ? text : "", whysize);
+		free(text);
+	}
 	free(path);
 	return yes;
 }

@@ -59,8 +59,13 @@ enum wx_lock_result wx_lock_try_path(const char *path, int *fd);
 enum wx_lock_result wx_lock_probe(const struct wx_state *st, const char *uuid);
 
 /* --- cancel requests --- */
-int wx_cancel_request(const struct wx_state *st, const char *uuid);
-bool wx_cancel_requested(const struct wx_state *st, const char *uuid);
+#define WX_CANCEL_WHY_MAX 512
+/* Creates the cancel marker.  why: NULL for a DELETE by the panel, else who
+ * asked and why (e.g. the watchdog's "stalled: ..."), kept in the marker. */
+int wx_cancel_request(const struct wx_state *st, const char *uuid, const char *why);
+/* True when a cancel was requested; why (may be NULL) gets the marker's
+ * text, "" for a DELETE. */
+bool wx_cancel_requested(const struct wx_state *st, const char *uuid, char *why, size_t whysize);
 void wx_cancel_clear(const struct wx_state *st, const char *uuid);
 
 /* --- events (JSON lines {"time":..,"event":..,"args":[..]}) --- */

@@ -37,7 +37,7 @@ wx_status_json(const struct wx_state *st, const struct wx_record *r, bool live)
 	json_object_object_add(j, "uuid", json_object_new_string(r->uuid));
 	json_object_object_add(j, "role", json_object_new_string(wx_role_name(r->role)));
 	enum wx_status shown = r->status;
-	if (wx_status_active(shown) && wx_cancel_requested(st, r->uuid))
+	if (wx_status_active(shown) && wx_cancel_requested(st, r->uuid, NULL, 0))
 		shown = WX_ST_CANCELLING;
 	json_object_object_add(j, "state", json_object_new_string(wx_status_name(shown)));
 	json_object_object_add(j, "phase", json_object_new_string(r->phase));

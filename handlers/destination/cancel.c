@@ -130,7 +130,7 @@ dest_delete_transfer(struct wx_request *req)
 		    "destination; cancel it with DELETE /api/servers/%s/transfer.", uuid);
 		return;
 	}
-	if (wx_cancel_request(st, uuid) < 0) {
+	if (wx_cancel_request(st, uuid, NULL) < 0) {
 		if (have)
 			wx_record_clear(&rec);
 		wx_err("cannot create the cancel marker of %s: %s", uuid, strerror(errno));

@@ -74,7 +74,8 @@ struct receiver {
 	int64_t bucket_ms;
 	int64_t last_save_ms, last_log_ms, last_cancel_ms;
 	int64_t rate_bytes;             /* bytes_read at the last rate sample */
-	bool cancelled;                 /* DELETE asked us to stop */
+	bool cancelled;                 /* asked to stop: DELETE, or the watchdog */
+	bool stopped_by_watchdog;       /* ... the watchdog (the record says failed) */
 	bool body_failed;               /* the web server aborted or cut the body */
 
 	/* archive */

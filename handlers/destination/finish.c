@@ -250,7 +250,7 @@ finish_failure(struct receiver *rx)
 		wx_req_error(rx->req, rx->status, "%s", rx->error);
 		return;
 	}
-	rx->rec.status = rx->cancelled ? WX_ST_CANCELLED : WX_ST_FAILED;
+	rx->rec.status = rx->cancelled && !rx->stopped_by_watchdog ? WX_ST_CANCELLED : WX_ST_FAILED;
 	rx->rec.finished_at = wx_now();
 	if (rx->detail[0] != '\0')
 		wx_record_set_error(&rx->rec, "%s (%s)", rx->error, rx->detail);

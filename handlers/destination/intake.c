@@ -65,11 +65,16 @@ rx_cancel_check(struct receiver *rx, bool now)
 		return false;
 	rx->last_cancel_ms = t;
 	wx_interrupted = 0;
-	if (!wx_cancel_requested(rx->st, rx->uuid))
+	char why[WX_CANCEL_WHY_MAX + 1];
+	if (!wx_cancel_requested(rx->st, rx->uuid, why, sizeof why))
 		return false;
 	rx->cancelled = true;
-	rx_fail(rx, 409, "The transfer was cancelled on the destination node "
-	    "(DELETE /api/transfers/%s); nothing was installed.", rx->uuid);
+	rx->stopped_by_watchdog = why[0] != '\0';
+	if (why[0] != '\0')
+		rx_fail(rx, 503, "Stopped on the destination node by %s; nothing was installed.", why);
+	else
+		rx_fail(rx, 409, "The transfer was cancelled on the destination node "
+		    "(DELETE /api/transfers/%s); nothing was installed.", rx->uuid);
 	return true;
 }
 

@@ -165,7 +165,7 @@ job_should_stop(struct job *job)
 		return false;
 	wx_interrupted = 0;
 	job->next_cancel_check_ms = now + CANCEL_POLL_MS;
-	if (!wx_cancel_requested(&job->st, job->uuid))
+	if (!wx_cancel_requested(&job->st, job->uuid, job->cancel_why, sizeof job->cancel_why))
 		return false;
 	job->stop = JOB_CANCELLED;
 	job->rec.status = WX_ST_CANCELLING;

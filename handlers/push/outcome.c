@@ -37,7 +37,12 @@ outcome_finish(struct job *job, enum outcome out, const char *why)
 		progress_update(job, true);
 		return EXIT_COMPLETED;
 	}
-	if (out == OUT_STOPPED && job->stop == JOB_CANCELLED) {
+	if (out == OUT_STOPPED && job->stop == JOB_CANCELLED && job->cancel_why[0] != '\0') {
+		/* Not the panel's DELETE: the watchdog stopped a stalled or overdue transfer. */
+		r->status = WX_ST_FAILED;
+		snprintf(reason, sizeof reason, "Stopped by %s.", job->cancel_why);
+		code = EXIT_CANCELLED;
+	} else if (out == OUT_STOPPED && job->stop == JOB_CANCELLED) {
 		r->status = WX_ST_CANCELLED;
 		snprintf(reason, sizeof reason, "The transfer was cancelled "
 		    "(DELETE /api/servers/%s/transfer).", job->uuid);

@@ -55,6 +55,7 @@ struct job {
 	struct progress progress;
 	enum job_stop stop;
 	int stop_signal;
+	char cancel_why[WX_CANCEL_WHY_MAX + 1];	/* who asked to stop, "" for a DELETE */
 	int64_t next_cancel_check_ms;
 	int64_t skipped;         /* sockets, FIFOs, devices left out */
 };

@@ -65,7 +65,7 @@ source_cancel(struct wx_request *req)
 			wx_record_clear(&r);
 		return;
 	}
-	if (wx_cancel_request(st, uuid) < 0) {
+	if (wx_cancel_request(st, uuid, NULL) < 0) {
 		wx_err("cannot write the cancel request: %s", strerror(errno));
 		wx_req_internal_error(req, "cancel request");
 		wx_record_clear(&r);

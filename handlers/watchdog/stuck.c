@@ -292,7 +292,10 @@ stop_live(struct wd *w, struct stuck *s, size_t n)
 			    "it after %d s, and fail the transfer", s[i].reason, WD_GRACE_SECONDS);
 			continue;
 		}
-		if (wx_cancel_request(w->st, s[i].rec.uuid) < 0)
+		char *why = xasprintf("wingxfer-watchdog: %s", s[i].reason);
+		int crc = wx_cancel_request(w->st, s[i].rec.uuid, why);
+		free(why);
+		if (crc < 0)
 			wd_error(w, s[i].rec.uuid, "cannot create the cancel marker: %s",
 			    strerror(errno));
 		signal_owner(w, &s[i], SIGUSR2);

@@ -118,8 +118,10 @@ for cut in down delete; do
 	CUTS=$((CUTS + 1))
 	ok "cut ($cut): the destination is out of reach" unreachable
 	settle "$U" "$SRC" "$DST" 90
-	like "$(statuses "$U")" '^(failed|cancelled):(failed|cancelled)$' \
-		"cut ($cut): both nodes failed the transfer (by the stall timeout or their watchdog)"
+	is "$(statuses "$U")" failed:failed \
+		"cut ($cut): both nodes failed the transfer (by the stall timeout or their watchdog), neither reads as cancelled"
+	unlike "$(rec "$DST/state" "$U" '["error"]')" 'DELETE' \
+		"cut ($cut): the destination's error does not claim a DELETE nobody sent"
 	like "$(rec "$SRC/state" "$U" '["error"]')" 'stall|no progress|[0-9]+ s' \
 		"cut ($cut): the source's record says it stalled"
 	like "$(rec "$DST/state" "$U" '["error"]')" 'stall|no progress|[0-9]+ s' \

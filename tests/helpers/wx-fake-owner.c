@@ -164,7 +164,7 @@ main(int argc, char **argv)
 		if (!got_usr2)
 			continue;
 		got_usr2 = 0;
-		if (!wx_cancel_requested(&st, uuid) || strcmp(on_cancel, "ignore") == 0)
+		if (!wx_cancel_requested(&st, uuid, NULL, 0) || strcmp(on_cancel, "ignore") == 0)
 			continue;
 		if (strcmp(on_cancel, "exit") == 0) {
 			rc = 3;

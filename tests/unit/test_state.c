@@ -168,10 +168,16 @@ test_locks(struct wx_state *st)
 static void
 test_cancel_and_events(struct wx_state *st)
 {
-	ok(!wx_cancel_requested(st, UUID), "no cancel request at first");
-	ok(wx_cancel_request(st, UUID) == 0 && wx_cancel_requested(st, UUID), "a cancel request is seen");
+	char why[64] = "x";
+	ok(!wx_cancel_requested(st, UUID, why, sizeof why), "no cancel request at first");
+	ok(wx_cancel_request(st, UUID, NULL) == 0 && wx_cancel_requested(st, UUID, why, sizeof why),
+	    "a cancel request is seen");
+	is_str(why, "", "a DELETE's request carries no reason");
+	ok(wx_cancel_request(st, UUID, "wingxfer-watchdog: stalled") == 0 &&
+	    wx_cancel_requested(st, UUID, why, sizeof why) && strcmp(why, "wingxfer-watchdog: stalled") == 0,
+	    "the watchdog's request carries who asked and why");
 	wx_cancel_clear(st, UUID);
-	ok(!wx_cancel_requested(st, UUID), "cleared");
+	ok(!wx_cancel_requested(st, UUID, NULL, 0), "cleared");
 
 	ok(wx_events_append(st, UUID, "transfer status", "processing") == 0, "an event is appended");
 	ok(wx_events_append(st, UUID, "transfer logs", "Streaming archive to destination...") == 0,
