@@ -92,16 +92,9 @@ clean_transfer(struct wd *w, const char *uuid)
 	}
 	if (age <= retention)
 		return;
-	int fd = -1;
-	enum wx_lock_result lr = wx_lock_try(w->st, uuid, &fd);
-	if (lr == WX_LOCK_BUSY) {
-		wd_note(w, uuid, "old state files, but a process holds the lock; kept");
+	int fd = wd_lock_idle(w, uuid, "old state files, but a process holds the lock; kept");
+	if (fd < 0)
 		return;
-	}
-	if (lr != WX_LOCK_ACQUIRED) {
-		wd_error(w, uuid, "cannot check the transfer lock: %s", strerror(errno));
-		return;
-	}
 	/* Under the lock: a new transfer may have started since we looked. */
 	if (wx_record_load(w->st, uuid, &r) == 0) {
 		bool active = wx_status_active(r.status);

@@ -8,9 +8,11 @@
 #include "autoconf.h"
 
 #include "watchdog.h"
+#include "state.h"
 #include "util.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,4 +68,18 @@ wd_lock_owner(const char *lock_path, int64_t record_pid)
 	}
 	closedir(d);
 	return count == 1 ? only : 0;
+}
+
+int
+wd_lock_idle(struct wd *w, const char *uuid, const char *busy_note)
+{
+	int fd = -1;
+	enum wx_lock_result lr = wx_lock_try(w->st, uuid, &fd);
+	if (lr == WX_LOCK_ACQUIRED)
+		return fd;
+	if (lr == WX_LOCK_BUSY)
+		wd_note(w, uuid, "%s", busy_note);
+	else
+		wd_error(w, uuid, "cannot check the transfer lock: %s", strerror(errno));
+	return -1;
 }

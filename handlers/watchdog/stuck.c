@@ -422,27 +422,8 @@ check_one(struct wd *w, const char *uuid, struct stuck **live, size_t *nlive)
 void
 wd_stuck_transfers(struct wd *w)
 {
-	DIR *d = opendir(w->st->transfers);
-	if (d == NULL) {
-		wd_error(w, NULL, "cannot read %s: %s", w->st->transfers, strerror(errno));
-		return;
-	}
-	char **uuids = NULL;
-	size_t n = 0;
-	struct dirent *de;
-	while ((de = readdir(d)) != NULL) {
-		size_t len = strlen(de->d_name);
-		if (len != 36 + 5 || strcmp(de->d_name + 36, ".json") != 0)
-			continue;
-		char uuid[37];
-		memcpy(uuid, de->d_name, 36);
-		uuid[36] = '\0';
-		if (!wx_uuid_valid(uuid))
-			continue;
-		uuids = xrealloc(uuids, (n + 1) * sizeof *uuids);
-		uuids[n++] = xstrdup(uuid);
-	}
-	closedir(d);
+	size_t n;
+	char **uuids = wd_record_uuids(w, &n);
 	struct stuck *live = NULL;
 	size_t nlive = 0;
 	for (size_t i = 0; i < n; i++) {

@@ -23,9 +23,7 @@
 #include "record.h"
 #include "state.h"
 #include "util.h"
-#include "uuid.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,16 +102,10 @@ set_aside(struct wd *w, const char *uuid)
 	if (v == LEAVE)
 		return;
 
-	int fd = -1;
-	enum wx_lock_result lr = wx_lock_try(w->st, uuid, &fd);
-	if (lr == WX_LOCK_BUSY) {
-		wd_note(w, uuid, "unaccepted copy, but a process holds the transfer lock; left for now");
+	int fd = wd_lock_idle(w, uuid, "unaccepted copy, but a process holds the transfer lock; "
+	    "left for now");
+	if (fd < 0)
 		return;
-	}
-	if (lr != WX_LOCK_ACQUIRED) {
-		wd_error(w, uuid, "cannot check the transfer lock: %s", strerror(errno));
-		return;
-	}
 	/* Under the lock: a new transfer may have started since we looked. */
 	if (wx_record_load(w->st, uuid, &r) < 0) {
 		close(fd);
@@ -163,27 +155,8 @@ set_aside(struct wd *w, const char *uuid)
 void
 wd_set_aside_unaccepted(struct wd *w)
 {
-	DIR *d = opendir(w->st->transfers);
-	if (d == NULL) {
-		wd_error(w, NULL, "cannot read %s: %s", w->st->transfers, strerror(errno));
-		return;
-	}
-	char **uuids = NULL;
-	size_t n = 0;
-	struct dirent *de;
-	while ((de = readdir(d)) != NULL) {
-		const char *name = de->d_name;
-		if (strlen(name) != 41 || strcmp(name + 36, ".json") != 0)
-			continue;
-		char uuid[37];
-		memcpy(uuid, name, 36);
-		uuid[36] = '\0';
-		if (!wx_uuid_valid(uuid))
-			continue;
-		uuids = xrealloc(uuids, (n + 1) * sizeof *uuids);
-		uuids[n++] = xstrdup(uuid);
-	}
-	closedir(d);
+	size_t n;
+	char **uuids = wd_record_uuids(w, &n);
 	for (size_t i = 0; i < n; i++) {
 		set_aside(w, uuids[i]);
 		free(uuids[i]);

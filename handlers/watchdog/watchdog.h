@@ -61,6 +61,10 @@ void wd_stuck_transfers(struct wd *w);
 /* Phase 3: old records, orphaned staging, tombstones, used tokens. */
 void wd_cleanup(struct wd *w);
 
+/* The UUIDs of <state>/transfers/<uuid>.json (records.c); *count of them,
+ * NULL when none or unreadable (said through wd_error).  Caller frees. */
+char **wd_record_uuids(struct wd *w, size_t *count);
+
 /* Phase 3 (unaccepted.c): moves aside installed copies whose success
  * callback the panel refused or never took. */
 void wd_set_aside_unaccepted(struct wd *w);
@@ -74,5 +78,9 @@ char *wd_staging_path(const struct wd *w, const char *uuid);
  * told (never the watchdog itself).
  */
 pid_t wd_lock_owner(const char *lock_path, int64_t record_pid);
+
+/* Takes the transfer's lock when nobody holds it: its fd, else -1 after
+ * wd_note(busy_note) (a live owner) or wd_error (cannot tell). */
+int wd_lock_idle(struct wd *w, const char *uuid, const char *busy_note);
 
 #endif
