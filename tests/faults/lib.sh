@@ -69,6 +69,11 @@ settle() {
 		${WATCHDOG_NS_SRC:-} "$WX_BIN/wingxfer-watchdog" --config "$src/config.yml" >>"$WX_TEST_TMP/watchdog.out" 2>&1
 		${WATCHDOG_NS_DEST:-} "$WX_BIN/wingxfer-watchdog" --config "$dst/config.yml" >>"$WX_TEST_TMP/watchdog.out" 2>&1
 		if _quiet "$src/state" "$u" && _quiet "$dst/state" "$u" && [ ! -e "$dst/data/.wingxfer-staging/$u" ]; then
+			# One more pass: a callback the panel refused after this pass's
+			# cleanup phase (e.g. a success answered 409) is handled now,
+			# as the next cron run would.
+			${WATCHDOG_NS_SRC:-} "$WX_BIN/wingxfer-watchdog" --config "$src/config.yml" >>"$WX_TEST_TMP/watchdog.out" 2>&1
+			${WATCHDOG_NS_DEST:-} "$WX_BIN/wingxfer-watchdog" --config "$dst/config.yml" >>"$WX_TEST_TMP/watchdog.out" 2>&1
 			return 0
 		fi
 		sleep 1
