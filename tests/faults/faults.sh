@@ -102,6 +102,11 @@ go "$U1"
 go "$U2"
 both_receiving() { receiving "$DST" "$U1" 500000 && receiving "$DST" "$U2" 500000; }
 ok "panel down: both transfers are receiving" wait_for "receiving" 30 both_receiving
+# On a slow (sanitizer) build U1 may already be done and reported: those
+# callbacks are not expected in the outbox.
+early_d=$( (callbacks_by_node "$U1"; callbacks_by_node "$U2") | grep -c '^d ')
+early_s=$( (callbacks_by_node "$U1"; callbacks_by_node "$U2") | grep -c '^s ')
+[ $((early_d + early_s)) = 0 ] || diag "panel down: $early_d destination and $early_s source callback(s) reached the panel before it went down"
 panel_stop
 kill -KILL "$(rec "$SRC/state" "$U2" '["pid"]')"
 wait_worker "$SRC/state" "$U1" 90
@@ -110,9 +115,9 @@ settle "$U2" "$SRC" "$DST" 60
 is "$(statuses "$U1" "$DST"):$(statuses "$U2" "$DST")" completed:completed:failed:failed \
 	"panel down: one transfer completed, the killed one failed, with the panel down"
 queued=$(ls "$DST/state/outbox"/*.json "$SRC/state/outbox"/*.json 2>/dev/null | wc -l)
-is "$queued" 3 "panel down: three callbacks are queued (a success and two failures)"
+is "$queued" $((3 - early_d - early_s)) "panel down: three callbacks are queued (a success and two failures), less those sent before it went down"
 "$WX_BIN/wingxfer-watchdog" --config "$DST/config.yml" >/dev/null 2>&1
-is "$(ls "$DST/state/outbox"/*.json 2>/dev/null | wc -l)" 2 "panel down: a watchdog run while it is down loses nothing"
+is "$(ls "$DST/state/outbox"/*.json 2>/dev/null | wc -l)" $((2 - early_d)) "panel down: a watchdog run while it is down loses nothing"
 panel_start
 for n in "$SRC" "$DST"; do "$WX_BIN/wingxfer-watchdog" --config "$n/config.yml" --retry-now >>"$WX_TEST_TMP/watchdog.out" 2>&1; done
 is "$(ls "$DST/state/outbox"/*.json "$SRC/state/outbox"/*.json 2>/dev/null | wc -l)" 0 \
