@@ -1,6 +1,8 @@
 /* libFuzzer target: entry path checks and file-name sanitising. */
 #include "autoconf.h"
 
+#include "fuzz_text.h"
+
 #include "archive_paths.h"
 
 #include <stdint.h>
@@ -12,13 +14,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (size > 8192)
-		return 0;
-	char *text = malloc(size + 1);
+	char *text = fuzz_text(data, size, 8192);
 	if (text == NULL)
 		return 0;
-	memcpy(text, data, size);
-	text[size] = '\0';
 	const char *problem = wx_entry_path_problem(text);
 	/* A safe path never starts with '/' and never has a ".." component. */
 	if (problem == NULL) {

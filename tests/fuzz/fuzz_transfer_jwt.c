@@ -1,6 +1,8 @@
 /* libFuzzer target: the Authorization header and transfer-token checks. */
 #include "autoconf.h"
 
+#include "fuzz_text.h"
+
 #include "transfer_jwt.h"
 
 #include <stdint.h>
@@ -12,13 +14,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (size > 16384)
-		return 0;
-	char *text = malloc(size + 1);
+	char *text = fuzz_text(data, size, 16384);
 	if (text == NULL)
 		return 0;
-	memcpy(text, data, size);
-	text[size] = '\0';
 	const char *why;
 	const char *tok = wx_transfer_bearer(text, &why);
 	if (tok == NULL)
