@@ -5,8 +5,10 @@
  * setuid/setgid/sticky, mtimes in whole seconds, names relative with '/'.
  * Unlike Wings it keeps directory entries (empty directories survive),
  * symlinks (as links, target read with readlinkat on the directory fd) and
- * hard links (each inode's data once).  Sockets, FIFOs and devices are left
- * out with a log line.
+ * hard links (each inode's data once).  Towards a Go Wings destination
+ * (peer.c) symlinks are left out and every hard-linked name is sent whole,
+ * and each regular file's data is counted against its size.  Sockets, FIFOs
+ * and devices are left out with a log line.
  *
  * libarchive writes unblocked tar bytes to our callback (no libarchive
  * filter); they go to the compressor, whose output goes to the caller's
@@ -212,6 +214,8 @@ add_entry(struct tar *t, const struct walk_entry *e)
 		    kind_of(st.st_mode), e->path);
 		return 0;
 	}
+	if (!peer_sends(t->job, e->path, st.st_mode))
+		return 0;
 	if (S_ISREG(st.st_mode) && begin_file(t, e, &st) <= 0)
 		return t->err[0] ? -1 : 0;
 
@@ -253,7 +257,8 @@ add_entry(struct tar *t, const struct walk_entry *e)
 		}
 	} else {
 		archive_entry_set_filetype(ae, AE_IFREG);
-		const char *first = st.st_nlink > 1 ?
+		/* Go Wings stores a hard link entry as an empty file: whole files only. */
+		const char *first = st.st_nlink > 1 && !t->job->peer.wings ?
 		    inode_map_add(t->links, st.st_dev, st.st_ino, e->path) : NULL;
 		if (first != NULL) {
 			archive_entry_copy_hardlink(ae, first);
@@ -268,10 +273,18 @@ add_entry(struct tar *t, const struct walk_entry *e)
 	if (write_header(t, e->path) < 0)
 		return -1;
 	t->job->progress.files++;
+	peer_sent(t->job, e->path, st.st_mode);
+	if (S_ISREG(st.st_mode) && peer_file_begin(&t->job->peer, e->path,
+	    archive_entry_hardlink(ae) != NULL, archive_entry_size(ae), st.st_size, t->err,
+	    sizeof t->err) < 0)
+		return -1;
 	if (t->fd >= 0 && data == 0) {
 		close(t->fd);
 		t->fd = -1;
 	}
+	if (S_ISREG(st.st_mode) && t->fd < 0 &&
+	    peer_file_end(&t->job->peer, t->err, sizeof t->err) < 0)
+		return -1;
 	if (t->fd >= 0) {
 		free(t->path);
 		t->path = xstrdup(e->path);
@@ -299,6 +312,7 @@ file_step(struct tar *t)
 		return fail(t, "cannot archive %s: %s", t->path, archive_error_string(t->a));
 	t->left -= n;
 	t->job->progress.bytes_read += n;
+	peer_file_data(&t->job->peer, n);
 	if (t->left > 0)
 		return 0;
 	struct stat st;
@@ -310,7 +324,7 @@ file_step(struct tar *t)
 		    (long long)st.st_size);
 	close(t->fd);
 	t->fd = -1;
-	return 0;
+	return peer_file_end(&t->job->peer, t->err, sizeof t->err);
 }
 
 int
@@ -329,7 +343,9 @@ tar_step(struct tar *t)
 			return fail(t, "%s", walk_error(t->walk));
 		if (rc > 0)
 			return add_entry(t, &e) < 0 ? -1 : 1;
-		/* End of the tree: end blocks. */
+		/* End of the tree: the whole-file totals, then the end blocks. */
+		if (peer_tree_end(t->job, t->err, sizeof t->err) < 0)
+			return -1;
 		if (archive_write_close(t->a) != ARCHIVE_OK)
 			return fail(t, "cannot finish the archive: %s", archive_error_string(t->a));
 		t->closed = true;

@@ -44,6 +44,11 @@ static const char help[] =
 "    anything else, a cancel or a timeout fails it, and the panel is told\n"
 "    through the outbox.\n"
 "\n"
+"    A destination whose OPTIONS answer has no X-Wingxfer-Capabilities is Go\n"
+"    Wings, which would store hard links and symlinks as empty files: it is\n"
+"    sent every hard-linked file whole under each name, and no symlinks (a\n"
+"    warning names the first few and gives the count).\n"
+"\n"
 "    Run by hand it takes the lock itself (refusing when a transfer of the\n"
 "    server is running) and prints its progress on the terminal.  Without\n"
 "    --url it sends to the destination of the server's last recorded outgoing\n"
@@ -201,14 +206,17 @@ run(struct job *job, char *why, size_t whysize)
 
 	job_phase(job, "scanning");
 	char err[1024];
-	struct progress *p = &job->progress;
-	if (walk_measure(job->server_dir, &p->bytes_total, &p->files_total, stop_poll, job, err,
-	    sizeof err) < 0) {
+	struct walk_totals wt;
+	if (walk_measure(job->server_dir, &wt, stop_poll, job, err, sizeof err) < 0) {
 		if (job->stop != JOB_RUNNING)
 			return OUT_STOPPED;
 		snprintf(why, whysize, "Failed to get archive for transfer: %s.", err);
 		return OUT_FAILED;
 	}
+	job->progress.bytes_total = wt.bytes;
+	job->progress.files_total = wt.entries;
+	job->peer.walk_symlinks = wt.symlinks;      /* peer_decide adjusts the totals */
+	job->peer.walk_link_bytes = wt.link_bytes;
 	switch (upload_run(job, why, whysize)) {
 	case UPLOAD_PUSHED:
 		return OUT_COMPLETED;
@@ -227,6 +235,7 @@ job_free(struct job *job)
 		free(job->token);
 	}
 	json_object_put(job->backups);
+	peer_free(&job->peer);
 	wx_record_clear(&job->rec);
 	free(job->server_dir);
 	wx_state_close(&job->st);

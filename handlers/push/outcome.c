@@ -57,6 +57,15 @@ outcome_finish(struct job *job, enum outcome out, const char *why)
 		snprintf(reason, sizeof reason, "%s", why[0] ? why : "The transfer failed.");
 		code = EXIT_FAILED;
 	}
+	/* What was left out for a Go Wings destination, also in the panel's failure text. */
+	peer_report(job);
+	char *left_out = peer_warning(&job->peer);
+	if (left_out != NULL) {
+		size_t n = strlen(reason);
+		snprintf(reason + n, sizeof reason - n, "%s Also: %s.",
+		    n > 0 && reason[n - 1] == '.' ? "" : ".", left_out);
+		free(left_out);
+	}
 	wx_record_set_error(r, "%s", reason);
 	free(r->callback);
 	r->callback = xstrdup("failure");

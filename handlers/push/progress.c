@@ -19,22 +19,39 @@
 #define TICK_INTERVAL_MS 5000
 #define BAR_CELLS 25
 
-void
-job_log(struct job *job, const char *fmt, ...)
+static void
+job_vlog(struct job *job, bool warn, const char *fmt, va_list ap)
 {
 	char msg[1024];
-	va_list ap;
-	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
 	if (wx_events_append(&job->st, job->uuid, "transfer logs", msg) < 0)
 		wx_warn("cannot append to the events file: %s", strerror(errno));
 	if (job->tty) {
 		fprintf(stderr, "%s\n", msg);
 		fflush(stderr);
+	} else if (warn) {
+		wx_warn("%s", msg);
 	} else {
 		wx_info("%s", msg);
 	}
+}
+
+void
+job_log(struct job *job, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	job_vlog(job, false, fmt, ap);
+	va_end(ap);
+}
+
+void
+job_warn(struct job *job, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	job_vlog(job, true, fmt, ap);
+	va_end(ap);
 }
 
 void

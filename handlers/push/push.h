@@ -41,6 +41,33 @@ struct progress {
 	int64_t moved;           /* bytes_read + bytes_sent at the last look */
 };
 
+/* Paths named in the warning about symlinks left out. */
+#define PEER_NAMED 5
+
+/*
+ * What the destination can store.  A destination that answers OPTIONS
+ * without X-Wingxfer-Capabilities is Go Wings (Pterodactyl, Pelican,
+ * FeatherWings), whose extractor turns a hard link, symlink, FIFO or device
+ * entry into an empty regular file (docs/panel-integration.md): towards it
+ * every hard-linked name is sent as a whole regular file, symlinks are
+ * left out and named in a warning, and every regular file's data is counted
+ * against its size.
+ */
+struct peer {
+	bool wings;              /* a Go Wings destination (set by upload.c's probe) */
+	int64_t walk_symlinks;   /* from the size walk */
+	int64_t walk_link_bytes; /* ... bytes of the further names of hard-linked files */
+	int64_t symlinks;        /* symlinks left out */
+	char *named[PEER_NAMED]; /* ... the first few of them */
+	int64_t dirs_odd_mode;   /* directories sent whose mode is not 0755 */
+	int64_t empty_dirs;      /* directories sent with nothing sent inside */
+	char *open_dir;          /* the last directory sent, while nothing inside it was */
+	char *file;              /* the regular file whose data is being sent */
+	int64_t file_size, file_sent;
+	int64_t files_whole, bytes_whole;  /* regular files sent whole so far */
+	bool reported;           /* the warning about symlinks left out was given */
+};
+
 struct job {
 	struct wx_config *cfg;
 	struct wx_state st;
@@ -58,6 +85,7 @@ struct job {
 	char cancel_why[WX_CANCEL_WHY_MAX + 1];	/* who asked to stop, "" for a DELETE */
 	int64_t next_cancel_check_ms;
 	int64_t skipped;         /* sockets, FIFOs, devices left out */
+	struct peer peer;
 };
 
 /* Exit statuses of wingxfer-push. */
@@ -77,6 +105,8 @@ bool job_should_stop(struct job *job);
 
 /* A "transfer logs" event in Wings' words; also to the log or the terminal. */
 void job_log(struct job *job, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The same, logged as a warning. */
+void job_warn(struct job *job, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A "transfer status" event (processing, cancelling, failure, completed). */
 void job_status(struct job *job, const char *status);
 /* Sets the record's phase and saves it. */
@@ -161,5 +191,44 @@ struct tar *tar_open(struct job *job, wx_compress_sink sink, void *sink_ctx, cha
 int tar_step(struct tar *t);
 const char *tar_error(const struct tar *t);
 void tar_close(struct tar *t);
+
+/* --- peer.c: what a Go Wings destination can store (struct peer) --- */
+/*
+ * After the OPTIONS probe: wings says whether the destination is Go Wings.
+ * Records it ("destination" in the record's extra), adjusts the totals of
+ * the size walk (hard links counted whole, symlinks not) and says what
+ * happens to each kind of entry.
+ */
+void peer_decide(struct job *job, bool wings);
+/* Whether the entry (walk path and mode) goes into the archive. */
+bool peer_sends(struct job *job, const char *path, mode_t mode);
+/* An entry was written to the archive (after peer_sends said yes). */
+void peer_sent(struct job *job, const char *path, mode_t mode);
+/*
+ * The whole-file check.  A regular file entry's header: size is the size in
+ * the header, st_size the file's size, hardlink whether it is a hard link
+ * entry.  Towards Go Wings a hard link entry or a header size other than the
+ * file's size fails.  0, or -1 with why set.
+ */
+int peer_file_begin(struct peer *p, const char *path, bool hardlink, int64_t size,
+    int64_t st_size, char *why, size_t whysize);
+/* n bytes of the current file's data went into the archive. */
+void peer_file_data(struct peer *p, int64_t n);
+/* The current file's data ended: fails unless all its bytes were sent. */
+int peer_file_end(struct peer *p, char *why, size_t whysize);
+/* The archive ended: the totals agree.  0, or -1 with why set. */
+int peer_tree_end(struct job *job, char *why, size_t whysize);
+/*
+ * The warning about symlinks left out ("N symlinks were left out ...: a,
+ * b, ... and M more"), or NULL when none were.  Allocated.
+ */
+char *peer_warning(const struct peer *p);
+/*
+ * Gives that warning once: the record's warning and extra.symlinks_left_out,
+ * a transfer log event and a log warning.  Done at the end of the archive,
+ * and by outcome.c for a transfer that fails before it.
+ */
+void peer_report(struct job *job);
+void peer_free(struct peer *p);
 
 #endif

@@ -8,13 +8,15 @@
  * after the last byte.  200 and 202 mean pushed; any other answer is a
  * failure carrying its status and the JSON error text.
  *
- * Before it, the codec: gzip, which every destination reads, unless
- * system.transfers.compression (auto or zstd) allows zstd and the
- * destination says it reads zstd: an OPTIONS request to the same URL (no
- * credentials) answered 2xx with X-Wingxfer-Capabilities naming zstd (our
- * destination; Go Wings answers 204 without it).  zstd is never sent
- * blindly: configured zstd against a destination that does not advertise it
- * sends gzip with a warning.  The connection is reused for the POST.
+ * Before it, an OPTIONS request to the same URL (no credentials) asks what
+ * the destination is: a wingxfer node answers 2xx with
+ * X-Wingxfer-Capabilities; Go Wings answers 204 without it, and anything
+ * without the header is treated as Go Wings (peer.c: whole files instead
+ * of hard links, no symlinks).  The codec: gzip, which every destination
+ * reads, unless system.transfers.compression (auto or zstd) allows zstd and
+ * the capabilities name zstd.  zstd is never sent blindly: configured zstd
+ * against a destination that does not advertise it sends gzip with a
+ * warning.  The connection is reused for the POST.
  */
 #include "autoconf.h"
 
@@ -237,16 +239,58 @@ connection_opts(CURL *c, const struct job *job, const char *ua, char *errbuf)
 }
 
 /*
- * Sets job->codec: zstd only when the configuration allows it, the level
- * compresses (0 stores, in gzip framing), and the destination answered
- * OPTIONS 2xx naming zstd in X-Wingxfer-Capabilities.  Resets c afterwards
- * (its open connection stays for the POST).
+ * Asks the destination what it is (OPTIONS, no credentials): caps says
+ * whether a 2xx answer carried X-Wingxfer-Capabilities and whether it named
+ * zstd; why (size 300) says why not, "" when it named zstd.  Resets c
+ * afterwards (its open connection stays for the POST).
+ */
+static void
+probe(struct job *job, CURL *c, const char *ua, struct caps *caps, char *why, size_t whysize)
+{
+	char errbuf[CURL_ERROR_SIZE] = "";
+	connection_opts(c, job, ua, errbuf);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "OPTIONS");
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, options_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, caps);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard_answer);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT,
+	    (long)job->cfg->transfers.connect_timeout + OPTIONS_TIMEOUT);
+	CURLcode rc = curl_easy_perform(c);
+	long code = 0;
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+	curl_easy_reset(c);
+	if (rc != CURLE_OK || code < 200 || code > 299)
+		caps->header = caps->zstd = false;
+	if (rc != CURLE_OK)
+		snprintf(why, whysize, "OPTIONS failed: %s%s%s%s", curl_easy_strerror(rc),
+		    errbuf[0] ? " (" : "", errbuf, errbuf[0] ? ")" : "");
+	else if (code < 200 || code > 299)
+		snprintf(why, whysize, "it answered OPTIONS with HTTP %ld", code);
+	else if (!caps->header)
+		snprintf(why, whysize, "its OPTIONS answer has no X-Wingxfer-Capabilities "
+		    "(a Wings node)");
+	else if (!caps->zstd)
+		snprintf(why, whysize, "its X-Wingxfer-Capabilities does not name zstd");
+	else
+		why[0] = '\0';
+}
+
+/*
+ * Asks the destination what it is (peer_decide) and sets job->codec: zstd
+ * only when the configuration allows it, the level compresses (0 stores, in
+ * gzip framing), and the destination named zstd.
  */
 static void
 choose_codec(struct job *job, CURL *c, const char *ua)
 {
 	const struct wx_transfers_config *tc = &job->cfg->transfers;
 	bool want_zstd = strcmp(tc->compression, "zstd") == 0;
+	struct caps caps = { false, false };
+	char why[300];
+	probe(job, c, ua, &caps, why, sizeof why);
+	if (!caps.header)
+		wx_info("the destination is treated as Go Wings: %s", why);
+	peer_decide(job, !caps.header);
 	job->codec = WX_COMPRESS_GZIP;
 	if (strcmp(tc->compression, "gzip") == 0)
 		return;
@@ -256,31 +300,6 @@ choose_codec(struct job *job, CURL *c, const char *ua)
 			    "uncompressed in gzip framing, not zstd");
 		return;
 	}
-	struct caps caps = { false, false };
-	char errbuf[CURL_ERROR_SIZE] = "";
-	connection_opts(c, job, ua, errbuf);
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "OPTIONS");
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, options_header);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, &caps);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard_answer);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)tc->connect_timeout + OPTIONS_TIMEOUT);
-	CURLcode rc = curl_easy_perform(c);
-	long code = 0;
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-	curl_easy_reset(c);
-	char why[300];
-	if (rc != CURLE_OK)
-		snprintf(why, sizeof why, "OPTIONS failed: %s%s%s%s", curl_easy_strerror(rc),
-		    errbuf[0] ? " (" : "", errbuf, errbuf[0] ? ")" : "");
-	else if (code < 200 || code > 299)
-		snprintf(why, sizeof why, "it answered OPTIONS with HTTP %ld", code);
-	else if (!caps.header)
-		snprintf(why, sizeof why, "its OPTIONS answer has no X-Wingxfer-Capabilities "
-		    "(a Wings node)");
-	else if (!caps.zstd)
-		snprintf(why, sizeof why, "its X-Wingxfer-Capabilities does not name zstd");
-	else
-		why[0] = '\0';
 	if (why[0] == '\0') {
 		job->codec = WX_COMPRESS_ZSTD;
 		wx_info("the destination reads zstd (X-Wingxfer-Capabilities): sending tar.zst");

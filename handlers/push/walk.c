@@ -266,11 +266,10 @@ inode_map_free(struct inode_map *m)
 }
 
 int
-walk_measure(const char *root, int64_t *bytes, int64_t *entries, bool (*stop)(void *),
-    void *ctx, char *err, size_t errsize)
+walk_measure(const char *root, struct walk_totals *t, bool (*stop)(void *), void *ctx,
+    char *err, size_t errsize)
 {
-	*bytes = 0;
-	*entries = 0;
+	memset(t, 0, sizeof *t);
 	struct walk *w = walk_open(root, err, errsize);
 	if (w == NULL)
 		return -1;
@@ -286,12 +285,15 @@ walk_measure(const char *root, int64_t *bytes, int64_t *entries, bool (*stop)(vo
 		}
 		if (!walk_archivable(e.st.st_mode))
 			continue;
-		(*entries)++;
+		t->entries++;
+		if (S_ISLNK(e.st.st_mode))
+			t->symlinks++;
 		if (!S_ISREG(e.st.st_mode))
 			continue;
 		if (e.st.st_nlink > 1 && inode_map_add(seen, e.st.st_dev, e.st.st_ino, "") != NULL)
-			continue;
-		*bytes += e.st.st_size;
+			t->link_bytes += e.st.st_size;
+		else
+			t->bytes += e.st.st_size;
 	}
 	if (stopped) {
 		snprintf(err, errsize, "stopped");

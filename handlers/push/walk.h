@@ -52,14 +52,22 @@ struct inode_map *inode_map_new(void);
 const char *inode_map_add(struct inode_map *m, dev_t dev, ino_t ino, const char *path);
 void inode_map_free(struct inode_map *m);
 
+/* What the size walk found. */
+struct walk_totals {
+	int64_t bytes;        /* sizes of the regular files, each inode once */
+	int64_t entries;      /* archivable entries (dirs, files, symlinks) */
+	int64_t symlinks;     /* ... of which symlinks */
+	int64_t link_bytes;   /* sizes of the further names of hard-linked files */
+};
+
 /*
- * The quick size walk: sums the sizes of regular files (each inode once)
- * and counts the entries the archive will hold.  stop (may be NULL) is
- * polled every few hundred entries; when it returns true the walk ends with
- * -1 and err "stopped".  0 or -1 with a reason in err.
+ * The quick size walk: sums the sizes of regular files and counts the
+ * entries the archive will hold.  stop (may be NULL) is polled every few
+ * hundred entries; when it returns true the walk ends with -1 and err
+ * "stopped".  0 or -1 with a reason in err.
  */
-int walk_measure(const char *root, int64_t *bytes, int64_t *entries, bool (*stop)(void *),
-    void *ctx, char *err, size_t errsize);
+int walk_measure(const char *root, struct walk_totals *t, bool (*stop)(void *), void *ctx,
+    char *err, size_t errsize);
 
 /* True for the entry types the archive carries (dirs, files, symlinks). */
 bool walk_archivable(mode_t mode);

@@ -144,11 +144,13 @@ main(void)
 	    "every entry once, relative names, links reported as links and never entered");
 	free(got);
 
-	int64_t bytes = -1, entries = -1;
+	struct walk_totals wt;
 	char err[256];
-	is_int(walk_measure(root, &bytes, &entries, NULL, NULL, err, sizeof err), 0, "size walk");
-	is_int(bytes, 15, "regular file bytes, the hard-linked inode counted once");
-	is_int(entries, 9, "archivable entries (the FIFO is not)");
+	is_int(walk_measure(root, &wt, NULL, NULL, err, sizeof err), 0, "size walk");
+	is_int(wt.bytes, 15, "regular file bytes, the hard-linked inode counted once");
+	is_int(wt.entries, 9, "archivable entries (the FIFO is not)");
+	is_int(wt.symlinks, 2, "of which 2 symlinks");
+	is_int(wt.link_bytes, 5, "the hard link's further name: its 5 bytes, apart");
 
 	ok(walk_archivable(S_IFDIR) && walk_archivable(S_IFREG) && walk_archivable(S_IFLNK),
 	    "dirs, files and links are archivable");
