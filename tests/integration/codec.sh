@@ -3,7 +3,9 @@
 # destination (Apache, lighttpd) answers OPTIONS with X-Wingxfer-Capabilities
 # and gets tar.zst; a Go Wings stand-in (the recording receiver, OPTIONS 204
 # without the header) gets tar.gz, also when zstd is configured (with a
-# warning); compression gzip, level 0 and compression_threads are honoured;
+# warning), extracted as Pterodactyl Wings does: every regular file arrives
+# whole (hard links too), symlinks are left out with a warning (issue 22);
+# compression gzip, level 0 and compression_threads are honoured;
 # the checksum is always that of the exact bytes sent.
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/webstack.sh"
@@ -83,7 +85,8 @@ before=$(options_seen)
 move b
 is "$(codec_of "$U")" gzip "compression gzip: gzip sent to a wingxfer destination"
 ok "compression gzip: the tree arrives identical" same_tree a b "$U"
-is "$(options_seen)" "$before" "compression gzip: no capabilities question asked (Apache's access log)"
+is "$(options_seen)" "$((before + 1))" \
+	"compression gzip: the destination is still asked what it is (one OPTIONS in Apache's access log)"
 
 # --- compression_level 0 (store) with zstd configured: stored gzip ---
 set_source compression zstd
@@ -107,7 +110,9 @@ is "$(json_get "$(src_rec "$U")" '["status"]')" completed "compression_threads 2
 set_source compression_threads 0
 
 # --- a Go Wings stand-in: OPTIONS 204 without the header ---
-recv_start gowings
+recv_start gowings --extract "$WX_TEST_TMP/x-gowings" --flavour pterodactyl
+# regular_files DIR: size, SHA-256, mtime and path of every regular file.
+regular_files() { python3 "$TREES" manifest "$1" | grep '^f ' | cut -d' ' -f3-; }
 for mode in auto zstd; do
 	set_source compression $mode
 	: > "$RECV_RECORD"
@@ -121,6 +126,12 @@ for mode in auto zstd; do
 	is "$(head -c 2 "$saved" | od -An -tx1 | tr -d ' ')" 1f8b "compression $mode -> Go Wings: the archive is gzip"
 	unlike "$(json_get "$(cat "$RECV_RECORD" | grep '"event": "options"' | head -1)" '["headers"]')" \
 		'[Aa]uthorization' "compression $mode -> Go Wings: OPTIONS carries no credentials"
+	X=$(recv_last '["extracted"]')
+	is "$(regular_files "$X")" "$(regular_files "$WX_TEST_TMP/a/data/$U")" \
+		"compression $mode -> Go Wings: extracted as Pterodactyl Wings does, every regular file is whole (the hard link too)"
+	is "$(recv_last '["extract"]["emptied"]')" "[]" "compression $mode -> Go Wings: nothing became an empty file"
+	like "$(json_get "$(src_rec "$U")" '["warning"]')" '^4 symlinks were left out' \
+		"compression $mode -> Go Wings: the 4 symlinks were left out, with a warning"
 done
 like "$(worker_log "$U")" "compression is zstd, but the destination does not say it reads zstd" \
 	"configured zstd against Go Wings: a warning says gzip was sent instead"

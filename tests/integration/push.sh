@@ -35,7 +35,7 @@ U=$(new_server)
 python3 "$TREES" make "$DATA/$U" --files 120 --big-mib 3 >/dev/null
 mkfifo "$DATA/$U/console.fifo"
 python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])' "$DATA/$U/rcon.sock"
-recv_start tree
+recv_start tree --capabilities gzip  # a wingxfer destination: links are sent as links
 out=$(post_transfer "$CFG" "$U" "$RECV_URL")
 is "$(status_of "$out")" 202 "tree: 202"
 ok "tree: the worker finishes" wait_worker "$STATE" "$U"
