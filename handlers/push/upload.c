@@ -14,7 +14,10 @@
  * credentials) answered 2xx with X-Wingxfer-Capabilities naming zstd (our
  * destination; Go Wings answers 204 without it).  zstd is never sent
  * blindly: configured zstd against a destination that does not advertise it
- * sends gzip with a warning.  The connection is reused for the POST.
+ * sends gzip with a warning.  The connection is reused for the POST.  The
+ * probe polls the cancel marker and the stop flags like the upload (a
+ * destination that accepts and never answers cannot hold a cancel), and a
+ * stop during it ends the upload before the POST.
  */
 #include "autoconf.h"
 
@@ -207,6 +210,18 @@ options_header(char *line, size_t size, size_t nitems, void *ctx)
 	return n;
 }
 
+/* The probe's progress callback: a cancel or stop signal ends it within a second. */
+static int
+options_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+    curl_off_t ulnow)
+{
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return job_should_stop(ctx) ? 1 : 0;
+}
+
 static size_t
 discard_answer(char *data, size_t size, size_t nmemb, void *ctx)
 {
@@ -264,11 +279,16 @@ choose_codec(struct job *job, CURL *c, const char *ua)
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, &caps);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard_answer);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)tc->connect_timeout + OPTIONS_TIMEOUT);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, options_progress);
+	curl_easy_setopt(c, CURLOPT_XFERINFODATA, job);
 	CURLcode rc = curl_easy_perform(c);
 	long code = 0;
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
 	curl_easy_reset(c);
 	char why[300];
+	if (job->stop != JOB_RUNNING)
+		return;  /* upload_run stops before the POST */
 	if (rc != CURLE_OK)
 		snprintf(why, sizeof why, "OPTIONS failed: %s%s%s%s", curl_easy_strerror(rc),
 		    errbuf[0] ? " (" : "", errbuf, errbuf[0] ? ")" : "");
@@ -324,6 +344,10 @@ upload_run(struct job *job, char *why, size_t whysize)
 	char ua[64], errbuf[CURL_ERROR_SIZE] = "";
 	snprintf(ua, sizeof ua, "wingxfer-push/%s", PACKAGE_VERSION);
 	choose_codec(job, c, ua);
+	if (job->stop != JOB_RUNNING) {
+		curl_easy_cleanup(c);
+		return UPLOAD_STOPPED;  /* cancelled or signalled during the probe */
+	}
 	if (job->rec.extra == NULL)
 		job->rec.extra = json_object_new_object();
 	json_object_object_add(job->rec.extra, "codec",
