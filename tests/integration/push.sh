@@ -176,6 +176,67 @@ wait_for "receiver saw the end" 20 bash -c "grep -q '\"event\": \"done\"' '$RECV
 is "$(recv_last '["complete"]')" false "cancel: the destination never got a complete body (no torn archive accepted)"
 is "$(recv_last '["closed"]')" false "cancel: ... and no closing boundary"
 
+# --- cancel while the capability probe waits -----------------------------------
+# A destination that accepts the connection and never answers OPTIONS: the
+# probe would wait connect_timeout + 15 s (75 s here); DELETE must end the
+# worker within about a second, before any body byte is sent.
+CFG_PROBE="$WX_TEST_TMP/probe.yml"
+sed 's/^    connect_timeout: 3$/    connect_timeout: 60/' "$CFG" > "$CFG_PROBE"
+U=$(new_server)
+echo data > "$DATA/$U/file.txt"
+recv_start deaf --mode deaf
+post_transfer "$CFG_PROBE" "$U" "$RECV_URL" >/dev/null
+track_worker "$STATE" "$U"
+wait_for "the OPTIONS probe reached the destination" 30 grep -q '"event": "options-held"' "$RECV_RECORD"
+t0=$(date +%s)
+out=$(cgi wingxfer-source "$CFG_PROBE" DELETE "/api/servers/$U/transfer" "Bearer token-src" </dev/null 2>/dev/null)
+is "$(status_of "$out")" 202 "cancel during the probe: DELETE: 202"
+ok "cancel during the probe: the worker stops within 20 s (the probe alone would wait 75 s)" \
+	wait_worker "$STATE" "$U" 20
+diag "cancel during the probe: the worker ended $(( $(date +%s) - t0 )) s after DELETE"
+is "$(rec "$STATE" "$U" '["status"]')" cancelled "cancel during the probe: the record says cancelled"
+is "$(recv_seen)" 0 "cancel during the probe: no POST was made (stopped during the probe)"
+is "$(rec "$STATE" "$U" '["bytes_sent"]')" 0 "cancel during the probe: no body byte was sent"
+is "$(ncallbacks "$U")" 1 "cancel during the probe: exactly one failure callback"
+
+# --- the tree rules both sides share (docs/archive-rules.md) ---------------------
+# What the destination refuses is refused here, before a byte is sent.
+deep_tree() { # DIR LEVELS NAME-LENGTH: LEVELS nested directories, a file at the bottom
+	python3 - "$@" <<'PY'
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
+name = "d" * int(sys.argv[3])
+for _ in range(int(sys.argv[2])):
+    os.mkdir(name, 0o755, dir_fd=fd)
+    nfd = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+    os.close(fd)
+    fd = nfd
+with open(os.open("bottom.txt", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd), "w") as f:
+    f.write("at the bottom\n")
+os.close(fd)
+PY
+}
+rule_case() { # NAME LEVELS NAME-LENGTH STATUS [ERROR-REGEX]
+	local name=$1 levels=$2 len=$3 want=$4 err=${5:-}
+	U=$(new_server)
+	deep_tree "$DATA/$U" "$levels" "$len"
+	recv_start "rule-$name"
+	post_transfer "$CFG" "$U" "$RECV_URL" >/dev/null
+	wait_worker "$STATE" "$U" 120
+	is "$(rec "$STATE" "$U" '["status"]')" "$want" "rules: $name: $want"
+	if [ -n "$err" ]; then
+		like "$(rec "$STATE" "$U" '["error"]')" "$err" "rules: $name: saying why"
+		is "$(recv_seen)" 0 "rules: $name: nothing was sent"
+	else
+		is "$(recv_last '["complete"]')" true "rules: $name: the whole body arrived"
+	fi
+	rm -rf "${DATA:?}/$U"
+}
+rule_case "511 directories and a file (512 levels)" 511 1 completed
+rule_case "512 directories" 512 1 failed 'nested more than 512 levels deep are not supported'
+rule_case "a path of 4 100 bytes (17 levels of 240-byte names)" 17 240 failed \
+	'paths longer than 4095 bytes are not supported'
+
 # --- a file that changes size while it is read ---------------------------------
 U=$(new_server)
 head -c 20000000 /dev/urandom > "$DATA/$U/latest.log"
