@@ -125,9 +125,13 @@ clear_until_subdir(int fd, int *sub, char **subname)
 	}
 	rewinddir(d);
 	int rc = 0;
-	struct dirent *de;
-	errno = 0;
-	while ((de = readdir(d)) != NULL) {
+	for (;;) {
+		errno = 0;
+		struct dirent *de = readdir(d);
+		if (de == NULL) {
+			rc = errno != 0 ? -1 : 0;
+			break;
+		}
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
 		if (unlinkat(fd, de->d_name, 0) == 0 || errno == ENOENT)
@@ -151,8 +155,6 @@ clear_until_subdir(int fd, int *sub, char **subname)
 		rc = 1;
 		break;
 	}
-	if (de == NULL && errno != 0)
-		rc = -1;
 	int saved = errno;
 	closedir(d);
 	errno = saved;
