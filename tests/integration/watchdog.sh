@@ -273,7 +273,7 @@ os.fchmod(fd, 0o500)  # a read-only directory at the bottom, not empty
 os.close(fd)
 PY
 touch -d '2 hours ago' "$STAGING/$DEEP"
-( ulimit -n 64; wd )
+OUT=$(ulimit -n 64 && "$WD" --config "$CFG" 2>"$WX_TEST_TMP/wd.err"); ERR=$(cat "$WX_TEST_TMP/wd.err")
 like "$OUT" "$DEEP: removed the orphaned staging directory" \
 	"a staging tree 3000 levels deep is removed by a watchdog limited to 64 open files"
 ok "it is gone" test ! -e "$STAGING/$DEEP"
