@@ -187,15 +187,18 @@ echo data > "$DATA/$U/file.txt"
 recv_start deaf --mode deaf
 post_transfer "$CFG_PROBE" "$U" "$RECV_URL" >/dev/null
 track_worker "$STATE" "$U"
+probe_cancel() { # LABEL NOTE: DELETE now; the worker of $U is cancelled within 30 s
+	local t0 took out
+	t0=$(date +%s)
+	out=$(cgi wingxfer-source "$CFG_PROBE" DELETE "/api/servers/$U/transfer" "Bearer token-src" </dev/null 2>/dev/null)
+	is "$(status_of "$out")" 202 "$1: DELETE: 202"
+	ok "$1: the worker ends" wait_worker "$STATE" "$U" 120
+	is "$(rec "$STATE" "$U" '["status"]')" cancelled "$1: the record says cancelled"
+	took=$(( $(rec "$STATE" "$U" '["finished_at"]') - t0 ))
+	ok "$1: it ended within 30 s of DELETE (${took} s; $2)" test "$took" -lt 30
+}
 wait_for "the OPTIONS probe reached the destination" 30 grep -q '"event": "options-held"' "$RECV_RECORD"
-t0=$(date +%s)
-out=$(cgi wingxfer-source "$CFG_PROBE" DELETE "/api/servers/$U/transfer" "Bearer token-src" </dev/null 2>/dev/null)
-is "$(status_of "$out")" 202 "cancel during the probe: DELETE: 202"
-ok "cancel during the probe: the worker ends" wait_worker "$STATE" "$U" 120
-is "$(rec "$STATE" "$U" '["status"]')" cancelled "cancel during the probe: the record says cancelled"
-took=$(( $(rec "$STATE" "$U" '["finished_at"]') - t0 ))
-ok "cancel during the probe: it ended within 30 s of DELETE (${took} s; the probe alone would wait 75 s)" \
-	test "$took" -lt 30
+probe_cancel "cancel during the probe" "the probe alone would wait 75 s"
 is "$(recv_seen)" 0 "cancel during the probe: no POST was made (stopped during the probe)"
 is "$(rec "$STATE" "$U" '["bytes_sent"]')" 0 "cancel during the probe: no body byte was sent"
 is "$(ncallbacks "$U")" 1 "cancel during the probe: exactly one failure callback"
@@ -203,7 +206,7 @@ is "$(ncallbacks "$U")" 1 "cancel during the probe: exactly one failure callback
 # The same while the probe is still connecting: a listener whose accept queue
 # is full drops the SYNs, so connect() waits for connect_timeout (60 s here).
 python3 - "$WX_TEST_TMP/full.port" <<'PY' &
-import socket, sys, time
+import os, socket, sys, time
 s = socket.socket()
 s.bind(("127.0.0.1", 0))
 s.listen(0)
@@ -216,7 +219,6 @@ for _ in range(4):
     fill.append(c)
 with open(sys.argv[1] + ".tmp", "w") as f:
     f.write(str(port))
-import os
 os.rename(sys.argv[1] + ".tmp", sys.argv[1])
 time.sleep(3600)
 PY
@@ -230,14 +232,7 @@ echo data > "$DATA/$U/file.txt"
 post_transfer "$CFG_PROBE" "$U" "http://127.0.0.1:$FULL_PORT/api/transfers" >/dev/null
 track_worker "$STATE" "$U"
 wait_for "the probe's connection attempt" 30 syn_sent
-t0=$(date +%s)
-out=$(cgi wingxfer-source "$CFG_PROBE" DELETE "/api/servers/$U/transfer" "Bearer token-src" </dev/null 2>/dev/null)
-is "$(status_of "$out")" 202 "cancel while the probe connects: DELETE: 202"
-ok "cancel while the probe connects: the worker ends" wait_worker "$STATE" "$U" 120
-is "$(rec "$STATE" "$U" '["status"]')" cancelled "cancel while the probe connects: the record says cancelled"
-took=$(( $(rec "$STATE" "$U" '["finished_at"]') - t0 ))
-ok "cancel while the probe connects: it ended within 30 s of DELETE (${took} s; connect_timeout is 60 s)" \
-	test "$took" -lt 30
+probe_cancel "cancel while the probe connects" "connect_timeout is 60 s"
 stop_pid "$FULL_PID"
 
 # --- the tree rules both sides share (docs/archive-rules.md) ---------------------
