@@ -27,6 +27,21 @@ wx_entry_path_problem(const char *path)
 	return NULL;
 }
 
+size_t
+wx_entry_path_depth(const char *path)
+{
+	size_t depth = 0;
+	for (const char *p = path; *p;) {
+		size_t n = strcspn(p, "/");
+		if (n > 0 && !(n == 1 && p[0] == '.'))
+			depth++;
+		p += n;
+		while (*p == '/')
+			p++;
+	}
+	return depth;
+}
+
 static bool
 safe_char(unsigned char c)
 {

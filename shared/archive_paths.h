@@ -11,8 +11,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define WX_ENTRY_PATH_MAX 4095      /* bytes, as PATH_MAX - 1 on Linux */
-#define WX_ENTRY_NAME_MAX 255       /* bytes per path component */
+#include "tree_rules.h"
+
 #define WX_SAFE_NAME_MAX 128        /* bytes of a sanitised file name */
 
 /*
@@ -23,6 +23,13 @@
  * static phrase ("is absolute", "contains a '..' component", ...).
  */
 const char *wx_entry_path_problem(const char *path);
+
+/*
+ * The number of components of an entry path, "." and empty components not
+ * counted: 0 for the root itself ("." or "./"), 1 for "a" or "./a/", 2 for
+ * "a/b".  The depth rule (tree_rules.h) applies to it.
+ */
+size_t wx_entry_path_depth(const char *path);
 
 /*
  * Makes a file name from untrusted text (e.g. "<uuid>.tar.gz" from a

@@ -94,45 +94,162 @@ fail_nofd:
 	return -1;
 }
 
+/* Opens the directory name in dirfd without following a link, and makes it
+ * writable (entries of a 0500 directory cannot be removed); fd or -1. */
 static int
-remove_at(int dirfd, const char *name, int depth)
+open_dir_writable(int dirfd, const char *name)
 {
-	if (depth > 4096) {
-		errno = ELOOP;
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0)
+		(void)fchmod(fd, 0700);
+	return fd;
+}
+
+/*
+ * Unlinks the entries of the directory fd that are not directories.  At the
+ * first subdirectory it stops: 1 with *sub open on it and *subname its name
+ * (to free).  0 when fd is empty, -1 with errno.
+ */
+static int
+clear_until_subdir(int fd, int *sub, char **subname)
+{
+	int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (dfd < 0)
+		return -1;
+	DIR *d = fdopendir(dfd);
+	if (d == NULL) {
+		int saved = errno;
+		close(dfd);
+		errno = saved;
 		return -1;
 	}
+	rewinddir(d);
+	int rc = 0;
+	for (;;) {
+		errno = 0;
+		struct dirent *de = readdir(d);
+		if (de == NULL) {
+			rc = errno != 0 ? -1 : 0;
+			break;
+		}
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (unlinkat(fd, de->d_name, 0) == 0 || errno == ENOENT)
+			continue;
+		int e = errno;
+		if (e != EISDIR && e != EPERM) {
+			rc = -1;
+			break;
+		}
+		int c = open_dir_writable(fd, de->d_name);
+		if (c < 0 && errno == ENOENT)
+			continue;
+		if (c < 0) {
+			if (errno == ENOTDIR)
+				errno = e;  /* a file we may not unlink: say why */
+			rc = -1;
+			break;
+		}
+		*sub = c;
+		*subname = xstrdup(de->d_name);
+		rc = 1;
+		break;
+	}
+	int saved = errno;
+	closedir(d);
+	errno = saved;
+	return rc;
+}
+
+struct rm_level {
+	dev_t dev;      /* the parent directory we came from */
+	ino_t ino;
+	char *name;     /* this directory's name in it */
+};
+
+/*
+ * Removes the directory name in pfd and everything under it, depth first,
+ * with at most two directories open at any time (however deep the tree):
+ * going down closes the parent, going up re-opens ".." and checks that it is
+ * the directory we came from (device and inode), else fails with ESTALE.
+ */
+static int
+remove_dir(int pfd, const char *name)
+{
+	int fd = open_dir_writable(pfd, name);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -1;
+	struct rm_level *stack = NULL;
+	size_t depth = 0, cap = 0;
+	int rc = 0;
+	for (;;) {
+		int sub = -1;
+		char *subname = NULL;
+		int r = clear_until_subdir(fd, &sub, &subname);
+		if (r < 0) {
+			rc = -1;
+			break;
+		}
+		if (r == 1) {
+			struct stat st;
+			if (fstat(fd, &st) < 0) {
+				int saved = errno;
+				close(sub);
+				free(subname);
+				errno = saved;
+				rc = -1;
+				break;
+			}
+			if (depth == cap) {
+				cap = cap ? cap * 2 : 64;
+				stack = xrealloc(stack, cap * sizeof *stack);
+			}
+			stack[depth++] = (struct rm_level){ st.st_dev, st.st_ino, subname };
+			close(fd);
+			fd = sub;
+			continue;
+		}
+		if (depth == 0)
+			break;  /* the top directory is empty */
+		struct rm_level *l = &stack[depth - 1];
+		int up = openat(fd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		struct stat st;
+		if (up < 0 || fstat(up, &st) < 0 || st.st_dev != l->dev || st.st_ino != l->ino) {
+			int saved = up < 0 ? errno : ESTALE;
+			if (up >= 0)
+				close(up);
+			errno = saved;
+			rc = -1;
+			break;
+		}
+		close(fd);
+		fd = up;
+		if (unlinkat(fd, l->name, AT_REMOVEDIR) < 0 && errno != ENOENT) {
+			rc = -1;
+			break;
+		}
+		free(l->name);
+		depth--;
+	}
+	int saved = errno;
+	close(fd);
+	while (depth > 0)
+		free(stack[--depth].name);
+	free(stack);
+	if (rc == 0 && unlinkat(pfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+		return -1;
+	errno = saved;
+	return rc;
+}
+
+static int
+remove_at(int dirfd, const char *name)
+{
 	if (unlinkat(dirfd, name, 0) == 0 || errno == ENOENT)
 		return 0;
 	if (errno != EISDIR && errno != EPERM)
 		return -1;
-	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -1;
-	(void)fchmod(fd, 0700); /* entries of a 0500 directory cannot be removed */
-	DIR *d = fdopendir(fd);
-	if (d == NULL) {
-		close(fd);
-		return -1;
-	}
-	int rc = 0;
-	struct dirent *de;
-	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		if (remove_at(fd, de->d_name, depth + 1) < 0) {
-			rc = -1;
-			break;
-		}
-	}
-	int saved = errno;
-	closedir(d);
-	if (rc < 0) {
-		errno = saved;
-		return -1;
-	}
-	if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
-		return -1;
-	return 0;
+	return remove_dir(dirfd, name);
 }
 
 int
@@ -152,7 +269,7 @@ wx_remove_tree(const char *path)
 	int rc = -1;
 	int pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (pfd >= 0) {
-		rc = remove_at(pfd, base, 0);
+		rc = remove_at(pfd, base);
 		int saved = errno;
 		close(pfd);
 		errno = saved;

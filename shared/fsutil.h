@@ -27,7 +27,9 @@ int wx_fsync_dir(const char *dir);
 /*
  * Removes path and everything under it, never following symlinks (a link is
  * removed, not its target).  Directories without write permission are made
- * writable first.  A missing path is success.  0 or -1 with errno.
+ * writable first.  A fixed handful of descriptors is open at any time, whatever
+ * the depth (a tree deeper than the open-file limit is removed too).  A
+ * missing path is success.  0 or -1 with errno.
  */
 int wx_remove_tree(const char *path);
 

@@ -94,6 +94,7 @@ struct receiver {
 	/* other parts */
 	struct rx_backup *backups;
 	int nbackups;
+	char *backup_dir_made;          /* <backup_directory>/<uuid> when we created it */
 	char *install_log_tmp, *install_log_final;
 
 	/* outcome */
@@ -132,7 +133,9 @@ int rx_read_parts(struct receiver *rx);
 int rx_mp_failed(struct receiver *rx);
 /* Checks received backups against their checksums (the checksum rule); 0 or -1. */
 int rx_parts_verify(struct receiver *rx);
-void rx_parts_cleanup(struct receiver *rx);   /* removes partial files */
+/* Removes partial files, and the server's backup directory when this
+ * transfer created it and it is empty. */
+void rx_parts_cleanup(struct receiver *rx);
 int rx_parts_install(struct receiver *rx);    /* renames backups/logs into place */
 
 /* extract.c: consumes the archive part into staging; 0 or -1. */

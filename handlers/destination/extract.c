@@ -14,8 +14,11 @@
  * process's cwd while extracting) with SECURE_NODOTDOT, SECURE_SYMLINKS,
  * SECURE_NOABSOLUTEPATHS, TIME and PERM, without OWNER, XATTR, ACL or
  * FFLAGS.  Before libarchive sees an entry we refuse paths and hardlink
- * targets that leave staging, hardlinks through symlinked directories, and
- * skip devices, FIFOs and sockets; setuid/setgid bits are cleared; when
+ * targets that leave staging, paths deeper than the tree rules allow
+ * (tree_rules.h), hardlinks through symlinked directories and hardlinks that
+ * carry data, ignore entries naming the root itself ("./": its mode and
+ * owner are ours), and skip devices, FIFOs and sockets; setuid/setgid bits
+ * are cleared; when
  * running as root each entry is then given to system.user.uid/gid (lchown).
  * Every entry is charged against build.disk_space and the free space above
  * system.transfers.disk_reserve before it is written.
@@ -218,7 +221,10 @@ copy_data(struct receiver *rx, struct archive *a, struct archive *w, int64_t ind
 	}
 }
 
-/* Charge of one entry against the limits: content bytes, 4 KiB per directory. */
+/*
+ * Charge of one entry against the limits: content bytes, 4 KiB per directory.
+ * A hardlink adds a name, no bytes (one with data is refused before this).
+ */
 static int64_t
 entry_charge(struct archive_entry *e, mode_t type)
 {
@@ -259,15 +265,35 @@ extract_entry(struct receiver *rx, struct archive *a, struct archive *w, struct 
 	const char *problem = wx_entry_path_problem(path);
 	if (problem != NULL)
 		return refuse_entry(rx, index, path, "path", problem);
+	size_t depth = wx_entry_path_depth(path);
+	if (depth == 0) {
+		/* "." or "./": the server root's mode, owner and times are ours. */
+		wx_debug("entry %lld (%s) names the server root: ignored", (long long)index, path);
+		return 1;
+	}
 	const char *link = archive_entry_hardlink(e);
+	mode_t type = archive_entry_filetype(e);
+	if (depth > (link == NULL && type == AE_IFDIR ? WX_TREE_MAX_DEPTH - 1 : WX_TREE_MAX_DEPTH)) {
+		rx_detail(rx, "entry %lld: %zu levels: %.200s...", (long long)index, depth, path);
+		return rx_fail(rx, 422, "Entry %lld of the archive is nested deeper than the %d "
+		    "directory levels a transfer may hold (docs/archive-rules.md); nothing was "
+		    "installed.", (long long)index, WX_TREE_MAX_DEPTH);
+	}
 	if (link != NULL) {
 		problem = wx_entry_path_problem(link);
 		if (problem != NULL)
 			return refuse_entry(rx, index, link, "hardlink target", problem);
 		if (through_symlink(rx->staging_fd, link))
 			return refuse_entry(rx, index, link, "hardlink target", "goes through a symlink");
+		/* libarchive would write the body into the target: bytes nobody charged. */
+		if (archive_entry_size(e) > 0) {
+			rx_detail(rx, "entry %lld: hardlink '%s' -> '%s' with %lld bytes of data",
+			    (long long)index, path, link, (long long)archive_entry_size(e));
+			return rx_fail(rx, 422, "Entry %lld of the archive is a hardlink that carries "
+			    "data (tar writers store a hardlink without data; its file comes earlier in "
+			    "the archive); nothing was installed.", (long long)index);
+		}
 	}
-	mode_t type = archive_entry_filetype(e);
 	if (link == NULL && type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK) {
 		rx->skipped++;
 		wx_info("entry %lld (%s) is %s: skipped", (long long)index, path, type_name(type));

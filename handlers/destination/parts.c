@@ -24,6 +24,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int
@@ -182,12 +183,16 @@ backup_part(struct receiver *rx, const char *raw_name, bool checksum)
 		return rx_fail(rx, 400, "The upload has two backup parts with the same name; nothing "
 		    "was installed.");
 	char *dir = xasprintf("%s/%s", rx->cfg->backup_directory, rx->uuid);
+	struct stat st;
+	bool existed = lstat(dir, &st) == 0;
 	if (wx_mkdirs(dir, 0700) < 0) {
 		rx_detail(rx, "mkdir %s: %s", dir, strerror(errno));
 		free(dir);
 		return rx_fail(rx, 500, "This node cannot create its backup directory "
 		    "(system.backup_directory).");
 	}
+	if (!existed && rx->backup_dir_made == NULL)
+		rx->backup_dir_made = xstrdup(dir);
 	b->tmp_path = xasprintf("%s/.%s.wingxfer-partial", dir, name);
 	b->final_path = xasprintf("%s/%s", dir, name);
 	free(dir);
@@ -329,6 +334,8 @@ rx_parts_install(struct receiver *rx)
 			rx->install_log_tmp = NULL;
 		}
 	}
+	free(rx->backup_dir_made);
+	rx->backup_dir_made = NULL;  /* it holds the installed backups now */
 	return rc;
 }
 
@@ -344,6 +351,12 @@ rx_parts_cleanup(struct receiver *rx)
 	free(rx->backups);
 	rx->backups = NULL;
 	rx->nbackups = 0;
+	if (rx->backup_dir_made != NULL && rmdir(rx->backup_dir_made) < 0 && errno != ENOENT &&
+	    errno != ENOTEMPTY && errno != EEXIST)
+		wx_warn("cannot remove the backup directory %s this transfer created: %s",
+		    rx->backup_dir_made, strerror(errno));
+	free(rx->backup_dir_made);
+	rx->backup_dir_made = NULL;
 	if (rx->install_log_tmp != NULL)
 		(void)unlink(rx->install_log_tmp);
 	free(rx->install_log_tmp);

@@ -16,7 +16,10 @@
  * reads, unless system.transfers.compression (auto or zstd) allows zstd and
  * the capabilities name zstd.  zstd is never sent blindly: configured zstd
  * against a destination that does not advertise it sends gzip with a
- * warning.  The connection is reused for the POST.
+ * warning.  The connection is reused for the POST.  The probe polls the
+ * cancel marker and the stop flags like the upload (a destination that
+ * accepts and never answers cannot hold a cancel), and a stop during it
+ * ends the upload before the POST.
  */
 #include "autoconf.h"
 
@@ -209,6 +212,18 @@ options_header(char *line, size_t size, size_t nitems, void *ctx)
 	return n;
 }
 
+/* The probe's progress callback: a cancel or stop signal ends it within a second. */
+static int
+options_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+    curl_off_t ulnow)
+{
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return job_should_stop(ctx) ? 1 : 0;
+}
+
 static size_t
 discard_answer(char *data, size_t size, size_t nmemb, void *ctx)
 {
@@ -255,6 +270,9 @@ probe(struct job *job, CURL *c, const char *ua, struct caps *caps, char *why, si
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard_answer);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT,
 	    (long)job->cfg->transfers.connect_timeout + OPTIONS_TIMEOUT);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, options_progress);
+	curl_easy_setopt(c, CURLOPT_XFERINFODATA, job);
 	CURLcode rc = curl_easy_perform(c);
 	long code = 0;
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
@@ -288,6 +306,8 @@ choose_codec(struct job *job, CURL *c, const char *ua)
 	struct caps caps = { false, false };
 	char why[300];
 	probe(job, c, ua, &caps, why, sizeof why);
+	if (job->stop != JOB_RUNNING)
+		return;  /* upload_run stops before the POST */
 	if (!caps.header)
 		wx_info("the destination is treated as Go Wings: %s", why);
 	peer_decide(job, !caps.header);
@@ -343,6 +363,10 @@ upload_run(struct job *job, char *why, size_t whysize)
 	char ua[64], errbuf[CURL_ERROR_SIZE] = "";
 	snprintf(ua, sizeof ua, "wingxfer-push/%s", PACKAGE_VERSION);
 	choose_codec(job, c, ua);
+	if (job->stop != JOB_RUNNING) {
+		curl_easy_cleanup(c);
+		return UPLOAD_STOPPED;  /* cancelled or signalled during the probe */
+	}
 	if (job->rec.extra == NULL)
 		job->rec.extra = json_object_new_object();
 	json_object_object_add(job->rec.extra, "codec",

@@ -155,6 +155,11 @@ walk_next(struct walk *w, struct walk_entry *e)
 			continue;
 		}
 		size_t off = set_path(w, l, name);
+		if (strlen(w->path) > WX_ENTRY_PATH_MAX) {
+			snprintf(w->err, sizeof w->err, "paths longer than %d bytes are not supported "
+			    "(the destination refuses them): %.200s...", WX_ENTRY_PATH_MAX, w->path);
+			return -1;
+		}
 		e->path = w->path;
 		e->name = w->path + off;
 		e->dirfd = l->fd;

@@ -15,8 +15,11 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
-/* Deeper trees are refused (each level holds one open fd). */
-#define WALK_MAX_DEPTH 512
+#include "tree_rules.h"
+
+/* Deeper trees are refused (each level holds one open fd); the destination
+ * refuses the same (tree_rules.h).  Paths over WX_ENTRY_PATH_MAX too. */
+#define WALK_MAX_DEPTH WX_TREE_MAX_DEPTH
 
 struct walk;
 

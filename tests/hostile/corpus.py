@@ -15,6 +15,8 @@ what this corpus is about), the hostile archives are generated here
                                           callbacks outcome disk_mib description
   corpus.py run NAME --ctx FILE.json      sends the case's requests; prints one
                                           line per request: status<TAB>error
+  corpus.py setup NAME --ctx FILE.json    prepares the node for the case (before
+                                          its snapshot), when it needs to
   corpus.py snapshot DIR... [--skip P]    a manifest of the trees (JSON lines)
   corpus.py diff BEFORE DIR... [--skip P] [--allow RE]
                                           snapshots DIR... again and prints what
@@ -24,7 +26,8 @@ what this corpus is about), the hostile archives are generated here
 
 The context file (written by the runner) names the node's URL, the CA, the
 panel's URL, the node's token, the canary directory, the server UUID of the
-case, the source node's server UUID and a work directory.
+case, the source node's server UUID, a work directory and the node's
+system.backup_directory.
 """
 import gzip
 import hashlib
@@ -217,6 +220,56 @@ def setuid(t):
     ti.mode = 0o2775
     ti.mtime = MTIME
     t.addfile(ti)
+
+
+def hardlink_with_body(size):
+    """A hardlink entry that keeps a size and a body (pax allows it): libarchive
+    writes the body into the link's target."""
+    def build(t):
+        hostile.add_file(t, "target.bin", b"x")
+        ti = tarfile.TarInfo("alias.bin")
+        ti.type = tarfile.LNKTYPE
+        ti.linkname = "target.bin"
+        ti.size = size
+        ti.mtime = MTIME
+        ti.pax_headers = {"comment": "a pax header: pax interchange format"}
+        t.addfile(ti, io.BytesIO(bytes(size)))
+    return build
+
+
+def tar_tool_hardlinks(work, tool):
+    """A file and a second name for it, archived by GNU tar or bsdtar (pax):
+    the hardlink entry has size 0, as every tar writes it."""
+    d = os.path.join(work, "hardlinks-" + tool)
+    os.makedirs(os.path.join(d, "world"), exist_ok=True)
+    with open(os.path.join(d, "world", "level.dat"), "wb") as f:
+        f.write(bytes(range(256)) * 16)
+    alias = os.path.join(d, "world", "level.dat_old")
+    if not os.path.exists(alias):
+        os.link(os.path.join(d, "world", "level.dat"), alias)
+    out = os.path.join(work, "hardlinks-%s.tar.gz" % tool)
+    cmd = ["tar", "--format=pax"] if tool == "gnu" else ["bsdtar", "--format=pax"]
+    subprocess.run(cmd + ["-C", d, "-czf", out, "world"], check=True)
+    with open(out, "rb") as f:
+        return f.read()
+
+
+def deep_file(levels):
+    """A file under `levels` nested directories: levels + 1 path components."""
+    def build(t):
+        hostile.add_file(t, "d/" * levels + "f.txt")
+    return build
+
+
+def dot_root_entries(t):
+    """Entries for the server root itself ("./" then "."), with modes 0777 and 01777."""
+    for name, mode in (("./", 0o777), (".", 0o1777)):
+        ti = tarfile.TarInfo(name)
+        ti.type = tarfile.DIRTYPE
+        ti.mode = mode
+        ti.mtime = MTIME
+        t.addfile(ti)
+    hostile.add_file(t, "./after-dot.txt")
 
 
 # --- multipart ----------------------------------------------------------------
@@ -654,6 +707,52 @@ case("ar-million-empty-files", ar, "destination", [200], 0, "installed", 0,
      "1 000 000 empty files in 1 000 directories (bounded time and memory)")(
     lambda c: [dest_post(c, body=upload(open(c.million_archive, "rb").read()))])
 
+ar_case("ar-hardlink-with-body", 422, 1, "refused",
+        "a hardlink entry carrying a 16 MiB body into its target (build.disk_space 1 MiB)",
+        lambda c: archive_with(hardlink_with_body(16 << 20)), disk=1)
+ar_case("ar-hardlink-with-body-no-limit", 422, 1, "refused",
+        "a hardlink entry carrying a body, no disk limit", lambda c: archive_with(hardlink_with_body(4096)))
+ar_case("ar-hardlink-gnu-tar", 200, 0, "installed", "a file and its hardlink as GNU tar "
+        "writes them (control)", lambda c: tar_tool_hardlinks(c.work, "gnu"))
+ar_case("ar-hardlink-bsdtar", 200, 0, "installed", "a file and its hardlink as bsdtar "
+        "writes them (control)", lambda c: tar_tool_hardlinks(c.work, "bsd"))
+ar_case("ar-deep-512", 200, 0, "installed", "a file under 511 directories: 512 levels, "
+        "the limit both sides share (control)", lambda c: archive_with(deep_file(511)))
+ar_case("ar-deep-513", 422, 1, "refused", "a file under 512 directories: one level over "
+        "the limit", lambda c: archive_with(deep_file(512)))
+ar_case("ar-deep-dir-512", 422, 1, "refused", "an empty directory at 512 levels (the push "
+        "refuses such a tree)", lambda c: archive_with(lambda t: hostile.add(
+            t, "d/" * 511 + "e", tarfile.DIRTYPE, mode=0o755)))
+ar_case("ar-dot-root-mode", 200, 0, "installed", "entries ./ and . with modes 0777 and "
+        "01777 (the server root's mode stays ours)", lambda c: archive_with(dot_root_entries))
+
+
+def backup_upload(c, expected):
+    archive = good_archive()
+    backup = os.urandom(4096)
+    return upload(archive)[:-len(BOUNDARY) - 6] + multipart(
+        [part("backup_b1.tar.gz", backup, "b1.tar.gz"),
+         part("checksum_backup_b1.tar.gz", expected(backup).encode())])
+
+
+def existing_backup(c):
+    d = os.path.join(c.backups_dir, c.uuid)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "old.tar.gz"), "wb") as f:
+        f.write(b"an older backup of this server\n")
+    st = os.stat(c.backups_dir)
+    for p in (d, os.path.join(d, "old.tar.gz")):
+        os.chown(p, st.st_uid, st.st_gid)
+
+
+case("mp-backup-bad-checksum", mp, "destination", [422], 1, "refused", 0,
+     "a backup whose checksum does not match (no empty backup directory left)")(
+    lambda c: [dest_post(c, body=backup_upload(c, lambda b: sha(b"other")))])
+case("mp-backup-bad-checksum-existing", mp, "destination", [422], 1, "refused", 0,
+     "the same, the server's backup directory existed with a backup (kept)")(
+    lambda c: [dest_post(c, body=backup_upload(c, lambda b: sha(b"other")))])
+SETUP = {"mp-backup-bad-checksum-existing": existing_backup}
+
 # source initiation (POST /api/servers/<uuid>/transfer with the node token)
 sr = "source"
 
@@ -751,6 +850,10 @@ def main():
         c = next(x for x in CASES if x["name"] == name)
         for status, err in c["fn"](ctx):
             print("%d\t%s" % (status, " ".join(str(err).split())[:300]))
+    elif cmd == "setup":
+        name = args[0]
+        if name in SETUP:
+            SETUP[name](Ctx(args[args.index("--ctx") + 1], name))
     elif cmd == "snapshot":
         skip = None
         if "--skip" in args:

@@ -115,8 +115,10 @@ while IFS=$'\t' read -r name category target statuses want_cb outcome disk desc;
 	cat > "$WX_TEST_TMP/ctx.json" <<JSON
 {"node_url": "$URL", "port": ${NODE_PORT[$NODE]}, "ca": "$WX_CA", "panel_url": "$PANEL_URL",
  "panel_node": "$NODE", "node_token": "token-$NODE", "canary": "$CANARY", "uuid": "$U",
- "source_uuid": "$SRC_UUID", "work_dir": "$WX_TEST_TMP/work", "million_archive": "$MILLION"}
+ "source_uuid": "$SRC_UUID", "work_dir": "$WX_TEST_TMP/work", "million_archive": "$MILLION",
+ "backups_dir": "$NODE_DIR/backups"}
 JSON
+	python3 "$CORPUS" setup "$name" --ctx "$WX_TEST_TMP/ctx.json"
 	snap "$U" "$WX_TEST_TMP/before.snap"
 	cb_before=$(total_callbacks)
 	[ "$name" = ar-million-empty-files ] && peak_rss_reset
@@ -146,6 +148,14 @@ JSON
 		ar-setuid) is "$(stat -c '%a %n' "$DATA/$U"/s* | sed "s|$DATA/$U/||" | tr '\n' ' ')" \
 			"755 sgid-bin 775 sgid-dir 755 suid-bin " "$name: setuid/setgid bits cleared" ;;
 		ar-empty-tar) is "$(ls -A "$DATA/$U" | wc -l)" 0 "$name: an empty server directory" ;;
+		ar-hardlink-gnu-tar|ar-hardlink-bsdtar)
+			is "$(stat -c '%h %s' "$DATA/$U/world/level.dat" "$DATA/$U/world/level.dat_old" | tr '\n' ' ')" \
+				"2 4096 2 4096 " "$name: one file with two names, its data once" ;;
+		ar-deep-512) ok "$name: the file 512 levels down arrived" \
+			test -f "$DATA/$U/$(printf 'd/%.0s' $(seq 511))f.txt" ;;
+		ar-dot-root-mode)
+			is "$(stat -c '%a %u' "$DATA/$U")" "700 $(id -u)" "$name: the server root keeps mode 0700 and its owner"
+			ok "$name: the rest extracted" test -f "$DATA/$U/after-dot.txt" ;;
 		ar-million-empty-files)
 			files=$(find "$DATA/$U" -type f | wc -l)
 			is "$files" 1000000 "$name: all 1 000 000 files arrived"

@@ -176,6 +176,103 @@ wait_for "receiver saw the end" 20 bash -c "grep -q '\"event\": \"done\"' '$RECV
 is "$(recv_last '["complete"]')" false "cancel: the destination never got a complete body (no torn archive accepted)"
 is "$(recv_last '["closed"]')" false "cancel: ... and no closing boundary"
 
+# --- cancel while the capability probe waits -----------------------------------
+# A destination that accepts the connection and never answers OPTIONS: the
+# probe would wait connect_timeout + 15 s (75 s here); DELETE must end the
+# worker within about a second, before any body byte is sent.
+CFG_PROBE="$WX_TEST_TMP/probe.yml"
+sed 's/^    connect_timeout: 3$/    connect_timeout: 60/' "$CFG" > "$CFG_PROBE"
+U=$(new_server)
+echo data > "$DATA/$U/file.txt"
+recv_start deaf --mode deaf
+post_transfer "$CFG_PROBE" "$U" "$RECV_URL" >/dev/null
+track_worker "$STATE" "$U"
+probe_cancel() { # LABEL NOTE: DELETE now; the worker of $U is cancelled within 30 s
+	local t0 took out
+	t0=$(date +%s)
+	out=$(cgi wingxfer-source "$CFG_PROBE" DELETE "/api/servers/$U/transfer" "Bearer token-src" </dev/null 2>/dev/null)
+	is "$(status_of "$out")" 202 "$1: DELETE: 202"
+	ok "$1: the worker ends" wait_worker "$STATE" "$U" 120
+	is "$(rec "$STATE" "$U" '["status"]')" cancelled "$1: the record says cancelled"
+	took=$(( $(rec "$STATE" "$U" '["finished_at"]') - t0 ))
+	ok "$1: it ended within 30 s of DELETE (${took} s; $2)" test "$took" -lt 30
+}
+wait_for "the OPTIONS probe reached the destination" 30 grep -q '"event": "options-held"' "$RECV_RECORD"
+probe_cancel "cancel during the probe" "the probe alone would wait 75 s"
+is "$(recv_seen)" 0 "cancel during the probe: no POST was made (stopped during the probe)"
+is "$(rec "$STATE" "$U" '["bytes_sent"]')" 0 "cancel during the probe: no body byte was sent"
+is "$(ncallbacks "$U")" 1 "cancel during the probe: exactly one failure callback"
+
+# The same while the probe is still connecting: a listener whose accept queue
+# is full drops the SYNs, so connect() waits for connect_timeout (60 s here).
+python3 - "$WX_TEST_TMP/full.port" <<'PY' &
+import os, socket, sys, time
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(0)
+port = s.getsockname()[1]
+fill = []
+for _ in range(4):
+    c = socket.socket()
+    c.setblocking(False)
+    c.connect_ex(("127.0.0.1", port))
+    fill.append(c)
+with open(sys.argv[1] + ".tmp", "w") as f:
+    f.write(str(port))
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+time.sleep(3600)
+PY
+FULL_PID=$!
+track_pid "$FULL_PID"
+wait_for "the full listener" 20 test -s "$WX_TEST_TMP/full.port"
+FULL_PORT=$(cat "$WX_TEST_TMP/full.port")
+syn_sent() { ss -Htnp state syn-sent "( dport = :$FULL_PORT )" | grep -q wingxfer-push; }
+U=$(new_server)
+echo data > "$DATA/$U/file.txt"
+post_transfer "$CFG_PROBE" "$U" "http://127.0.0.1:$FULL_PORT/api/transfers" >/dev/null
+track_worker "$STATE" "$U"
+wait_for "the probe's connection attempt" 30 syn_sent
+probe_cancel "cancel while the probe connects" "connect_timeout is 60 s"
+stop_pid "$FULL_PID"
+
+# --- the tree rules both sides share (docs/archive-rules.md) ---------------------
+# What the destination refuses is refused here, before a byte is sent.
+deep_tree() { # DIR LEVELS NAME-LENGTH: LEVELS nested directories, a file at the bottom
+	python3 - "$@" <<'PY'
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
+name = "d" * int(sys.argv[3])
+for _ in range(int(sys.argv[2])):
+    os.mkdir(name, 0o755, dir_fd=fd)
+    nfd = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+    os.close(fd)
+    fd = nfd
+with open(os.open("bottom.txt", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd), "w") as f:
+    f.write("at the bottom\n")
+os.close(fd)
+PY
+}
+rule_case() { # NAME LEVELS NAME-LENGTH STATUS [ERROR-REGEX]
+	local name=$1 levels=$2 len=$3 want=$4 err=${5:-}
+	U=$(new_server)
+	deep_tree "$DATA/$U" "$levels" "$len"
+	recv_start "rule-$name"
+	post_transfer "$CFG" "$U" "$RECV_URL" >/dev/null
+	wait_worker "$STATE" "$U" 120
+	is "$(rec "$STATE" "$U" '["status"]')" "$want" "rules: $name: $want"
+	if [ -n "$err" ]; then
+		like "$(rec "$STATE" "$U" '["error"]')" "$err" "rules: $name: saying why"
+		is "$(recv_seen)" 0 "rules: $name: nothing was sent"
+	else
+		is "$(recv_last '["complete"]')" true "rules: $name: the whole body arrived"
+	fi
+	rm -rf "${DATA:?}/$U"
+}
+rule_case "511 directories and a file (512 levels)" 511 1 completed
+rule_case "512 directories" 512 1 failed 'nested more than 512 levels deep are not supported'
+rule_case "a path of 4 100 bytes (17 levels of 240-byte names)" 17 240 failed \
+	'paths longer than 4095 bytes are not supported'
+
 # --- a file that changes size while it is read ---------------------------------
 U=$(new_server)
 head -c 20000000 /dev/urandom > "$DATA/$U/latest.log"

@@ -251,6 +251,35 @@ like "$OUT" "removed 1 outbox file" "old delivered-callback tombstones are remov
 wd --json
 is "$(json_get "$OUT" '["actions"]')" "[]" "afterwards there is nothing left to do"
 
+# --- a staging tree deeper than the open-file limit ------------------------------------
+# Removal must not hold one open directory per level: 3000 levels, removed by
+# a watchdog limited to 64 open files (the tree is made with openat chains,
+# never more than two directories open).
+DEEP=55555555-0000-4000-8000-000000000004
+python3 - "$STAGING/$DEEP" <<'PY'
+import os, sys
+os.makedirs(sys.argv[1])
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
+for i in range(3000):
+    os.mkdir("d", 0o755, dir_fd=fd)
+    if i % 500 == 0:
+        os.close(os.open("f", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd))
+        os.symlink("/etc", "l", dir_fd=fd)
+    nfd = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+    os.close(fd)
+    fd = nfd
+os.close(os.open("deepest", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd))
+os.fchmod(fd, 0o500)  # a read-only directory at the bottom, not empty
+os.close(fd)
+PY
+touch -d '2 hours ago' "$STAGING/$DEEP"
+OUT=$(ulimit -n 64 && "$WD" --config "$CFG" 2>"$WX_TEST_TMP/wd.err"); ERR=$(cat "$WX_TEST_TMP/wd.err")
+like "$OUT" "$DEEP: removed the orphaned staging directory" \
+	"a staging tree 3000 levels deep is removed by a watchdog limited to 64 open files"
+ok "it is gone" test ! -e "$STAGING/$DEEP"
+ok "the symlinks' targets are untouched" test -d /etc -a -f /etc/passwd
+unlike "$ERR" "cannot remove" "no removal error"
+
 # --- a destination that died right after installing, before queueing success ----------
 # The rename of staging into <data>/<uuid> is the commit: the watchdog finishes it.
 D7=22222222-0000-4000-8000-000000000007
