@@ -47,6 +47,7 @@ struct wx_transfers_config {
 	char *compression;               /* "gzip", "zstd" or "auto" */
 	char *ca_file;                   /* PEM bundle for TLS peers; NULL = system store */
 	bool allow_unscoped_tokens;      /* Pterodactyl <= 1.11 panels send no scope */
+	int64_t max_token_lifetime;      /* s a transfer JWT may still be valid for (exp - now, exp - iat) */
 	char *panel_product;             /* User-Agent product: "FeatherPanel", "Pelican", "Pterodactyl" */
 	char *log_level;
 	char *syslog_facility;           /* NULL = stderr */

@@ -101,6 +101,9 @@ const struct wx_config_key wx_config_keys[] = {
 	  "CA bundle (PEM) to verify the destination node and the panel; default: the system's" },
 	{ "system.transfers.allow_unscoped_tokens", WX_KEY_BOOL, T(allow_unscoped_tokens), "false",
 	  0, 0, NULL, "accept transfer JWTs without scope (Pterodactyl 1.11 panels)" },
+	{ "system.transfers.max_token_lifetime", WX_KEY_DURATION, T(max_token_lifetime), "2h", 60,
+	  30 * DAY, NULL, "refuse transfer JWTs valid for longer than this (exp - now, exp - iat); "
+	  "panels issue 15 min (Pterodactyl, Pelican) or 1 h (FeatherPanel)" },
 	{ "system.transfers.panel_product", WX_KEY_STRING, T(panel_product), "FeatherPanel", 0, 0,
 	  NULL, "product in the User-Agent sent to the panel: FeatherPanel, Pelican or Pterodactyl" },
 	{ "system.transfers.log_level", WX_KEY_CHOICE, T(log_level), "info", 0, 0,

@@ -2,6 +2,7 @@
 
 #include "outbox.h"
 #include "json_get.h"
+#include "json_text.h"
 #include "backoff.h"
 #include "config.h"
 #include "fsutil.h"
@@ -243,8 +244,7 @@ write_locked(const char *dir, const char *name, struct wx_outbox_entry *e)
 {
 	json_object *j = entry_to_json(e);
 	size_t len = 0;
-	const char *text = json_object_to_json_string_length(j,
-	    JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	char *text = wx_json_text(j, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
 	char *tmp = xasprintf("%s/.%s.XXXXXX", dir, name);
 	char *dst = wx_path_join(dir, name);
 	int rc = -1, saved = 0;
@@ -267,6 +267,7 @@ write_locked(const char *dir, const char *name, struct wx_outbox_entry *e)
 	rc = 0;
 out:
 	saved = errno;
+	free(text);
 	free(tmp);
 	free(dst);
 	json_object_put(j);
@@ -448,9 +449,9 @@ wx_outbox_finish(const struct wx_state *st, struct wx_outbox_entry *e, bool deli
 	if (why)
 		json_object_object_add(j, "why", json_object_new_string(why));
 	size_t len = 0;
-	const char *text = json_object_to_json_string_length(j,
-	    JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	char *text = wx_json_text(j, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
 	char *data = xasprintf("%s\n", text);
+	free(text);
 	int rc = -1, saved = 0;
 	int glock = outbox_lock(st);
 	if (glock < 0 || wx_mkdirs(dir, 0700) < 0 ||
@@ -496,8 +497,7 @@ wx_outbox_body(const struct wx_outbox_entry *e)
 	json_object *j = json_object_new_object();
 	json_object_object_add(j, "error",
 	    json_object_new_string(e->reason ? e->reason : "transfer failed"));
-	char *s = xstrdup(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN |
-	    JSON_C_TO_STRING_NOSLASHESCAPE));
+	char *s = wx_json_text(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, NULL);
 	json_object_put(j);
 	return s;
 }
@@ -638,11 +638,11 @@ redeliver_one(const struct wx_config *cfg, const struct wx_state *st, const char
 		wx_outbox_release(&e);
 		return 1;
 	}
-	if (now - e.created_at >= cfg->transfers.callback_retention) {
+	if (wx_sub_sat(now, e.created_at) >= cfg->transfers.callback_retention) {
 		char why_buf[256];
 		snprintf(why_buf, sizeof why_buf, "undelivered for %lld s "
 		    "(system.transfers.callback_retention), last answer: %ld %s",
-		    (long long)(now - e.created_at), e.last_status,
+		    (long long)(wx_sub_sat(now, e.created_at)), e.last_status,
 		    e.last_error ? e.last_error : "");
 		report(o, "expired", &e, e.last_status, 0, why_buf);
 		if (o->dry_run) {
@@ -722,7 +722,7 @@ prune_dir(const char *dir, int64_t max_age, bool dry_run, bool temps_only)
 			continue;
 		struct stat sb;
 		if (fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
-		    !S_ISREG(sb.st_mode) || now - (int64_t)sb.st_mtime < max_age)
+		    !S_ISREG(sb.st_mode) || wx_sub_sat(now, (int64_t)sb.st_mtime) < max_age)
 			continue;
 		if (dry_run || unlinkat(dirfd(d), de->d_name, 0) == 0)
 			n++;

@@ -2,6 +2,7 @@
 
 #include "record.h"
 #include "fsutil.h"
+#include "json_text.h"
 #include "json_get.h"
 #include "state.h"
 #include "util.h"
@@ -229,10 +230,10 @@ wx_record_save(const struct wx_state *st, struct wx_record *r)
 	r->updated_at = wx_now();
 	json_object *j = wx_record_to_json(r);
 	size_t len = 0;
-	const char *text = json_object_to_json_string_length(j,
-	    JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	char *text = wx_json_text(j, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
 	char *name = xasprintf("%s.json", r->uuid);
 	char *data = xasprintf("%s\n", text);
+	free(text);
 	int rc = wx_atomic_write(st->transfers, name, data, len + 1);
 	int saved = errno;
 	free(data);

@@ -2,6 +2,7 @@
 
 #include "request.h"
 #include "config.h"
+#include "json_text.h"
 #include "log.h"
 #include "program.h"
 #include "util.h"
@@ -230,9 +231,9 @@ int
 wx_req_json(struct wx_request *req, int status, json_object *body)
 {
 	size_t len = 0;
-	const char *s = json_object_to_json_string_length(body,
-	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	char *s = wx_json_text(body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
 	char *text = xasprintf("%s\n", s);
+	free(s);
 	int rc = wx_req_send(req, status, "application/json", text, len + 1);
 	free(text);
 	json_object_put(body);

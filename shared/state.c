@@ -2,6 +2,7 @@
 
 #include "state.h"
 #include "fsutil.h"
+#include "json_text.h"
 #include "util.h"
 #include "uuid.h"
 
@@ -194,9 +195,9 @@ wx_events_append(const struct wx_state *st, const char *uuid, const char *event,
 	json_object_array_add(args, json_object_new_string(arg));
 	json_object_object_add(j, "args", args);
 	size_t len;
-	const char *s = json_object_to_json_string_length(j,
-	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	char *s = wx_json_text(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
 	char *line = xasprintf("%s\n", s);
+	free(s);
 	json_object_put(j);
 
 	char *path = wx_state_file(st, uuid, ".events");

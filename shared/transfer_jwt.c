@@ -222,7 +222,7 @@ scope_has_transfer(json_object *payload)
 }
 
 static enum wx_jwt_verdict
-check_claims(json_object *payload, int64_t now, bool allow_unscoped,
+check_claims(json_object *payload, int64_t now, const struct wx_jwt_policy *pol,
     struct wx_transfer_claims *c, char *why, size_t size)
 {
 	char ts[32];
@@ -237,17 +237,36 @@ check_claims(json_object *payload, int64_t now, bool allow_unscoped,
 		wx_format_time(c->exp, ts, sizeof ts);
 		return refuse(WX_JWT_UNAUTHORIZED, why, size,
 		    "The transfer token expired at %s (%lld s ago); start the transfer again from "
-		    "the panel to get a new one.", ts, (long long)(now - c->exp));
+		    "the panel to get a new one.", ts, (long long)wx_sub_sat(now, c->exp));
 	}
+	if (pol->max_lifetime > 0 && wx_sub_sat(c->exp, now) > pol->max_lifetime) {
+		wx_format_time(c->exp, ts, sizeof ts);
+		return refuse(WX_JWT_UNAUTHORIZED, why, size,
+		    "The transfer token is valid until %s, %lld s from now: longer than "
+		    "system.transfers.max_token_lifetime (%lld s) allows; panels issue tokens for 15 "
+		    "minutes or an hour.", ts, (long long)wx_sub_sat(c->exp, now),
+		    (long long)pol->max_lifetime);
+	}
+	int64_t iat;
+	r = int_claim(payload, "iat", &iat);
+	if (r < 0)
+		return refuse(WX_JWT_UNAUTHORIZED, why, size,
+		    "The transfer token's iat claim is not an integer number of seconds.");
+	if (r > 0 && pol->max_lifetime > 0 && wx_sub_sat(c->exp, iat) > pol->max_lifetime)
+		return refuse(WX_JWT_UNAUTHORIZED, why, size,
+		    "The transfer token was issued for %lld s (exp - iat): longer than "
+		    "system.transfers.max_token_lifetime (%lld s) allows; panels issue tokens for 15 "
+		    "minutes or an hour.", (long long)wx_sub_sat(c->exp, iat),
+		    (long long)pol->max_lifetime);
 	r = int_claim(payload, "nbf", &c->nbf);
 	if (r < 0)
 		return refuse(WX_JWT_UNAUTHORIZED, why, size,
 		    "The transfer token's nbf claim is not an integer number of seconds.");
-	if (r > 0 && c->nbf > now + WX_JWT_NBF_LEEWAY) {
+	if (r > 0 && wx_sub_sat(c->nbf, now) > WX_JWT_NBF_LEEWAY) {
 		wx_format_time(c->nbf, ts, sizeof ts);
 		return refuse(WX_JWT_UNAUTHORIZED, why, size,
 		    "The transfer token is not valid before %s (%lld s from now); check the clocks "
-		    "of the panel and this node.", ts, (long long)(c->nbf - now));
+		    "of the panel and this node.", ts, (long long)wx_sub_sat(c->nbf, now));
 	}
 	json_object *sub;
 	if (!json_object_object_get_ex(payload, "sub", &sub) || sub == NULL)
@@ -262,7 +281,7 @@ check_claims(json_object *payload, int64_t now, bool allow_unscoped,
 		return refuse(WX_JWT_FORBIDDEN, why, size,
 		    "The transfer token's scope does not include 'transfer'; it was issued for "
 		    "something else.");
-	if (scope < 0 && !allow_unscoped)
+	if (scope < 0 && !pol->allow_unscoped)
 		return refuse(WX_JWT_FORBIDDEN, why, size,
 		    "The transfer token has no scope claim. Panels that send none (Pterodactyl "
 		    "1.11) need system.transfers.allow_unscoped_tokens: true on this node.");
@@ -271,8 +290,8 @@ check_claims(json_object *payload, int64_t now, bool allow_unscoped,
 }
 
 enum wx_jwt_verdict
-wx_transfer_jwt_check(const char *token, const char *key, int64_t now, bool allow_unscoped,
-    struct wx_transfer_claims *claims, char *why, size_t size)
+wx_transfer_jwt_check(const char *token, const char *key, int64_t now,
+    const struct wx_jwt_policy *pol, struct wx_transfer_claims *claims, char *why, size_t size)
 {
 	memset(claims, 0, sizeof *claims);
 	why[0] = '\0';
@@ -317,7 +336,7 @@ wx_transfer_jwt_check(const char *token, const char *key, int64_t now, bool allo
 	if (payload == NULL)
 		return refuse(WX_JWT_UNAUTHORIZED, why, size,
 		    "The transfer token's payload is not a base64url-encoded JSON object.");
-	v = check_claims(payload, now, allow_unscoped, claims, why, size);
+	v = check_claims(payload, now, pol, claims, why, size);
 	json_object_put(payload);
 	if (v == WX_JWT_OK)
 		wx_transfer_token_id(token, claims->id);

@@ -8,7 +8,9 @@
  *   2. three base64url parts; the JOSE header's alg is HS256, checked here
  *      before libjwt is trusted with it ("none", RS256, ES256, ... refused)
  *   3. the HMAC-SHA256 signature keyed with the node token (libjwt)
- *   4. exp present, an integer, not in the past (no leeway, as Wings)
+ *   4. exp present, an integer, not in the past (no leeway, as Wings), and
+ *      not further than policy max_lifetime from now; iat, when present, an
+ *      integer not more than max_lifetime before exp
  *   5. nbf, when present, an integer and not more than 60 s in the future
  *   6. sub present and a UUID (normalised to canonical lowercase)  -> 401
  *   7. scope (a space-separated string, or an array of strings) contains
@@ -43,6 +45,12 @@ struct wx_transfer_claims {
 	char id[65];                 /* SHA-256 hex of the whole token: its single-use key */
 };
 
+/* What the node accepts (system.transfers). */
+struct wx_jwt_policy {
+	bool allow_unscoped;         /* allow_unscoped_tokens */
+	int64_t max_lifetime;        /* max_token_lifetime in s; 0 = no bound */
+};
+
 /*
  * The credential of an Authorization header value "Bearer <token>", or NULL
  * with *why set (missing, wrong scheme, empty, whitespace in the token).
@@ -55,7 +63,8 @@ const char *wx_transfer_bearer(const char *authorization, const char **why);
  * sentence in why.
  */
 enum wx_jwt_verdict wx_transfer_jwt_check(const char *token, const char *key, int64_t now,
-    bool allow_unscoped, struct wx_transfer_claims *claims, char *why, size_t whysize);
+    const struct wx_jwt_policy *policy, struct wx_transfer_claims *claims, char *why,
+    size_t whysize);
 
 /* SHA-256 hex of token into out[65]. */
 void wx_transfer_token_id(const char *token, char out[65]);

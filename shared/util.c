@@ -215,6 +215,15 @@ wx_now(void)
 }
 
 int64_t
+wx_sub_sat(int64_t a, int64_t b)
+{
+	int64_t d;
+	if (__builtin_sub_overflow(a, b, &d))
+		return b < 0 ? INT64_MAX : INT64_MIN;
+	return d;
+}
+
+int64_t
 wx_now_ms(void)
 {
 	struct timespec ts;

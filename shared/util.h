@@ -54,6 +54,13 @@ int wx_snprintf(char *dst, size_t size, const char *fmt, ...)
 /* Case-insensitive ASCII prefix test. */
 bool wx_has_prefix(const char *s, const char *prefix);
 
+/*
+ * a - b without overflow: saturates at INT64_MIN / INT64_MAX.  For
+ * differences where either side may come from outside (a token's exp, nbf
+ * or iat, a file's time, a record's timestamps).
+ */
+int64_t wx_sub_sat(int64_t a, int64_t b);
+
 /* Wall-clock seconds / milliseconds, monotonic milliseconds. */
 int64_t wx_now(void);
 int64_t wx_now_ms(void);

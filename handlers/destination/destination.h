@@ -41,6 +41,9 @@ struct wx_state;
 #define RX_CHECKSUM_MAX 128             /* bytes of a checksum part */
 #define RX_INSTALL_LOG_MAX (64LL << 20)
 #define RX_MAX_CHECKSUMS 4
+/* Repeated per-entry notes (skipped entries, libarchive warnings) are named
+ * this many times, then only counted and summed up once at the end. */
+#define RX_NAMED_REPEATS 5
 
 struct rx_backup {
 	char name[WX_MP_NAME_MAX];      /* sanitised file name */
@@ -90,6 +93,7 @@ struct receiver {
 	int64_t space_left;             /* free space above the reserve, as last measured */
 	int64_t space_checked_at;       /* extracted at that measurement */
 	int64_t skipped;                /* devices, FIFOs, sockets */
+	int64_t warnings;               /* libarchive warnings on entries */
 
 	/* other parts */
 	struct rx_backup *backups;

@@ -70,7 +70,8 @@ rx_charge(struct receiver *rx, int64_t bytes, const char *what)
 {
 	char a[32], b[32];
 	bool server_files = strcmp(what, "backup") != 0 && strcmp(what, "install log") != 0;
-	if (server_files && rx->disk_limit > 0 && rx->extracted + bytes > rx->disk_limit) {
+	/* bytes comes from the archive (up to INT64_MAX): compared without overflow. */
+	if (server_files && rx->disk_limit > 0 && bytes > rx->disk_limit - rx->extracted) {
 		wx_format_bytes(rx->extracted, a, sizeof a);
 		return rx_fail(rx, 413, "The server's files are larger than its disk limit "
 		    "(build.disk_space = %lld MiB in the panel); stopped after %s; nothing was "
@@ -295,9 +296,12 @@ extract_entry(struct receiver *rx, struct archive *a, struct archive *w, struct 
 		}
 	}
 	if (link == NULL && type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK) {
-		rx->skipped++;
-		wx_info("entry %lld (%s) is %s: skipped", (long long)index, path, type_name(type));
-		rx_log(rx, "Skipped %s in the archive (not extracted): %s", type_name(type), path);
+		if (++rx->skipped <= RX_NAMED_REPEATS) {
+			wx_info("entry %lld (%s) is %s: skipped", (long long)index, path,
+			    type_name(type));
+			rx_log(rx, "Skipped %s in the archive (not extracted): %s", type_name(type),
+			    path);
+		}
 		return 1;
 	}
 	archive_entry_set_perm(e, archive_entry_perm(e) & 07777 & ~(mode_t)(S_ISUID | S_ISGID));
@@ -306,7 +310,7 @@ extract_entry(struct receiver *rx, struct archive *a, struct archive *w, struct 
 	int r = archive_write_header(w, e);
 	if (r < ARCHIVE_WARN)
 		return write_failed(rx, w, index, path);
-	if (r == ARCHIVE_WARN)
+	if (r == ARCHIVE_WARN && ++rx->warnings <= RX_NAMED_REPEATS)
 		wx_warn("entry %lld (%s): %s", (long long)index, path, archive_error_string(w));
 	if (archive_entry_size(e) > 0 && copy_data(rx, a, w, index, path) < 0)
 		return -1;
@@ -385,7 +389,7 @@ extract_all(struct receiver *rx, struct archive *a, struct archive *w)
 			}
 			return -1;
 		}
-		if (r == ARCHIVE_WARN)
+		if (r == ARCHIVE_WARN && ++rx->warnings <= RX_NAMED_REPEATS)
 			wx_warn("entry %lld: %s", (long long)index, archive_error_string(a));
 		if (index == 1)
 			wx_info("the archive is %s-compressed tar", archive_filter_name(a, 0));
@@ -398,6 +402,22 @@ extract_all(struct receiver *rx, struct archive *a, struct archive *w)
 			return -1;
 		rx_progress(rx, false);
 	}
+}
+
+/* The one line for what was only counted after the first RX_NAMED_REPEATS. */
+static void
+sum_up_repeats(struct receiver *rx)
+{
+	if (rx->skipped > RX_NAMED_REPEATS) {
+		wx_info("%lld devices, FIFOs or sockets in the archive were skipped in all (the "
+		    "first %d named above)", (long long)rx->skipped, RX_NAMED_REPEATS);
+		rx_log(rx, "Skipped %lld devices, FIFOs or sockets in the archive in all (not "
+		    "extracted; the first %d are named above).", (long long)rx->skipped,
+		    RX_NAMED_REPEATS);
+	}
+	if (rx->warnings > RX_NAMED_REPEATS)
+		wx_warn("%lld archive warnings in all (the first %d shown above)",
+		    (long long)rx->warnings, RX_NAMED_REPEATS);
 }
 
 int
@@ -423,6 +443,7 @@ rx_extract(struct receiver *rx)
 		else if (drain_part(rx) == 0)
 			rc = 0;
 	}
+	sum_up_repeats(rx);
 	if (a != NULL)
 		archive_read_free(a);
 	if (w != NULL)

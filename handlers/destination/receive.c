@@ -286,8 +286,12 @@ dest_post_transfer(struct wx_request *req)
 	rx.lock_fd = -1;
 	rx.staging_fd = -1;
 	char msg[512];
-	enum wx_jwt_verdict v = wx_transfer_jwt_check(token, cfg->token, wx_now(),
-	    cfg->transfers.allow_unscoped_tokens, &rx.claims, msg, sizeof msg);
+	struct wx_jwt_policy pol = {
+		.allow_unscoped = cfg->transfers.allow_unscoped_tokens,
+		.max_lifetime = cfg->transfers.max_token_lifetime,
+	};
+	enum wx_jwt_verdict v = wx_transfer_jwt_check(token, cfg->token, wx_now(), &pol, &rx.claims,
+	    msg, sizeof msg);
 	if (v != WX_JWT_OK) {
 		char fp[32];
 		wx_log_fingerprint(token, fp, sizeof fp);

@@ -209,9 +209,9 @@ add_entry(struct tar *t, const struct walk_entry *e)
 {
 	struct stat st = e->st;
 	if (!walk_archivable(st.st_mode)) {
-		t->job->skipped++;
-		wx_info("skipped %s %s: sockets, FIFOs and devices are not transferred",
-		    kind_of(st.st_mode), e->path);
+		if (++t->job->skipped <= JOB_NAMED_SKIPS)
+			wx_info("skipped %s %s: sockets, FIFOs and devices are not transferred",
+			    kind_of(st.st_mode), e->path);
 		return 0;
 	}
 	if (!peer_sends(t->job, e->path, st.st_mode))

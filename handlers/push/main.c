@@ -234,6 +234,10 @@ job_free(struct job *job)
 		memset(job->token, 0, strlen(job->token));
 		free(job->token);
 	}
+	if (job->request_url != NULL) {
+		memset(job->request_url, 0, strlen(job->request_url));
+		free(job->request_url);
+	}
 	json_object_put(job->backups);
 	peer_free(&job->peer);
 	wx_record_clear(&job->rec);
@@ -289,7 +293,7 @@ main(int argc, char **argv)
 	}
 	if (setup_lock(&job, &o) < 0)
 		goto out;
-	job.token = setup_token(&o);
+	job.token = setup_token(&o, &job.request_url);
 	if (job.token == NULL || setup_record(&job, &o) < 0)
 		goto out;
 	job.server_dir = wx_path_join(job.cfg->data_directory, job.uuid);

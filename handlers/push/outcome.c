@@ -25,8 +25,11 @@ outcome_finish(struct job *job, enum outcome out, const char *why)
 	char reason[1200];
 	int code;
 	r->finished_at = wx_now();
-	if (job->skipped > 0)
-		job_log(job, "%lld sockets, FIFOs or devices were left out (listed in the worker "
+	if (job->skipped > JOB_NAMED_SKIPS)
+		job_log(job, "%lld sockets, FIFOs or devices were left out (the first %d are named "
+		    "in the worker log).", (long long)job->skipped, JOB_NAMED_SKIPS);
+	else if (job->skipped > 0)
+		job_log(job, "%lld sockets, FIFOs or devices were left out (named in the worker "
 		    "log).", (long long)job->skipped);
 	if (out == OUT_COMPLETED) {
 		r->status = WX_ST_COMPLETED;

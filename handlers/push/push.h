@@ -75,6 +75,8 @@ struct job {
 	char uuid[37];
 	char *server_dir;
 	char *token;             /* "Bearer <jwt>" as the panel sent it: never logged or stored */
+	char *request_url;       /* the destination URL with credentials (rec.url has them
+	                          * redacted): used for the request only; NULL = rec.url */
 	json_object *backups;    /* requested backup UUIDs (array of strings) */
 	int lock_fd;
 	bool tty;                /* run by hand on a terminal: progress there */
@@ -87,6 +89,9 @@ struct job {
 	int64_t skipped;         /* sockets, FIFOs, devices left out */
 	struct peer peer;
 };
+
+/* Skipped sockets, FIFOs and devices named in the log; the rest are counted. */
+#define JOB_NAMED_SKIPS 5
 
 /* Exit statuses of wingxfer-push. */
 enum exit_code { EXIT_COMPLETED = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_CANCELLED = 3 };
@@ -122,7 +127,7 @@ void job_save(struct job *job);
  */
 int setup_lock(struct job *job, const struct push_opts *o);
 /* The token ("Bearer <jwt>", one line); NULL with the reason logged. */
-char *setup_token(const struct push_opts *o);
+char *setup_token(const struct push_opts *o, char **url);
 /*
  * The record: the handler's "pending" one (--lock-fd), or by hand a new one
  * for --url or the last recorded destination.  0, or -1 logged.

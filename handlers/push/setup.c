@@ -9,6 +9,7 @@
 #include "push.h"
 #include "config.h"
 #include "log.h"
+#include "url_redact.h"
 #include "util.h"
 #include "uuid.h"
 
@@ -23,9 +24,13 @@
 
 #define MAX_TOKEN (64 * 1024)
 
-/* Reads the token from fd (then closes it); NULL with a message on stderr. */
+/*
+ * Reads the token from fd; NULL with a message on stderr.  With url != NULL
+ * (the handler's pipe) a second line, when there is one, is the destination
+ * URL with its credentials, into *url.
+ */
 static char *
-read_token(int fd, const char *from)
+read_token(int fd, const char *from, char **url)
 {
 	char *buf = xmalloc(MAX_TOKEN + 1);
 	size_t len = 0;
@@ -50,6 +55,25 @@ read_token(int fd, const char *from)
 	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
 		len--;
 	buf[len] = '\0';
+	char *nl = url != NULL ? memchr(buf, '\n', len) : NULL;
+	if (nl != NULL) {
+		*url = xstrdup(nl + 1);
+		bool url_good = wx_has_prefix(*url, "http://") || wx_has_prefix(*url, "https://");
+		for (const char *c = *url; url_good && *c; c++)
+			if ((unsigned char)*c < 0x20 || *c == 0x7f)
+				url_good = false;
+		memset(nl, 0, len - (size_t)(nl - buf));
+		len = (size_t)(nl - buf);
+		if (!url_good) {
+			wx_err("the destination URL from %s (second line) is not an http:// or "
+			    "https:// URL", from);
+			free(*url);
+			*url = NULL;
+			memset(buf, 0, len);
+			free(buf);
+			return NULL;
+		}
+	}
 	bool good = strncmp(buf, "Bearer ", 7) == 0 && len > 7;
 	for (size_t i = 0; good && i < len; i++)
 		if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f)
@@ -65,10 +89,11 @@ read_token(int fd, const char *from)
 }
 
 char *
-setup_token(const struct push_opts *o)
+setup_token(const struct push_opts *o, char **url)
 {
+	*url = NULL;
 	if (o->token_fd >= 0) {
-		char *t = read_token(o->token_fd, "--token-fd");
+		char *t = read_token(o->token_fd, "--token-fd", url);
 		close(o->token_fd);
 		return t;
 	}
@@ -78,13 +103,13 @@ setup_token(const struct push_opts *o)
 		return NULL;
 	}
 	if (strcmp(o->token_file, "-") == 0)
-		return read_token(0, "standard input");
+		return read_token(0, "standard input", NULL);
 	int fd = open(o->token_file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
 		wx_err("cannot open --token-file %s: %s", o->token_file, strerror(errno));
 		return NULL;
 	}
-	char *t = read_token(fd, o->token_file);
+	char *t = read_token(fd, o->token_file, NULL);
 	close(fd);
 	return t;
 }
@@ -164,6 +189,20 @@ load_pending(struct job *job)
 		    job->uuid, wx_role_name(job->rec.role), wx_status_name(job->rec.status));
 		return -1;
 	}
+	if (job->request_url != NULL) {
+		char *shown = wx_url_redact(job->request_url);
+		bool same = strcmp(shown, job->rec.url) == 0;
+		free(shown);
+		if (!same) {
+			wx_err("the destination URL passed with the token is not the one recorded for "
+			    "%s", job->uuid);
+			return -1;
+		}
+	} else if (wx_url_has_userinfo(job->rec.url)) {
+		wx_err("the recorded destination of %s had credentials, which are not stored, and "
+		    "none were passed with the token", job->uuid);
+		return -1;
+	}
 	json_object *b;
 	if (job->rec.extra && json_object_object_get_ex(job->rec.extra, "backups", &b) &&
 	    json_object_is_type(b, json_type_array))
@@ -189,6 +228,13 @@ new_record(struct job *job, const struct push_opts *o)
 			return -1;
 		}
 		url = old.url;
+		if (wx_url_has_userinfo(url)) {
+			wx_err("the last recorded destination of %s had credentials, which wingxfer does "
+			    "not store; pass --url again", job->uuid);
+			wx_record_clear(&old);
+			json_object_put(backups);
+			return -1;
+		}
 		json_object *b;
 		if (backups == NULL && old.extra &&
 		    json_object_object_get_ex(old.extra, "backups", &b) &&
@@ -206,7 +252,9 @@ new_record(struct job *job, const struct push_opts *o)
 		fprintf(stderr, "wingxfer-push: taking over the interrupted %s transfer of %s\n",
 		    wx_status_name(old.status), job->uuid);
 	wx_record_init(&job->rec, job->uuid, WX_ROLE_SOURCE);
-	job->rec.url = xstrdup(url);
+	job->rec.url = wx_url_redact(url);
+	if (wx_url_has_userinfo(url))
+		job->request_url = xstrdup(url);
 	if (have)
 		wx_record_clear(&old);
 	wx_uuid_random(job->rec.request_id);

@@ -237,7 +237,7 @@ static void
 connection_opts(CURL *c, const struct job *job, const char *ua, char *errbuf)
 {
 	const struct wx_config *cfg = job->cfg;
-	curl_easy_setopt(c, CURLOPT_URL, job->rec.url);
+	curl_easy_setopt(c, CURLOPT_URL, job->request_url ? job->request_url : job->rec.url);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
 	curl_easy_setopt(c, CURLOPT_USERAGENT, ua);

@@ -19,6 +19,7 @@
 #include "spawn.h"
 #include "state.h"
 #include "util.h"
+#include "url_redact.h"
 #include "uuid.h"
 
 #include <curl/curl.h>
@@ -116,9 +117,13 @@ parse_body(struct wx_request *req, json_object *body, struct start_request *sr)
 	return 0;
 }
 
-/* A pipe whose read end holds the token, write end closed; -1 on failure. */
+/*
+ * A pipe whose read end holds the token, write end closed; -1 on failure.
+ * When the destination URL has credentials (which the record does not
+ * keep), a second line carries the URL itself for the request.
+ */
 static int
-token_pipe(const char *token)
+token_pipe(const char *token, const char *url)
 {
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0)
@@ -128,12 +133,15 @@ token_pipe(const char *token)
 	 * of the default 64 KiB (asked for explicitly, since a user over
 	 * fs.pipe-user-pages-soft gets 4 KiB pipes).
 	 */
-	size_t len = strlen(token);
+	char *text = wx_url_has_userinfo(url) ? xasprintf("%s\n%s", token, url) : xstrdup(token);
+	size_t len = strlen(text);
 	if (len >= 4096)
 		(void)fcntl(p[1], F_SETPIPE_SZ, (int)len + 1);
 	(void)fcntl(p[1], F_SETFL, O_NONBLOCK);
-	ssize_t n = write(p[1], token, len);
+	ssize_t n = write(p[1], text, len);
 	int saved = errno;
+	memset(text, 0, len);
+	free(text);
 	close(p[1]);
 	if (n != (ssize_t)len) {
 		close(p[0]);
@@ -240,7 +248,7 @@ source_start(struct wx_request *req)
 	r.pid = 0;  /* the worker writes its own pid; never signal this handler */
 	wx_strlcpy(r.request_id, req->request_id, sizeof r.request_id);
 	wx_strlcpy(r.phase, "queued", sizeof r.phase);
-	r.url = xstrdup(sr.url);
+	r.url = wx_url_redact(sr.url);
 	char fp[32];
 	wx_log_fingerprint(sr.token, fp, sizeof fp);
 	r.extra = json_object_new_object();
@@ -252,7 +260,7 @@ source_start(struct wx_request *req)
 		goto out;
 	}
 
-	token_fd = token_pipe(sr.token);
+	token_fd = token_pipe(sr.token, sr.url);
 	char err[512] = "";
 	pid_t pid = -1;
 	if (token_fd < 0)
@@ -271,7 +279,7 @@ source_start(struct wx_request *req)
 		    req->request_id);
 		goto out;
 	}
-	wx_info("transfer to %s started (worker pid %d, token %s)", sr.url, (int)pid, fp);
+	wx_info("transfer to %s started (worker pid %d, token %s)", r.url, (int)pid, fp);
 	wx_req_send(req, 202, NULL, "", 0);
 out:
 	if (token_fd >= 0)

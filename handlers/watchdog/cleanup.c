@@ -5,7 +5,8 @@
  *   - staging directories with no live owner and no active record (older
  *     than stall_timeout, so one being set up is never touched);
  *   - outbox/sent/ tombstones older than record_retention;
- *   - used-token files older than a day (transfer JWTs live an hour at most).
+ *   - used-token files older than a day whose token has expired (exp, as the
+ *     file records it, plus a leeway).
  * Anything with a live owner (its lock busy) is left alone; the watchdog
  * holds a transfer's lock while it removes that transfer's files.
  */
@@ -21,6 +22,7 @@
 #include "uuid.h"
 
 #include <dirent.h>
+#include <json-c/json.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -72,7 +74,7 @@ clean_transfer(struct wd *w, const char *uuid)
 	if (wx_record_load(w->st, uuid, &r) == 0) {
 		bool active = wx_status_active(r.status);
 		int64_t end = r.finished_at > 0 ? r.finished_at : r.updated_at;
-		age = w->now - end;
+		age = wx_sub_sat(w->now, end);
 		char ago[32];
 		wd_duration(age, ago, sizeof ago);
 		snprintf(what, sizeof what, "the record of a %s transfer (%s %s ago)",
@@ -81,12 +83,12 @@ clean_transfer(struct wd *w, const char *uuid)
 		if (active)
 			return;
 	} else if (errno == ENOENT) {
-		age = w->now - newest_mtime(w, uuid);
+		age = wx_sub_sat(w->now, newest_mtime(w, uuid));
 		snprintf(what, sizeof what, "leftover state files without a record");
 	} else {
 		char *p = wx_state_file(w->st, uuid, ".json");
 		struct stat sb;
-		age = lstat(p, &sb) == 0 ? w->now - (int64_t)sb.st_mtime : 0;
+		age = lstat(p, &sb) == 0 ? wx_sub_sat(w->now, (int64_t)sb.st_mtime) : 0;
 		free(p);
 		snprintf(what, sizeof what, "an unreadable record");
 	}
@@ -132,7 +134,7 @@ clean_transfers(struct wd *w)
 			/* A temp file of an interrupted atomic write, if old. */
 			struct stat sb;
 			if (strlen(name) > 37 && fstatat(dirfd(d), name, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
-			    S_ISREG(sb.st_mode) && w->now - (int64_t)sb.st_mtime > 3600 &&
+			    S_ISREG(sb.st_mode) && wx_sub_sat(w->now, (int64_t)sb.st_mtime) > 3600 &&
 			    (w->dry_run || unlinkat(dirfd(d), name, 0) == 0))
 				temps++;
 			continue;
@@ -207,7 +209,7 @@ clean_staging(struct wd *w)
 		char *lock = wx_state_file(w->st, uuid, ".lock");
 		bool had_lock = access(lock, F_OK) == 0;
 		if (lstat(path, &sb) < 0 || active ||
-		    w->now - (int64_t)sb.st_mtime <= w->cfg->transfers.stall_timeout) {
+		    wx_sub_sat(w->now, (int64_t)sb.st_mtime) <= w->cfg->transfers.stall_timeout) {
 			wd_note(w, uuid, "staging directory in use or recent; kept");
 		} else if (wx_lock_try(w->st, uuid, &fd) != WX_LOCK_ACQUIRED) {
 			wd_note(w, uuid, "staging directory has a live owner; kept");
@@ -235,6 +237,30 @@ clean_staging(struct wd *w)
 	free(base);
 }
 
+/*
+ * When used-token file name (mtime) may go: its token can no longer be
+ * accepted.  The token's exp as the file records it, else (an unreadable
+ * file) mtime + max_token_lifetime; never sooner than a day after use.
+ */
+static int64_t
+token_forget_at(const struct wd *w, const char *name, int64_t mtime)
+{
+	int64_t at = wx_sub_sat(mtime, -w->cfg->transfers.max_token_lifetime);
+	char *p = wx_path_join(w->st->tokens, name);
+	const char *why;
+	char *text = wx_read_small_file(p, 4096, &why);
+	free(p);
+	json_object *j = text ? json_tokener_parse(text) : NULL, *exp;
+	if (j != NULL && json_object_object_get_ex(j, "exp", &exp) &&
+	    json_object_is_type(exp, json_type_int))
+		at = json_object_get_int64(exp);
+	json_object_put(j);
+	free(text);
+	if (at < wx_sub_sat(mtime, -WD_TOKEN_MAX_AGE))
+		at = wx_sub_sat(mtime, -WD_TOKEN_MAX_AGE);
+	return wx_sub_sat(at, -WD_TOKEN_LEEWAY);
+}
+
 static void
 clean_tokens(struct wd *w)
 {
@@ -247,7 +273,8 @@ clean_tokens(struct wd *w)
 		struct stat sb;
 		if (de->d_name[0] == '.' ||
 		    fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
-		    !S_ISREG(sb.st_mode) || w->now - (int64_t)sb.st_mtime <= WD_TOKEN_MAX_AGE)
+		    !S_ISREG(sb.st_mode) ||
+		    w->now <= token_forget_at(w, de->d_name, (int64_t)sb.st_mtime))
 			continue;
 		if (w->dry_run || unlinkat(dirfd(d), de->d_name, 0) == 0)
 			n++;
@@ -257,7 +284,7 @@ clean_tokens(struct wd *w)
 	}
 	closedir(d);
 	if (n > 0)
-		wd_action(w, "removed", NULL, "%s %d used-token record%s older than a day",
+		wd_action(w, "removed", NULL, "%s %d used-token record%s of expired tokens",
 		    w->dry_run ? "would remove" : "removed", n, n == 1 ? "" : "s");
 }
 

@@ -2,6 +2,7 @@
 
 #include "watchdog.h"
 #include "log.h"
+#include "json_text.h"
 #include "util.h"
 
 #include <stdarg.h>
@@ -95,8 +96,9 @@ wd_print_json(struct wd *w)
 	}
 	json_object_object_add(doc, "actions", actions);
 	json_object_object_add(doc, "errors", errors);
-	printf("%s\n", json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PRETTY |
-	    JSON_C_TO_STRING_NOSLASHESCAPE));
+	char *text = wx_json_text(doc, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE, NULL);
+	printf("%s\n", text);
+	free(text);
 	fflush(stdout);
 	json_object_put(doc);
 }

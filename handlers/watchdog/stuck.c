@@ -80,7 +80,7 @@ must_end(const struct wd *w, const struct wx_record *r, char *why, size_t size)
 {
 	const struct wx_transfers_config *t = &w->cfg->transfers;
 	char d[32], lim[32];
-	int64_t idle = w->now - last_progress(r);
+	int64_t idle = wx_sub_sat(w->now, last_progress(r));
 	int64_t limit = t->stall_timeout + phase_allowance(w, r->phase);
 	if (idle > limit) {
 		wd_duration(idle, d, sizeof d);
@@ -90,8 +90,8 @@ must_end(const struct wd *w, const struct wx_record *r, char *why, size_t size)
 		    r->phase[0] ? r->phase : "the transfer", lim);
 		return true;
 	}
-	if (t->max_duration > 0 && w->now - r->created_at > t->max_duration) {
-		wd_duration(w->now - r->created_at, d, sizeof d);
+	if (t->max_duration > 0 && wx_sub_sat(w->now, r->created_at) > t->max_duration) {
+		wd_duration(wx_sub_sat(w->now, r->created_at), d, sizeof d);
 		wd_duration(t->max_duration, lim, sizeof lim);
 		snprintf(why, size, "running for %s, longer than system.transfers.max_duration (%s)",
 		    d, lim);
@@ -388,7 +388,7 @@ check_one(struct wd *w, const char *uuid, struct stuck **live, size_t *nlive)
 			return;
 		}
 		char reason[600], ago[32];
-		wd_duration(w->now - last_progress(&r), ago, sizeof ago);
+		wd_duration(wx_sub_sat(w->now, last_progress(&r)), ago, sizeof ago);
 		snprintf(reason, sizeof reason, "worker died (pid %lld, during %s, last progress "
 		    "%s ago)", (long long)r.pid, r.phase[0] ? r.phase : "the transfer", ago);
 		end_transfer(w, &r, fd, reason);
@@ -398,7 +398,7 @@ check_one(struct wd *w, const char *uuid, struct stuck **live, size_t *nlive)
 		char reason[600];
 		if (!must_end(w, &r, reason, sizeof reason)) {
 			char ago[32];
-			wd_duration(w->now - last_progress(&r), ago, sizeof ago);
+			wd_duration(wx_sub_sat(w->now, last_progress(&r)), ago, sizeof ago);
 			wd_note(w, uuid, "%s %s, %s, last progress %s ago: fine", wx_role_name(r.role),
 			    wx_status_name(r.status), r.phase, ago);
 			break;

@@ -20,8 +20,11 @@ struct wx_record;
 #define WD_GRACE_SECONDS 10
 /* How long to wait for the lock after SIGKILL. */
 #define WD_KILL_WAIT_SECONDS 5
-/* Used-token files are kept this long (JWTs live at most an hour). */
+/* Used-token files are kept at least this long, and until the token's exp
+ * (or, when the file does not say, its mtime + max_token_lifetime) plus
+ * WD_TOKEN_LEEWAY: a used token must never be accepted again. */
 #define WD_TOKEN_MAX_AGE 86400
+#define WD_TOKEN_LEEWAY 300
 
 struct wd {
 	const struct wx_config *cfg;

@@ -23,8 +23,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		tok = text;
 	struct wx_transfer_claims c;
 	char msg[512];
-	(void)wx_transfer_jwt_check(tok, "fuzz-node-token", 1800000000, size % 2 == 0, &c, msg,
-	    sizeof msg);
+	struct wx_jwt_policy pol = { .allow_unscoped = size % 2 == 0, .max_lifetime = 7200 };
+	(void)wx_transfer_jwt_check(tok, "fuzz-node-token", 1800000000, &pol, &c, msg, sizeof msg);
 	free(text);
 	return 0;
 }

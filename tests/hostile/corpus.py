@@ -500,6 +500,12 @@ jwt_case("jwt-exp-missing", 401, "no exp claim", claims={"exp": None})
 jwt_case("jwt-exp-float", 401, "exp a float", claims={"exp": 4102444800.5})
 jwt_case("jwt-exp-string", 401, "exp a string", claims={"exp": "4102444800"})
 jwt_case("jwt-nbf-future", 401, "nbf in the future", claims={"nbf": 4102444800})
+jwt_case("jwt-exp-min-int64", 401, "exp = -2^63 (its age must not overflow)", claims={"exp": -2**63})
+jwt_case("jwt-nbf-max-int64", 401, "nbf = 2^63-1", claims={"nbf": 2**63 - 1})
+jwt_case("jwt-exp-max-int64", 401, "exp = 2^63-1 (longer than max_token_lifetime)",
+         claims={"exp": 2**63 - 1})
+jwt_case("jwt-lifetime-30-days", 401, "valid for 30 days (longer than max_token_lifetime)",
+         exp_offset=30 * 86400)
 jwt_case("jwt-nbf-string", 401, "nbf a string", claims={"nbf": "0"})
 jwt_case("jwt-sub-missing", 401, "no sub claim", claims={"sub": None})
 jwt_case("jwt-sub-not-uuid", 401, "sub not a UUID", claims={"sub": "server-1"})

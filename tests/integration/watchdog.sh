@@ -245,7 +245,7 @@ ok "with its events, cancel marker and lock" \
 ok "a recent one stays" test -e "$STATE/transfers/$NEW.json"
 like "$OUT" "$ORPH: removed the orphaned staging directory" "an orphaned staging directory is removed"
 ok "it is gone" test ! -e "$STAGING/$ORPH" -a ! -e "$STATE/transfers/$ORPH.lock"
-like "$OUT" "removed 1 used-token record older than a day" "old used-token records are removed"
+like "$OUT" "removed 1 used-token record of expired tokens" "old used-token records are removed"
 ok "a fresh one stays" test -e "$STATE/tokens/fresh" -a ! -e "$STATE/tokens/0123abcd"
 like "$OUT" "removed 1 outbox file" "old delivered-callback tombstones are removed"
 wd --json

@@ -92,8 +92,11 @@ _start_apache() {
 _start_lighttpd() {
 	local name=$1 dir="$WX_TEST_TMP/$1" web="$WX_TEST_TMP/$1/web"
 	WINGXFER_SBINDIR="$WX_BIN" "$WX_TOOLS/wingxfer-webconfig" --config "$dir/config.yml" \
-		--rundir "$dir/run" --server-name 127.0.0.1 --templates "$WX_TEMPLATES" lighttpd \
-		> "$web/site.conf" || return 1
+		--rundir "$dir/run" --server-name 127.0.0.1 --templates "$WX_TEMPLATES" \
+		--auth-lua "$web/wingxfer-auth.lua" lighttpd > "$web/site.conf" || return 1
+	WINGXFER_SBINDIR="$WX_BIN" "$WX_TOOLS/wingxfer-webconfig" --config "$dir/config.yml" \
+		--templates "$WX_TEMPLATES" lighttpd-auth > "$web/wingxfer-auth.lua" || return 1
+	chown root:www-data "$web/wingxfer-auth.lua" && chmod 640 "$web/wingxfer-auth.lua"
 	mkdir -p "$dir/data/.wingxfer-uploads"
 	chown www-data:www-data "$dir/data/.wingxfer-uploads"
 	chmod 700 "$dir/data/.wingxfer-uploads"

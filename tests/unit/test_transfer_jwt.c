@@ -80,7 +80,8 @@ payload(const char *extra)
 static int
 check(const char *tok, bool unscoped, struct wx_transfer_claims *c, char *why, size_t n)
 {
-	return (int)wx_transfer_jwt_check(tok, KEY, NOW, unscoped, c, why, n);
+	struct wx_jwt_policy pol = { .allow_unscoped = unscoped, .max_lifetime = 7200 };
+	return (int)wx_transfer_jwt_check(tok, KEY, NOW, &pol, c, why, n);
 }
 
 /* Mints header/payload with KEY, checks it, expects status and a message piece. */
