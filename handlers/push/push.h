@@ -7,6 +7,7 @@
 #ifndef WX_PUSH_H
 #define WX_PUSH_H
 
+#include <curl/curl.h>
 #include <json-c/json.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -58,6 +59,7 @@ struct job {
 	char cancel_why[WX_CANCEL_WHY_MAX + 1];	/* who asked to stop, "" for a DELETE */
 	int64_t next_cancel_check_ms;
 	int64_t skipped;         /* sockets, FIFOs, devices left out */
+	struct curl_slist *connect_to; /* CURLOPT_CONNECT_TO of the matching override, or NULL */
 };
 
 /* Exit statuses of wingxfer-push. */
@@ -119,6 +121,14 @@ void progress_bar(int64_t done, int64_t total, char *out, size_t size);
 /* --- stop.c --- */
 /* Runs hooks.stop (and hooks.kill after a timeout).  0, or -1 with why set. */
 int stop_server(struct job *job, char *why, size_t whysize);
+
+/* --- connect_to.c --- */
+/*
+ * Applies the system.transfers.connect_to entry matching rec.url (if any) to
+ * a handle set up for the destination, after its TLS options; records where
+ * the request connected.  Never for the panel.
+ */
+void connect_to_apply(CURL *c, struct job *job);
 
 /* --- upload.c --- */
 enum upload_result {
