@@ -69,7 +69,11 @@ refuse(void *ctx, char *ip, char *local_ip, int remote_port, int local_port)
 	return CURL_PREREQFUNC_ABORT;
 }
 
-/* The curl entry "HOST:PORT:ADDRESS:PORT" for o, kept in job->connect_to. */
+/*
+ * The curl entry "HOST:PORT:ADDRESS:PORT" for o, built once and kept in
+ * job->connect_to for every handle of the job (a job has one destination URL,
+ * so one entry).
+ */
 static int
 remember(struct job *job, const struct wx_connect_to *o)
 {
