@@ -2,6 +2,7 @@
 
 #include "config.h"
 #include "config_keys.h"
+#include "connect_to.h"
 #include "util.h"
 
 #include <errno.h>
@@ -18,6 +19,7 @@
 
 #define MAX_CONFIG_BYTES (1 << 20)
 #define MAX_DEPTH 16
+#define MAX_CONNECT_TO 256
 
 struct loader {
 	struct wx_config *cfg;
@@ -69,6 +71,9 @@ expected(const struct wx_config_key *k)
 	case WX_KEY_COMMAND:
 		return "an absolute program path with arguments, as a list or a space-separated string";
 	case WX_KEY_CHOICE: return "one of the listed words";
+	case WX_KEY_CONNECT_TO:
+		return "a list of entries like {match: node2.example.com:8443, connect: 10.0.0.2:8443} "
+		    "(ca_file: /path optional)";
 	}
 	return "a value";
 }
@@ -216,6 +221,109 @@ set_list(struct loader *ld, const struct wx_config_key *k, yaml_node_t *n, int l
 	return 0;
 }
 
+static void
+connect_to_free(struct wx_connect_to_list *l)
+{
+	for (int i = 0; i < l->count; i++) {
+		free(l->items[i].match);
+		free(l->items[i].connect);
+		free(l->items[i].ca_file);
+	}
+	free(l->items);
+	l->items = NULL;
+	l->count = 0;
+}
+
+/* One entry of system.transfers.connect_to: a mapping of match, connect, ca_file. */
+static int
+set_connect_to_entry(struct loader *ld, const struct wx_config_key *k, yaml_node_t *n,
+    struct wx_connect_to *e)
+{
+	static const char example[] = "e.g. {match: node2.example.com:8443, connect: 10.0.0.2:8443}";
+	e->line = (int)n->start_mark.line + 1;
+	if (n->type != YAML_MAPPING_NODE)
+		return fail(ld, e->line, k->name, "entry is a %s; expected a mapping with match and "
+		    "connect (and optionally ca_file), %s",
+		    n->type == YAML_SCALAR_NODE ? "string" : "list", example);
+	for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+		yaml_node_t *kn = yaml_document_get_node(&ld->doc, p->key);
+		yaml_node_t *vn = yaml_document_get_node(&ld->doc, p->value);
+		if (kn == NULL || vn == NULL)
+			continue;
+		int line = (int)kn->start_mark.line + 1;
+		if (kn->type != YAML_SCALAR_NODE)
+			return fail(ld, line, k->name, "an entry's key is not a plain word; expected "
+			    "match, connect or ca_file");
+		const char *field_name = (const char *)kn->data.scalar.value;
+		char **dst;
+		if (strcmp(field_name, "match") == 0)
+			dst = &e->match;
+		else if (strcmp(field_name, "connect") == 0)
+			dst = &e->connect;
+		else if (strcmp(field_name, "ca_file") == 0)
+			dst = &e->ca_file;
+		else
+			return fail(ld, line, k->name, "unknown field \"%s\" in an entry; expected match, "
+			    "connect or ca_file", field_name);
+		if (*dst != NULL)
+			return fail(ld, line, k->name, "%s is set twice in one entry; expected it once",
+			    field_name);
+		line = (int)vn->start_mark.line + 1;
+		if (vn->type != YAML_SCALAR_NODE || is_null_scalar(vn))
+			return fail(ld, line, k->name, "%s has no value; expected %s", field_name,
+			    dst == &e->ca_file ? "an absolute path" :
+			    dst == &e->match ? "HOST:PORT" : "ADDRESS:PORT");
+		const char *v = (const char *)vn->data.scalar.value;
+		if (dst == &e->ca_file) {
+			if (v[0] != '/')
+				return fail(ld, line, k->name, "ca_file \"%s\" is not an absolute path; "
+				    "expected the path of a PEM CA bundle", v);
+			*dst = xstrdup(v);
+			continue;
+		}
+		char norm[300];
+		const char *why = wx_hostport_check(v, norm, sizeof norm);
+		if (why != NULL)
+			return fail(ld, line, k->name, "%s \"%s\" %s; expected %s, %s", field_name, v, why,
+			    dst == &e->match ? "the destination's HOST:PORT as in its URL" :
+			    "ADDRESS:PORT to connect to", example);
+		*dst = xstrdup(norm);
+	}
+	if (e->match == NULL || e->connect == NULL)
+		return fail(ld, e->line, k->name, "entry has no %s; expected both match and connect, %s",
+		    e->match == NULL ? "match" : "connect", example);
+	return 0;
+}
+
+static int
+set_connect_to(struct loader *ld, const struct wx_config_key *k, yaml_node_t *n, int line)
+{
+	struct wx_connect_to_list *l = field(ld->cfg, k);
+	if (n->type != YAML_SEQUENCE_NODE)
+		return fail(ld, line, k->name, "is a %s; expected %s",
+		    n->type == YAML_MAPPING_NODE ? "mapping" : "string", expected(k));
+	for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
+	    it++) {
+		yaml_node_t *item = yaml_document_get_node(&ld->doc, *it);
+		if (item == NULL)
+			continue;
+		if (l->count >= MAX_CONNECT_TO)
+			return fail(ld, (int)item->start_mark.line + 1, k->name,
+			    "has more than %d entries; expected fewer", MAX_CONNECT_TO);
+		l->items = xrealloc(l->items, sizeof *l->items * (size_t)(l->count + 1));
+		struct wx_connect_to *e = &l->items[l->count++];
+		memset(e, 0, sizeof *e);
+		if (set_connect_to_entry(ld, k, item, e) < 0)
+			return -1;
+		for (int i = 0; i < l->count - 1; i++)
+			if (strcmp(l->items[i].match, e->match) == 0)
+				return fail(ld, e->line, k->name, "match \"%s\" is listed twice (also on "
+				    "line %d); expected one entry per destination", e->match,
+				    l->items[i].line);
+	}
+	return 0;
+}
+
 /* Parses text v for key k into cfg; used for YAML scalars and for defaults. */
 static int
 set_scalar(struct loader *ld, const struct wx_config_key *k, const char *v, int line)
@@ -295,6 +403,7 @@ set_scalar(struct loader *ld, const struct wx_config_key *k, const char *v, int 
 	}
 	case WX_KEY_LIST:
 	case WX_KEY_COMMAND:
+	case WX_KEY_CONNECT_TO:
 		return fail(ld, line, k->name, "internal: not a scalar key");
 	}
 	if (why != NULL) {
@@ -325,6 +434,8 @@ set_key(struct loader *ld, const struct wx_config_key *k, yaml_node_t *n)
 		return set_command(ld, k, n, line);
 	if (k->type == WX_KEY_LIST)
 		return set_list(ld, k, n, line);
+	if (k->type == WX_KEY_CONNECT_TO)
+		return set_connect_to(ld, k, n, line);
 	if (n->type != YAML_SCALAR_NODE)
 		return fail(ld, line, k->name, "is a %s; expected %s",
 		    n->type == YAML_MAPPING_NODE ? "mapping" : "list", expected(k));
@@ -543,6 +654,9 @@ wx_config_free(struct wx_config *cfg)
 			free(c->argv);
 			break;
 		}
+		case WX_KEY_CONNECT_TO:
+			connect_to_free(f);
+			break;
 		default:
 			break;
 		}
@@ -632,6 +746,23 @@ wx_config_print(const struct wx_config *cfg, FILE *out)
 				if (j)
 					fputs(", ", out);
 				print_string(out, c->argv[j]);
+			}
+			fputc(']', out);
+			break;
+		}
+		case WX_KEY_CONNECT_TO: {
+			const struct wx_connect_to_list *l = f;
+			fputc('[', out);
+			for (int j = 0; j < l->count; j++) {
+				fputs(j ? ", {match: " : "{match: ", out);
+				print_string(out, l->items[j].match);
+				fputs(", connect: ", out);
+				print_string(out, l->items[j].connect);
+				if (l->items[j].ca_file != NULL) {
+					fputs(", ca_file: ", out);
+					print_string(out, l->items[j].ca_file);
+				}
+				fputc('}', out);
 			}
 			fputc(']', out);
 			break;

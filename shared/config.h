@@ -27,6 +27,19 @@ struct wx_strlist {
 	int count;
 };
 
+/* One system.transfers.connect_to entry (see connect_to.h). */
+struct wx_connect_to {
+	char *match;             /* "host:port" of destination URLs, host lower-cased */
+	char *connect;           /* "address:port" to connect to instead */
+	char *ca_file;           /* PEM bundle for this destination; NULL = transfers.ca_file */
+	int line;                /* where it is in the config file */
+};
+
+struct wx_connect_to_list {
+	struct wx_connect_to *items;
+	int count;
+};
+
 struct wx_transfers_config {
 	int64_t download_limit;          /* MiB/s on the received body, 0 = none */
 	bool perform_checksum_checks;    /* require + enforce the archive checksum */
@@ -46,6 +59,7 @@ struct wx_transfers_config {
 	int64_t compression_threads;     /* 0 = wx_compress_threads() default */
 	char *compression;               /* "gzip", "zstd" or "auto" */
 	char *ca_file;                   /* PEM bundle for TLS peers; NULL = system store */
+	struct wx_connect_to_list connect_to; /* source -> destination address overrides */
 	bool allow_unscoped_tokens;      /* Pterodactyl <= 1.11 panels send no scope */
 	int64_t max_token_lifetime;      /* s a transfer JWT may still be valid for (exp - now, exp - iat) */
 	char *panel_product;             /* User-Agent product: "FeatherPanel", "Pelican", "Pterodactyl" */

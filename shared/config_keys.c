@@ -99,6 +99,9 @@ const struct wx_config_key wx_config_keys[] = {
 	  "advertises it, else gzip)" },
 	{ "system.transfers.ca_file", WX_KEY_PATH, T(ca_file), NULL, 0, 0, NULL,
 	  "CA bundle (PEM) to verify the destination node and the panel; default: the system's" },
+	{ "system.transfers.connect_to", WX_KEY_CONNECT_TO, T(connect_to), NULL, 0, 0, NULL,
+	  "source: connect to another address for a destination's HOST:PORT (curl's "
+	  "--connect-to); Host, SNI and certificate checks keep the URL's name" },
 	{ "system.transfers.allow_unscoped_tokens", WX_KEY_BOOL, T(allow_unscoped_tokens), "false",
 	  0, 0, NULL, "accept transfer JWTs without scope (Pterodactyl 1.11 panels)" },
 	{ "system.transfers.max_token_lifetime", WX_KEY_DURATION, T(max_token_lifetime), "2h", 60,

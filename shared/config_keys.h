@@ -22,6 +22,7 @@ enum wx_key_type {
 	WX_KEY_LIST,     /* sequence of strings */
 	WX_KEY_COMMAND,  /* program + arguments, run without a shell */
 	WX_KEY_CHOICE,   /* one of the words in .choices */
+	WX_KEY_CONNECT_TO, /* list of {match, connect, ca_file} (struct wx_connect_to_list) */
 };
 
 struct wx_config_key {

@@ -58,6 +58,14 @@ wx_status_json(const struct wx_state *st, const struct wx_record *r, bool live)
 			json_object_object_add(j, extra_counters[i],
 			    json_object_new_int64(json_object_get_int64(v)));
 	}
+	/* Source: the system.transfers.connect_to entry used and where it connected. */
+	static const char *const extra_routing[] = { "connect_to", "destination_address" };
+	for (size_t i = 0; i < WX_ARRAY_LEN(extra_routing); i++) {
+		json_object *v;
+		if (r->extra != NULL && json_object_object_get_ex(r->extra, extra_routing[i], &v) &&
+		    v != NULL)
+			json_object_object_add(j, extra_routing[i], json_object_get(v));
+	}
 	json_object_object_add(j, "rate_bytes_per_second",
 	    json_object_new_int64((int64_t)r->rate));
 	long long eta = wx_status_eta(r);

@@ -244,6 +244,7 @@ job_free(struct job *job)
 	free(job->server_dir);
 	wx_state_close(&job->st);
 	wx_config_free(job->cfg);
+	curl_slist_free_all(job->connect_to);
 }
 
 int

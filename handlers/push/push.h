@@ -7,6 +7,7 @@
 #ifndef WX_PUSH_H
 #define WX_PUSH_H
 
+#include <curl/curl.h>
 #include <json-c/json.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -88,6 +89,7 @@ struct job {
 	int64_t next_cancel_check_ms;
 	int64_t skipped;         /* sockets, FIFOs, devices left out */
 	struct peer peer;
+	struct curl_slist *connect_to; /* CURLOPT_CONNECT_TO of the matching override, or NULL */
 };
 
 /* Skipped sockets, FIFOs and devices named in the log; the rest are counted. */
@@ -154,6 +156,14 @@ void progress_bar(int64_t done, int64_t total, char *out, size_t size);
 /* --- stop.c --- */
 /* Runs hooks.stop (and hooks.kill after a timeout).  0, or -1 with why set. */
 int stop_server(struct job *job, char *why, size_t whysize);
+
+/* --- connect_to.c --- */
+/*
+ * Applies the system.transfers.connect_to entry matching rec.url (if any) to
+ * a handle set up for the destination, after its TLS options; records where
+ * the request connected.  Never for the panel.
+ */
+void connect_to_apply(CURL *c, struct job *job);
 
 /* --- upload.c --- */
 enum upload_result {

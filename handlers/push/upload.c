@@ -234,7 +234,7 @@ discard_answer(char *data, size_t size, size_t nmemb, void *ctx)
 
 /* What both requests share: the URL, TLS verification, timeouts, User-Agent. */
 static void
-connection_opts(CURL *c, const struct job *job, const char *ua, char *errbuf)
+connection_opts(CURL *c, struct job *job, const char *ua, char *errbuf)
 {
 	const struct wx_config *cfg = job->cfg;
 	curl_easy_setopt(c, CURLOPT_URL, job->request_url ? job->request_url : job->rec.url);
@@ -251,6 +251,7 @@ connection_opts(CURL *c, const struct job *job, const char *ua, char *errbuf)
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, verify ? 2L : 0L);
 	if (cfg->transfers.ca_file != NULL)
 		curl_easy_setopt(c, CURLOPT_CAINFO, cfg->transfers.ca_file);
+	connect_to_apply(c, job);
 }
 
 /*

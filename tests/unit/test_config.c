@@ -2,6 +2,7 @@
 #include "autoconf.h"
 
 #include "config.h"
+#include "connect_to.h"
 #include "tap.h"
 #include "util.h"
 
@@ -287,6 +288,133 @@ test_secrets(void)
 	wx_config_free(cfg);
 }
 
+#define CT BASE "system:\n  transfers:\n    connect_to:\n"
+
+/* Loads CT + entries and expects an error containing want. */
+static void
+connect_to_refused(const char *entries, const char *want, const char *what)
+{
+	char err[512];
+	char *text = xasprintf(CT "%s", entries);
+	struct wx_config *cfg = load(text, err, sizeof err);
+	ok(cfg == NULL, "connect_to: %s is refused", what);
+	has_str(err, want, "... naming file, line, key and value");
+	wx_config_free(cfg);
+	free(text);
+}
+
+static void
+test_connect_to(void)
+{
+	char err[512];
+	struct wx_config *cfg = load(CT
+	    "      - match: Node2.Example.COM:08443\n"
+	    "        connect: 10.0.0.2:8443\n"
+	    "      - match: node3.example.com:443\n"
+	    "        connect: \"[fd00::3]:9443\"\n"
+	    "        ca_file: /etc/wingxfer/node3-ca.pem\n"
+	    "      - {match: \"[2001:db8::1]:8443\", connect: node4.internal:8443}\n", err, sizeof err);
+	ok(cfg != NULL, "connect_to: a list of match/connect(/ca_file) mappings loads (%s)",
+	    cfg ? "ok" : err);
+	if (cfg == NULL)
+		return;
+	const struct wx_connect_to_list *l = &cfg->transfers.connect_to;
+	is_int(l->count, 3, "three entries");
+	is_str(l->items[0].match, "node2.example.com:8443", "match: host lower-cased, port as a number");
+	is_str(l->items[0].connect, "10.0.0.2:8443", "connect read");
+	ok(l->items[0].ca_file == NULL, "no ca_file: the global one applies");
+	is_int(l->items[0].line, 7, "the entry's line is kept for the log");
+	is_str(l->items[1].connect, "[fd00::3]:9443", "an IPv6 connect address in brackets");
+	is_str(l->items[1].ca_file, "/etc/wingxfer/node3-ca.pem", "per-entry ca_file read");
+	is_str(l->items[2].match, "[2001:db8::1]:8443", "an IPv6 match in brackets (flow style)");
+
+	const struct wx_connect_to *o;
+	o = wx_connect_to_find(l, "https://node2.example.com:8443/api/transfers");
+	ok(o == &l->items[0], "the URL's host:port finds its entry");
+	o = wx_connect_to_find(l, "https://NODE2.example.com:8443/api/transfers");
+	ok(o == &l->items[0], "host names match whatever their case");
+	ok(wx_connect_to_find(l, "https://node2.example.com/api/transfers") == NULL,
+	    "another port (443 by default) does not match");
+	ok(wx_connect_to_find(l, "https://node2.example.net:8443/api/transfers") == NULL,
+	    "another host does not match");
+	ok(wx_connect_to_find(l, "https://node3.example.com/api/transfers") == &l->items[1],
+	    "a URL without a port matches HOST:443 for https");
+	ok(wx_connect_to_find(l, "http://node3.example.com/api/transfers") == NULL,
+	    "... but not for http (port 80)");
+	ok(wx_connect_to_find(l, "https://[2001:db8::1]:8443/api/transfers") == &l->items[2],
+	    "an IPv6 URL matches its bracketed entry");
+	ok(wx_connect_to_find(l, "not a url") == NULL, "a bad URL matches nothing");
+
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&buf, &len);
+	wx_config_print(cfg, mem);
+	fclose(mem);
+	has_str(buf, "system.transfers.connect_to: [{match: \"node2.example.com:8443\", connect: "
+	    "\"10.0.0.2:8443\"}, {match: \"node3.example.com:443\", connect: \"[fd00::3]:9443\", "
+	    "ca_file: /etc/wingxfer/node3-ca.pem}, ", "--check-config shows every entry on one line");
+	/* What --check-config prints loads again as the same list. */
+	const char *line = strstr(buf, "system.transfers.connect_to: ");
+	char *again = NULL;
+	if (line != NULL) {
+		line += strlen("system.transfers.connect_to: ");
+		again = xasprintf(BASE "transfers:\n  connect_to: %.*s\n", (int)strcspn(line, "\n"), line);
+	}
+	wx_config_free(cfg);
+	free(buf);
+	cfg = again ? load(again, err, sizeof err) : NULL;
+	ok(cfg != NULL && cfg->transfers.connect_to.count == 3 &&
+	    strcmp(cfg->transfers.connect_to.items[2].connect, "node4.internal:8443") == 0,
+	    "the printed list loads again (as top-level transfers.connect_to)");
+	wx_config_free(cfg);
+	free(again);
+
+	cfg = load(BASE "system:\n  transfers:\n    connect_to: []\n", err, sizeof err);
+	ok(cfg != NULL && cfg->transfers.connect_to.count == 0, "connect_to: [] is no override");
+	wx_config_free(cfg);
+	cfg = load(CT "    # - match: a:1\n", err, sizeof err);
+	ok(cfg != NULL && cfg->transfers.connect_to.count == 0, "an empty connect_to: is no override");
+	wx_config_free(cfg);
+
+	connect_to_refused("      - match: node2.example.com\n        connect: 10.0.0.2:8443\n",
+	    "config.yml:7: system.transfers.connect_to: match \"node2.example.com\" has no port; "
+	    "expected the destination's HOST:PORT", "a match without a port");
+	connect_to_refused("      - match: node2.example.com:8443\n        connect: 10.0.0.2:70000\n",
+	    "config.yml:8: system.transfers.connect_to: connect \"10.0.0.2:70000\" has a port that is "
+	    "not a number from 1 to 65535; expected ADDRESS:PORT", "a port out of range");
+	connect_to_refused("      - match: node2.example.com:8443\n        connect: \"::1:8443\"\n",
+	    ":8: system.transfers.connect_to: connect \"::1:8443\" has more than one colon (an IPv6 "
+	    "address must be in brackets", "an IPv6 address without brackets");
+	connect_to_refused("      - match: \"[fd00::zz]:8443\"\n        connect: 10.0.0.2:8443\n",
+	    ":7: system.transfers.connect_to: match \"[fd00::zz]:8443\" is not an IPv6 address",
+	    "a bad IPv6 address");
+	connect_to_refused("      - match: node2/x:8443\n        connect: 10.0.0.2:8443\n",
+	    ":7: system.transfers.connect_to: match \"node2/x:8443\" has a character that cannot be "
+	    "in a host name", "a host name with a slash");
+	connect_to_refused("      - match: node2.example.com:8443\n        conect: 10.0.0.2:8443\n",
+	    ":8: system.transfers.connect_to: unknown field \"conect\" in an entry; expected match, "
+	    "connect or ca_file", "a misspelt field");
+	connect_to_refused("      - match: node2.example.com:8443\n",
+	    ":7: system.transfers.connect_to: entry has no connect", "an entry without connect");
+	connect_to_refused("      - node2.example.com:8443:10.0.0.2:8443\n",
+	    ":7: system.transfers.connect_to: entry is a string; expected a mapping with match and "
+	    "connect", "curl's string form");
+	connect_to_refused("      match: node2.example.com:8443\n      connect: 10.0.0.2:8443\n",
+	    ":7: system.transfers.connect_to: is a mapping; expected a list of entries",
+	    "a single mapping instead of a list");
+	connect_to_refused("      - match: node2.example.com:8443\n        connect: 10.0.0.2:8443\n"
+	    "      - match: NODE2.example.com:8443\n        connect: 10.0.0.3:8443\n",
+	    ":9: system.transfers.connect_to: match \"node2.example.com:8443\" is listed twice "
+	    "(also on line 7)", "the same match twice");
+	connect_to_refused("      - match: node2.example.com:8443\n        connect: 10.0.0.2:8443\n"
+	    "        ca_file: certs/ca.pem\n",
+	    ":9: system.transfers.connect_to: ca_file \"certs/ca.pem\" is not an absolute path",
+	    "a relative ca_file");
+	connect_to_refused("      - match: node2.example.com:8443\n        connect:\n",
+	    ":8: system.transfers.connect_to: connect has no value; expected ADDRESS:PORT",
+	    "an empty connect");
+}
+
 static void
 test_path_precedence(void)
 {
@@ -310,6 +438,7 @@ main(void)
 	test_seed_spelling();
 	test_errors();
 	test_secrets();
+	test_connect_to();
 	test_path_precedence();
 	char *cleanup[] = { "config.yml", "token.txt" };
 	for (size_t i = 0; i < WX_ARRAY_LEN(cleanup); i++) {
