@@ -12,6 +12,11 @@ sysconfdir=$(sed -n "s/^sysconfdir = //p" "$top_builddir/Makefile" | sed "s|\${p
 for p in wingxfer-source wingxfer-destination wingxfer-push wingxfer-watchdog wingxfer-webconfig wingxfer-spawn; do
 	ok "sbin/$p installed and executable" test -x "$dest$prefix/sbin/$p"
 done
+mandir="$prefix/share/man"
+for p in wingxfer-source wingxfer-destination wingxfer-push wingxfer-watchdog wingxfer-webconfig wingxfer-spawn; do
+	ok "man page $p(8) installed" test -s "$dest$mandir/man8/$p.8"
+done
+ok "man page wingxfer.conf(5) installed" test -s "$dest$mandir/man5/wingxfer.conf.5"
 ok "cron.d/wingxfer installed" test -f "$dest$sysconfdir/cron.d/wingxfer"
 ok "logrotate.d/wingxfer installed" test -f "$dest$sysconfdir/logrotate.d/wingxfer"
 ok "wingxfer/config.yml.example installed" test -f "$dest$sysconfdir/wingxfer/config.yml.example"
