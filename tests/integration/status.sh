@@ -49,6 +49,10 @@ out=$(post_transfer "$CFG" "$U" "$RECV_URL")
 is "$(status_of "$out")" 202 "outgoing: the transfer starts (202)"
 track_worker "$STATE" "$U"
 wait_for "bytes on the wire" 60 counter_above "$STATE" "$U" bytes_sent 1000000
+# Watched from now on, while it is surely active.
+"$ST" --config "$CFG" --follow --json --interval 1 "$U" > "$WX_TEST_TMP/follow.jsonl" 2>"$WX_TEST_TMP/follow.err" &
+FOLLOW=$!
+track_pid $FOLLOW
 status
 is "$RC" 0 "while it streams: exit 0"
 like "$OUT" "^1 transfer, 1 active" "... the count"
@@ -61,12 +65,10 @@ status --json
 is "$(jq_of "$OUT" 'v["transfers"][0]["direction"], v["transfers"][0]["state"], v["transfers"][0]["owner_alive"]')" \
 	"outgoing processing True" "--json: direction, state, owner alive"
 is "$(jq_of "$OUT" 'v["transfers"][0]["destination_url"]')" "$RECV_URL" "--json: destination_url"
-is "$(jq_of "$OUT" 'v["transfers"][0]["bytes_total"] > 30000000 and 0 < v["transfers"][0]["percent"] < 100')" \
-	True "--json: the total and a percent between 0 and 100"
+t='v["transfers"][0]'
+like "$(jq_of "$OUT" "$t[\"bytes_total\"] > 30000000, 0 < $t[\"percent\"] <= 100, $t[\"bytes_total\"], $t[\"percent\"], $t[\"phase\"]")" \
+	'^True True ' "--json: the total and a percent (0 < percent <= 100)"
 ok "--json: a rate while it streams" test "$(jq_of "$OUT" 'v["transfers"][0]["rate_bytes_per_second"]')" -gt 0
-"$ST" --config "$CFG" --follow --json --interval 1 "$U" > "$WX_TEST_TMP/follow.jsonl" 2>"$WX_TEST_TMP/follow.err" &
-FOLLOW=$!
-track_pid $FOLLOW
 wait_for "--follow to end with the transfer" 120 bash -c "! kill -0 $FOLLOW 2>/dev/null"
 wait $FOLLOW; RC=$?
 is "$RC" 0 "--follow --json ends by itself when the transfer ends (exit 0)"
