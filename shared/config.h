@@ -65,6 +65,8 @@ struct wx_transfers_config {
 	char *panel_product;             /* User-Agent product: "FeatherPanel", "Pelican", "Pterodactyl" */
 	char *log_level;
 	char *syslog_facility;           /* NULL = stderr */
+	int64_t nice;                    /* niceness of the worker/receiver, at least; 0 = leave */
+	char *io_priority;               /* "low", "idle" or "normal" (priority.h) */
 	struct wx_command hook_stop;
 	struct wx_command hook_kill;
 	struct wx_command hook_create_environment;

@@ -114,6 +114,12 @@ const struct wx_config_key wx_config_keys[] = {
 	{ "system.transfers.syslog", WX_KEY_CHOICE, T(syslog_facility), NULL, 0, 0,
 	  "daemon user local0 local1 local2 local3 local4 local5 local6 local7",
 	  "log to syslog with this facility instead of stderr" },
+	{ "system.transfers.nice", WX_KEY_INT, T(nice), "10", 0, 19, NULL,
+	  "CPU niceness (at least) of the push worker and of the receiving process, 0 = leave it" },
+	{ "system.transfers.io_priority", WX_KEY_CHOICE, T(io_priority), "low", 0, 0,
+	  "low idle normal",
+	  "I/O priority of the same: low (best-effort, level 7), idle (only when no one else "
+	  "uses the disk), normal (leave it)" },
 	{ "system.transfers.hooks.stop", WX_KEY_COMMAND, T(hook_stop), NULL, 0, 0, NULL,
 	  "run on the source before archiving, to stop the server (SERVER_UUID, SERVER_DIR set)" },
 	{ "system.transfers.hooks.kill", WX_KEY_COMMAND, T(hook_kill), NULL, 0, 0, NULL,

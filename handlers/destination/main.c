@@ -4,6 +4,8 @@
  *   POST   /api/transfers            transfer JWT; receives, verifies, installs
  *   DELETE /api/transfers[/:uuid]    node token; cancels an incoming transfer
  *   GET    /api/transfers/:uuid      node token; progress of an incoming transfer
+ *   DELETE /api/servers/:uuid        node token; the same cancel, on Wings' route
+ *                                    (FeatherPanel), routed here only standalone
  */
 #include "autoconf.h"
 
@@ -74,6 +76,11 @@ static const char help[] =
 "    DELETE /api/transfers with {\"server\": {\"uuid\": \"<uuid>\"}}\n"
 "        Node token.  Cancels an incoming transfer: 202 (the receiving\n"
 "        process stops within a second), or 409 if none runs.\n"
+"    DELETE /api/servers/<uuid>\n"
+"        Node token.  The same cancel, with the same answers, on the route\n"
+"        FeatherPanel uses to cancel a transfer on its destination (in Wings\n"
+"        it deletes the server).  The standalone templates (wingxfer-webconfig\n"
+"        apache, lighttpd) route it here; beside-wings leaves it to Wings.\n"
 "    GET /api/transfers/<uuid>\n"
 "        Node token.  JSON progress: state, phase, bytes received and\n"
 "        extracted, files, rate, ETA (when the length is known), times,\n"
@@ -127,6 +134,7 @@ static const struct wx_route routes[] = {
 	{ "DELETE", "/api/transfers", WX_AUTH_NODE_TOKEN, dest_delete_transfer },
 	{ "DELETE", "/api/transfers/:uuid", WX_AUTH_NODE_TOKEN, dest_delete_transfer },
 	{ "GET", "/api/transfers/:uuid", WX_AUTH_NODE_TOKEN, get_status },
+	{ "DELETE", "/api/servers/:uuid", WX_AUTH_NODE_TOKEN, dest_delete_transfer },
 };
 
 int

@@ -25,6 +25,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "panel.h"
+#include "priority.h"
 #include "request.h"
 #include "state.h"
 #include "util.h"
@@ -318,13 +319,19 @@ dest_post_transfer(struct wx_request *req)
 	rx.staging_root = wx_path_join(cfg->data_directory, ".wingxfer-staging");
 	rx.staging = wx_path_join(rx.staging_root, rx.uuid);
 
-	if (admit(&rx) && start(&rx) == 0)
+	/* Receiving, extracting and the hook at the node's transfer priority;
+	 * this FastCGI worker serves other requests afterwards. */
+	struct wx_priority prio = { 0 };
+	if (admit(&rx) && start(&rx) == 0) {
+		wx_priority_lower(cfg, &prio);
 		run(&rx, boundary);
+	}
 	if (rx.started)
 		rx_finish(&rx);
 	else if (rx.status != 0)
 		wx_req_error(req, rx.status, "%s", rx.error);
 	rx_release(&rx);
+	wx_priority_restore(&prio);
 	/* After the answer: the next transfer of this server may begin. */
 	if (rx.lock_fd >= 0)
 		close(rx.lock_fd);

@@ -9,6 +9,7 @@
 #include "config.h"
 #include "fsutil.h"
 #include "log.h"
+#include "priority.h"
 #include "program.h"
 #include "util.h"
 #include "uuid.h"
@@ -286,6 +287,10 @@ main(int argc, char **argv)
 	job.cfg = wx_cli_load_config(cli.config_arg);
 	if (job.cfg == NULL)
 		return EXIT_FAILED;
+	/* Before any thread or hook starts: they inherit it.  Not restored: the
+	 * worker exists for this transfer only. */
+	struct wx_priority prio;
+	wx_priority_lower(job.cfg, &prio);
 	int code = EXIT_FAILED;
 	char err[1024];
 	if (wx_state_open(&job.st, job.cfg->transfers.state_directory, err, sizeof err) < 0) {

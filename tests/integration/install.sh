@@ -9,7 +9,7 @@ make -C "$top_builddir" install DESTDIR="$dest" >"$WX_TEST_TMP/install.log" 2>&1
 is "$?" 0 "make install DESTDIR= succeeds"
 prefix=$(sed -n "s/^prefix = //p" "$top_builddir/Makefile")
 sysconfdir=$(sed -n "s/^sysconfdir = //p" "$top_builddir/Makefile" | sed "s|\${prefix}|$prefix|")
-for p in wingxfer-source wingxfer-destination wingxfer-push wingxfer-watchdog wingxfer-webconfig wingxfer-spawn; do
+for p in wingxfer-source wingxfer-destination wingxfer-push wingxfer-watchdog wingxfer-status wingxfer-webconfig wingxfer-spawn; do
 	ok "sbin/$p installed and executable" test -x "$dest$prefix/sbin/$p"
 done
 mandir="$prefix/share/man"

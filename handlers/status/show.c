@@ -1,0 +1,169 @@
+/*
+ * wingxfer-status output: a few lines per transfer for people, or the
+ * status endpoints' JSON for scripts.
+ */
+#include "autoconf.h"
+
+#include "status_cmd.h"
+#include "state.h"
+#include "status.h"
+#include "util.h"
+
+#include <string.h>
+
+#define BAR_CELLS 20
+
+void
+st_bar(int64_t done, int64_t total, int width, char *buf, size_t size)
+{
+	if (size < (size_t)width + 3) {
+		if (size > 0)
+			buf[0] = '\0';
+		return;
+	}
+	buf[0] = '[';
+	if (total <= 0) {
+		memset(buf + 1, ' ', (size_t)width);
+		buf[1 + width / 2] = '?';
+	} else {
+		if (done < 0)
+			done = 0;
+		if (done > total)
+			done = total;
+		int full = (int)((double)done / (double)total * width);
+		memset(buf + 1, '#', (size_t)full);
+		memset(buf + 1 + full, '-', (size_t)(width - full));
+	}
+	buf[1 + width] = ']';
+	buf[2 + width] = '\0';
+}
+
+void
+st_duration(int64_t s, char *buf, size_t size)
+{
+	if (s < 0)
+		s = 0;
+	if (s < 120)
+		snprintf(buf, size, "%lld s", (long long)s);
+	else if (s < 7200)
+		snprintf(buf, size, "%lld min", (long long)(s / 60));
+	else if (s < 2 * 86400)
+		snprintf(buf, size, "%lldh %02lldm", (long long)(s / 3600), (long long)(s % 3600 / 60));
+	else
+		snprintf(buf, size, "%lld days", (long long)(s / 86400));
+}
+
+static const char *
+direction(const struct wx_record *r)
+{
+	return r->role == WX_ROLE_SOURCE ? "outgoing" : "incoming";
+}
+
+/* The progress line: bar, percent, bytes, rate, ETA (or how long it took). */
+static void
+progress_line(FILE *f, const struct st_item *it)
+{
+	const struct wx_record *r = &it->rec;
+	bool active = wx_status_active(r->status);
+	int64_t total = r->bytes_total;
+	if (r->status == WX_ST_COMPLETED && total <= 0)
+		total = r->bytes_read > 0 ? r->bytes_read : 1;
+	char bar[BAR_CELLS + 3], done[32], of[32], rate[48], tail[64];
+	st_bar(r->status == WX_ST_COMPLETED ? total : r->bytes_read, total, BAR_CELLS, bar,
+	    sizeof bar);
+	wx_format_bytes(r->bytes_read, done, sizeof done);
+	fprintf(f, "    %s", bar);
+	if (r->bytes_total > 0) {
+		double pct = 100.0 * (double)r->bytes_read / (double)r->bytes_total;
+		wx_format_bytes(r->bytes_total, of, sizeof of);
+		fprintf(f, " %5.1f%%  %s of %s", pct > 100.0 ? 100.0 : pct, done, of);
+	} else {
+		fprintf(f, "  %s%s", done, active ? " (total unknown)" : "");
+	}
+	if (active) {
+		wx_format_bytes((int64_t)r->rate, rate, sizeof rate);
+		long long eta = wx_status_eta(r);
+		if (eta >= 0)
+			st_duration(eta, tail, sizeof tail);
+		fprintf(f, "  %s/s  ETA %s", rate, eta >= 0 ? tail : "?");
+	} else if (r->finished_at > 0 && r->created_at > 0 && r->finished_at >= r->created_at) {
+		int64_t took = r->finished_at - r->created_at;
+		st_duration(took, tail, sizeof tail);
+		wx_format_bytes(took > 0 ? r->bytes_read / took : r->bytes_read, rate, sizeof rate);
+		fprintf(f, "  %s/s on average  took %s", rate, tail);
+	}
+	fputc('\n', f);
+}
+
+static void
+show_one(FILE *f, const struct st_item *it, int64_t now)
+{
+	const struct wx_record *r = &it->rec;
+	bool active = wx_status_active(r->status);
+	enum wx_status shown = it->cancelling ? WX_ST_CANCELLING : r->status;
+	fprintf(f, "%s  %s  %s", r->uuid, direction(r), wx_status_name(shown));
+	if (active && r->phase[0] != '\0')
+		fprintf(f, " (%s)", r->phase);
+	if (active && !it->live)
+		fputs("  -- its process is gone; wingxfer-watchdog will end it", f);
+	fputc('\n', f);
+	progress_line(f, it);
+
+	char t[32], ago[32];
+	wx_format_time(r->created_at, t, sizeof t);
+	st_duration(now - r->created_at, ago, sizeof ago);
+	fprintf(f, "    started %s (%s ago)", t, ago);
+	if (r->finished_at > 0) {
+		wx_format_time(r->finished_at, t, sizeof t);
+		fprintf(f, ", ended %s", t);
+	} else if (r->updated_at > 0) {
+		st_duration(now - r->updated_at, ago, sizeof ago);
+		fprintf(f, ", updated %s ago", ago);
+	}
+	fprintf(f, ", %lld files", (long long)r->files);
+	if (r->role == WX_ROLE_SOURCE && r->url != NULL)
+		fprintf(f, ", to %s", r->url);
+	fputc('\n', f);
+	if (r->error != NULL)
+		fprintf(f, "    error: %s\n", r->error);
+	if (r->warning != NULL)
+		fprintf(f, "    warning: %s\n", r->warning);
+}
+
+void
+st_show_text(FILE *f, const struct st_list *l, const struct wx_state *st, int64_t now)
+{
+	if (l->n == 0) {
+		fprintf(f, "No transfers on this node (%s).\n", st->transfers);
+		return;
+	}
+	fprintf(f, "%zu transfer%s, %zu active (%s)\n", l->n, l->n == 1 ? "" : "s", l->active,
+	    st->transfers);
+	for (size_t i = 0; i < l->n; i++) {
+		fputc('\n', f);
+		show_one(f, &l->items[i], now);
+	}
+}
+
+json_object *
+st_show_json(const struct st_list *l, const struct wx_state *st, int64_t now)
+{
+	char t[32];
+	wx_format_time(now, t, sizeof t);
+	json_object *doc = json_object_new_object();
+	json_object_object_add(doc, "time", json_object_new_string(t));
+	json_object_object_add(doc, "state_directory", json_object_new_string(st->dir));
+	json_object_object_add(doc, "active", json_object_new_int64((int64_t)l->active));
+	json_object *arr = json_object_new_array();
+	for (size_t i = 0; i < l->n; i++) {
+		const struct st_item *it = &l->items[i];
+		json_object *j = wx_status_json(st, &it->rec, it->live);
+		json_object_object_add(j, "direction", json_object_new_string(direction(&it->rec)));
+		if (it->rec.role == WX_ROLE_SOURCE)
+			json_object_object_add(j, "destination_url",
+			    it->rec.url ? json_object_new_string(it->rec.url) : NULL);
+		json_object_array_add(arr, j);
+	}
+	json_object_object_add(doc, "transfers", arr);
+	return doc;
+}

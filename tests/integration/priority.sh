@@ -1,0 +1,128 @@
+#!/bin/bash
+# Good neighbour: a running push worker (every thread of it) and a process
+# receiving a transfer (wingxfer-destination over FastCGI) have the CPU and
+# I/O priority system.transfers.nice and io_priority say: by default nice 10
+# and best-effort level 7; nice 5 and idle when configured; unchanged with
+# nice 0 and normal.  The FastCGI worker gets its priority back after the
+# transfer.  Read from /proc/PID/task/*/stat and ionice -p.
+. "$top_srcdir/tests/lib/tap.sh"
+. "$top_srcdir/tests/lib/panel.sh"
+. "$top_srcdir/tests/lib/push.sh"
+command -v ionice >/dev/null || { echo "not ok 1 - ionice missing (util-linux)"; echo 1..1; exit 1; }
+command -v cgi-fcgi >/dev/null || { echo "not ok 1 - cgi-fcgi missing (libfcgi-bin)"; echo 1..1; exit 1; }
+wx_tmpdir
+panel_start
+panel_node src id-src token-src http://127.0.0.1:1
+SELF_NICE=$(nice)
+SELF_IO=$(ionice -p $$)
+
+# nices PID: the distinct niceness values of the threads of PID.
+nices() {
+	local t
+	for t in /proc/"$1"/task/*/stat; do
+		sed 's/^.*) //' "$t" 2>/dev/null | cut -d' ' -f17
+	done | sort -u | tr '\n' ' ' | sed 's/ $//'
+}
+# ios PID: the distinct I/O priorities of the threads of PID, as ionice says.
+ios() {
+	local t
+	for t in /proc/"$1"/task/*; do
+		ionice -p "${t##*/}" 2>/dev/null
+	done | sort -u | tr '\n' ';' | sed 's/;$//'
+}
+
+# --- the push worker -----------------------------------------------------------
+# push_case NAME EXTRA-YAML WANT-NICE WANT-IO
+push_case() {
+	local name=$1 extra=$2 want_nice=$3 want_io=$4 node="$WX_TEST_TMP/src-$1" cfg u pid
+	cfg=$(make_node_config "$node" src "$extra")
+	u=$(python3 -c 'import uuid; print(uuid.uuid4())')
+	make_server "$node/data" "$u"
+	panel_server "$u"
+	panel_api POST /_emulator/transfers \
+		"{\"server\":\"$u\",\"source\":\"src\",\"destination\":\"dst\",\"notify\":false}" >/dev/null
+	head -c 20000000 /dev/urandom > "$node/data/$u/world.dat"
+	recv_start "$name" --mode slow --rate 500000
+	out=$(post_transfer "$cfg" "$u" "$RECV_URL")
+	is "$(status_of "$out")" 202 "push $name: the transfer starts"
+	track_worker "$node/state" "$u"
+	wait_for "push $name: bytes on the wire" 60 counter_above "$node/state" "$u" bytes_sent 0
+	pid=$(rec "$node/state" "$u" '["pid"]')
+	is "$(nices "$pid")" "$want_nice" "push $name: every thread of the worker at nice $want_nice"
+	is "$(ios "$pid")" "$want_io" "push $name: ... and I/O priority '$want_io'"
+	node=$(sed -n 's/^token: //p' "$cfg")
+	out=$(cgi wingxfer-source "$cfg" DELETE "/api/servers/$u/transfer" "Bearer $node")
+	is "$(status_of "$out")" 202 "push $name: cancelled"
+	wait_worker "$(dirname "$cfg")/state" "$u"
+	stop_pid "$RECV_PID"
+}
+push_case default "" 10 "best-effort: prio 7"
+push_case custom "    nice: 5
+    io_priority: idle" 5 "idle"
+push_case off "    nice: 0
+    io_priority: normal" "$SELF_NICE" "$SELF_IO"
+
+# --- the receiving process (one FastCGI worker, config re-read per request) ----
+. "$top_srcdir/tests/lib/destination.sh"
+DEST_DIR="$WX_TEST_TMP/dest"
+make_node_config "$DEST_DIR" dest >/dev/null
+cp "$DEST_DIR/config.yml" "$WX_TEST_TMP/dest-base.yml"
+panel_node dest id-dest token-dest http://127.0.0.1:1
+SOCK="$WX_TEST_TMP/dest.sock"
+"$WX_BIN/wingxfer-destination" --config "$DEST_DIR/config.yml" --listen "$SOCK" --workers 1 \
+	2>"$WX_TEST_TMP/dest.err" &
+SUP=$!
+track_pid $SUP
+wait_for "socket $SOCK" 10 test -S "$SOCK"
+WORKER=$SUP  # --workers 1: the process serves itself
+head -c 4000000 /dev/urandom > "$WX_TEST_TMP/big.bin"
+tar -C "$WX_TEST_TMP" -czf "$WX_TEST_TMP/big.tgz" big.bin
+body_for "$WX_TEST_TMP/big.body" "$WX_TEST_TMP/big.tgz"
+is "$(nices "$WORKER"):$(ios "$WORKER")" "$SELF_NICE:$SELF_IO" "FastCGI worker idle: the priority it was started with"
+
+# feed FILE GO: the first MB of FILE, then the rest once GO exists (bounded).
+feed() {
+	python3 - "$1" "$2" <<'PY'
+import os, sys, time
+data = open(sys.argv[1], "rb").read()
+out = sys.stdout.buffer
+out.write(data[:1000000]); out.flush()
+deadline = time.monotonic() + 120
+while not os.path.exists(sys.argv[2]) and time.monotonic() < deadline:
+    time.sleep(0.05)
+out.write(data[1000000:]); out.flush()
+PY
+}
+
+# recv_case NAME EXTRA-YAML WANT-NICE WANT-IO
+recv_case() {
+	local name=$1 extra=$2 want_nice=$3 want_io=$4 u token pid
+	{ cat "$WX_TEST_TMP/dest-base.yml"; printf '%s\n' "$extra"; } > "$DEST_DIR/config.yml.new"
+	mv "$DEST_DIR/config.yml.new" "$DEST_DIR/config.yml"
+	u=$(new_server)
+	token=$(token_for "$u")
+	rm -f "$WX_TEST_TMP/go"
+	feed "$WX_TEST_TMP/big.body" "$WX_TEST_TMP/go" | env -i REQUEST_METHOD=POST REQUEST_URI=/api/transfers \
+		QUERY_STRING= HTTP_AUTHORIZATION="Bearer $token" CONTENT_TYPE="$CT" \
+		CONTENT_LENGTH="$(stat -c %s "$WX_TEST_TMP/big.body")" \
+		cgi-fcgi -bind -connect "$SOCK" > "$WX_TEST_TMP/post.out" 2>/dev/null &
+	local poster=$!
+	wait_for "receive $name: bytes arriving" 60 counter_above "$DEST_DIR/state" "$u" bytes_read 0
+	pid=$(rec "$DEST_DIR/state" "$u" '["pid"]')
+	is "$pid" "$WORKER" "receive $name: the FastCGI worker receives"
+	is "$(nices "$pid")" "$want_nice" "receive $name: while receiving at nice $want_nice"
+	is "$(ios "$pid")" "$want_io" "receive $name: ... and I/O priority '$want_io'"
+	touch "$WX_TEST_TMP/go"
+	wait_for "receive $name: the upload to end" 120 bash -c "! kill -0 $poster 2>/dev/null"
+	wait $poster
+	is "$(status_of "$(cat "$WX_TEST_TMP/post.out")")" 200 "receive $name: the transfer completes (200)"
+	is "$(nices "$WORKER"):$(ios "$WORKER")" "$SELF_NICE:$SELF_IO" \
+		"receive $name: afterwards the worker has its priority back"
+}
+recv_case default "" 10 "best-effort: prio 7"
+recv_case custom "    nice: 5
+    io_priority: idle" 5 "idle"
+recv_case off "    nice: 0
+    io_priority: normal" "$SELF_NICE" "$SELF_IO"
+stop_pid $SUP
+done_testing
