@@ -121,6 +121,12 @@ describe_answer(long status, const char *body, char *out, size_t size)
 		json_object_put(j);
 }
 
+void
+wx_panel_describe_answer(long status, const char *body, char *out, size_t size)
+{
+	describe_answer(status, body, out, size);
+}
+
 static void
 curl_once_init(void)
 {
@@ -293,25 +299,7 @@ wx_panel_get_server(const struct wx_config *cfg, const char *uuid, json_object *
 	char *resp = NULL;
 	long status = request_with_retries(cfg, "GET", path, NULL, 1000, &resp, ans);
 	free(path);
-	enum wx_panel_result r;
-	if (status >= 200 && status <= 299) {
-		json_object *j = resp ? json_tokener_parse(resp) : NULL;
-		json_object *settings;
-		if (j && json_object_is_type(j, json_type_object) &&
-		    json_object_object_get_ex(j, "settings", &settings) &&
-		    json_object_is_type(settings, json_type_object)) {
-			*config = j;
-			r = WX_PANEL_OK;
-		} else {
-			if (j)
-				json_object_put(j);
-			snprintf(ans->detail, sizeof ans->detail, "the panel answered HTTP %ld but "
-			    "not with a server configuration (no \"settings\" object)", status);
-			r = WX_PANEL_REJECTED;
-		}
-	} else {
-		r = status >= 400 && status <= 499 ? WX_PANEL_REJECTED : WX_PANEL_UNAVAILABLE;
-	}
+	enum wx_panel_result r = wx_panel_server_config(status, resp, config, ans);
 	free(resp);
 	return r;
 }
