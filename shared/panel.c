@@ -108,15 +108,18 @@ describe_answer(long status, const char *body, char *out, size_t size)
 		    json_object_is_type(v, json_type_string))
 			text = json_object_get_string(v);
 	}
-	char tmp[400];
+	char tmp[400], codebuf[64];
 	if (text != NULL)
 		clean_copy(tmp, sizeof tmp, text, strlen(text));
 	else
 		clean_copy(tmp, sizeof tmp, body, strnlen(body, 200));
-	if (code != NULL)
-		snprintf(out, size, "HTTP %ld %s: %s", status, code, tmp);
-	else
+	if (code != NULL) {
+		/* The code is the panel's text too: no control characters in logs and records. */
+		clean_copy(codebuf, sizeof codebuf, code, strlen(code));
+		snprintf(out, size, "HTTP %ld %s: %s", status, codebuf, tmp);
+	} else {
 		snprintf(out, size, "HTTP %ld: %s", status, tmp);
+	}
 	if (j)
 		json_object_put(j);
 }

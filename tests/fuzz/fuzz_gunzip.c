@@ -3,8 +3,9 @@
  * (handlers/destination/gunzip.c), which every byte a sending node uploads
  * passes through.
  *
- * Input: byte 0 picks how many bytes each pull returns (0: all at once), so
- * member headers, trailers and padding fall at every position; byte 1 bit 0
+ * Input: byte 0 picks how many bytes each pull returns (0: all at once; at
+ * least 64 when the input is over 8 KiB), so member headers, trailers and
+ * padding fall at every position; byte 1 bit 0
  * makes the pull fail (-1) instead of ending; the rest is the archive part.
  *
  * Oracle: a whole-buffer reference decoder written here with zlib (gzip(1)'s
@@ -123,9 +124,11 @@ reference(const uint8_t *in, size_t len, struct buf *out)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (size < 2 || size > (1u << 20))
+	if (size < 2 || size > (256u << 10))
 		return 0;
-	struct src s = { data + 2, size - 2, 0, data[0], (data[1] & 1) != 0, false };
+	/* Tiny reads of a big input find nothing tiny reads of a small one miss. */
+	size_t chunk = data[0] != 0 && data[0] < 64 && size > 8192 ? 64 : data[0];
+	struct src s = { data + 2, size - 2, 0, chunk, (data[1] & 1) != 0, false };
 	struct buf want = { NULL, 0, 0 };
 	enum verdict v = reference(s.data, s.len, &want);
 	if (v == TOO_BIG) {
