@@ -108,17 +108,26 @@ describe_answer(long status, const char *body, char *out, size_t size)
 		    json_object_is_type(v, json_type_string))
 			text = json_object_get_string(v);
 	}
-	char tmp[400];
+	char tmp[400], codebuf[64];
 	if (text != NULL)
 		clean_copy(tmp, sizeof tmp, text, strlen(text));
 	else
 		clean_copy(tmp, sizeof tmp, body, strnlen(body, 200));
-	if (code != NULL)
-		snprintf(out, size, "HTTP %ld %s: %s", status, code, tmp);
-	else
+	if (code != NULL) {
+		/* The code is the panel's text too: no control characters in logs and records. */
+		clean_copy(codebuf, sizeof codebuf, code, strlen(code));
+		snprintf(out, size, "HTTP %ld %s: %s", status, codebuf, tmp);
+	} else {
 		snprintf(out, size, "HTTP %ld: %s", status, tmp);
+	}
 	if (j)
 		json_object_put(j);
+}
+
+void
+wx_panel_describe_answer(long status, const char *body, char *out, size_t size)
+{
+	describe_answer(status, body, out, size);
 }
 
 static void
@@ -293,25 +302,7 @@ wx_panel_get_server(const struct wx_config *cfg, const char *uuid, json_object *
 	char *resp = NULL;
 	long status = request_with_retries(cfg, "GET", path, NULL, 1000, &resp, ans);
 	free(path);
-	enum wx_panel_result r;
-	if (status >= 200 && status <= 299) {
-		json_object *j = resp ? json_tokener_parse(resp) : NULL;
-		json_object *settings;
-		if (j && json_object_is_type(j, json_type_object) &&
-		    json_object_object_get_ex(j, "settings", &settings) &&
-		    json_object_is_type(settings, json_type_object)) {
-			*config = j;
-			r = WX_PANEL_OK;
-		} else {
-			if (j)
-				json_object_put(j);
-			snprintf(ans->detail, sizeof ans->detail, "the panel answered HTTP %ld but "
-			    "not with a server configuration (no \"settings\" object)", status);
-			r = WX_PANEL_REJECTED;
-		}
-	} else {
-		r = status >= 400 && status <= 499 ? WX_PANEL_REJECTED : WX_PANEL_UNAVAILABLE;
-	}
+	enum wx_panel_result r = wx_panel_server_config(status, resp, config, ans);
 	free(resp);
 	return r;
 }

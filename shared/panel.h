@@ -61,6 +61,28 @@ struct wx_panel_answer {
 enum wx_panel_result wx_panel_get_server(const struct wx_config *cfg, const char *uuid,
     json_object **config, struct wx_panel_answer *ans);
 
+/*
+ * The answer to that GET (panel_server.c): the HTTP status and the body
+ * (may be NULL) to the result and *config as described above; ans->detail
+ * says what was wrong with a 2xx that is not a configuration.
+ */
+enum wx_panel_result wx_panel_server_config(long status, const char *body, json_object **config,
+    struct wx_panel_answer *ans);
+
+/*
+ * build.disk_space (MiB) of a server configuration in bytes, 0 for none
+ * (missing, not a number, not positive, or too large to be one); *present
+ * says whether the key was there as a number.
+ */
+int64_t wx_panel_disk_limit(json_object *config, bool *present);
+
+/*
+ * "HTTP <status>[ <code>]: <text>" for an error answer of the panel:
+ * errors[0].detail, else message / error, else the body's start; control
+ * characters replaced.
+ */
+void wx_panel_describe_answer(long status, const char *body, char *out, size_t size);
+
 enum wx_callback_kind { WX_CALLBACK_SUCCESS, WX_CALLBACK_FAILURE };
 
 const char *wx_callback_kind_name(enum wx_callback_kind kind);

@@ -210,20 +210,14 @@ fetch_server(struct receiver *rx)
 		    "configuration (%s); nothing was received.", ans.status ? "it answered with an "
 		    "error" : "no answer");
 	}
-	json_object *settings, *build, *disk;
-	int64_t mib = 0;
-	if (json_object_object_get_ex(conf, "settings", &settings) &&
-	    json_object_object_get_ex(settings, "build", &build) &&
-	    json_object_object_get_ex(build, "disk_space", &disk) &&
-	    (json_object_is_type(disk, json_type_int) || json_object_is_type(disk, json_type_double)))
-		mib = json_object_get_int64(disk);
-	else
+	bool present;
+	rx->disk_limit = wx_panel_disk_limit(conf, &present);
+	if (!present)
 		rx_log(rx, "The panel's configuration has no settings.build.disk_space; no disk "
 		    "limit applies.");
-	rx->disk_limit = mib > 0 && mib < (INT64_MAX >> 20) ? mib << 20 : 0;
 	json_object_object_add(rx->rec.extra, "server", conf);
 	if (rx->disk_limit > 0)
-		rx_log(rx, "The server's disk limit is %lld MiB.", (long long)mib);
+		rx_log(rx, "The server's disk limit is %lld MiB.", (long long)(rx->disk_limit >> 20));
 	return 0;
 }
 

@@ -24,6 +24,7 @@
 #include "autoconf.h"
 
 #include "push.h"
+#include "answer.h"
 #include "config.h"
 #include "log.h"
 #include "util.h"
@@ -132,83 +133,20 @@ read_answer(char *data, size_t size, size_t nmemb, void *ctx)
 	return n;
 }
 
-/* Printable text of at most max bytes: control characters become spaces. */
-static void
-sanitize(const char *in, size_t len, char *out, size_t max)
-{
-	size_t o = 0;
-	for (size_t i = 0; i < len && o + 1 < max; i++) {
-		unsigned char c = (unsigned char)in[i];
-		out[o++] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
-	}
-	while (o > 0 && out[o - 1] == ' ')
-		o--;
-	out[o] = '\0';
-}
-
 /* "The destination answered HTTP 409: <its error text>". */
 static void
 describe_answer(struct upload *u, long code, char *why, size_t whysize)
 {
-	char text[400] = "";
-	if (u->answer_len > 0) {
-		json_object *j = json_tokener_parse(u->answer);
-		json_object *e;
-		if (j != NULL && json_object_is_type(j, json_type_object) &&
-		    json_object_object_get_ex(j, "error", &e) && json_object_is_type(e, json_type_string))
-			sanitize(json_object_get_string(e), (size_t)json_object_get_string_len(e), text,
-			    sizeof text);
-		else
-			sanitize(u->answer, u->answer_len < 300 ? u->answer_len : 300, text, sizeof text);
-		if (j != NULL)
-			json_object_put(j);
-	}
-	snprintf(why, whysize, "The destination answered HTTP %ld%s%s", code,
-	    text[0] ? ": " : " with no error text", text);
+	answer_describe(u->answer ? u->answer : "", u->answer_len, code, why, whysize);
 }
 
 /* --- the codec --- */
 
-struct caps {
-	bool header;            /* X-Wingxfer-Capabilities was in the answer */
-	bool zstd;              /* ... and named zstd */
-};
-
-/* Whether the comma-separated list v (length n) holds token (case-insensitive). */
-static bool
-list_has(const char *v, size_t n, const char *token)
-{
-	size_t tlen = strlen(token), i = 0;
-	while (i < n) {
-		while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
-			i++;
-		size_t start = i;
-		while (i < n && v[i] != ',' && v[i] != ' ' && v[i] != '\t' && v[i] != '\r' &&
-		    v[i] != '\n')
-			i++;
-		if (i - start == tlen && strncasecmp(v + start, token, tlen) == 0)
-			return true;
-		while (i < n && v[i] != ',')
-			i++;
-	}
-	return false;
-}
-
 static size_t
 options_header(char *line, size_t size, size_t nitems, void *ctx)
 {
-	struct caps *caps = ctx;
 	size_t n = size * nitems;
-	static const char name[] = "X-Wingxfer-Capabilities:";
-	size_t nlen = sizeof name - 1;
-	if (n > nlen && strncasecmp(line, name, nlen) == 0) {
-		caps->header = true;
-		if (list_has(line + nlen, n - nlen, "zstd"))
-			caps->zstd = true;
-	}
-	/* A new status line (after a 1xx): forget what an earlier block said. */
-	if (n >= 5 && strncmp(line, "HTTP/", 5) == 0)
-		caps->header = caps->zstd = false;
+	answer_caps_line(ctx, line, n);
 	return n;
 }
 
