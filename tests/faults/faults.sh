@@ -1,6 +1,6 @@
 #!/bin/bash
 # Fault injection with the real programs, two nodes behind Apache with TLS
-# (s sends, d receives at 4 MiB/s so a transfer lasts a few seconds; a test
+# (s sends, d receives at 2 MiB/s so a transfer lasts about 10 s; a test
 # that interrupts a transfer holds it first, see hold):
 #   - the destination's web server restarted mid-transfer (a clean failure);
 #   - the source's web server and FastCGI programs restarted mid-transfer
@@ -38,7 +38,7 @@ node_setup s "    stall_timeout: 3
     response_timeout: 60
     connect_timeout: 3"
 node_setup d "    stall_timeout: 3
-    download_limit: 4"
+    download_limit: 2"
 # The destination waits up to 2 min for each panel answer (not 5 s): the
 # "killed while delivering" case below holds one answer back 30 s and kills
 # the process while it waits, however long the test takes to notice.
@@ -84,8 +84,7 @@ U=$(newuuid)
 go "$U"
 ok "web restart (destination): bytes are arriving" wait_for "receiving" 30 receiving "$DST" "$U" 1000000
 ok "web restart (destination): held mid-transfer" hold "$DST" "$U"
-node_restart_web d
-ok "web restart (destination): Apache is back" true
+ok "web restart (destination): Apache is back" node_restart_web d
 kill -CONT "$HELD_PUSH" "$HELD_RECV"
 settle "$U" "$SRC" "$DST"
 is "$(statuses "$U" "$DST")" failed:failed "web restart (destination): the transfer failed on both nodes"
@@ -96,11 +95,11 @@ note "web-restart-destination $(statuses "$U" "$DST"): source: $(rec "$SRC/state
 U=$(newuuid)
 go "$U"
 ok "restart (source): bytes are arriving" wait_for "receiving" 30 receiving "$DST" "$U" 1000000
-node_restart_web s
-WINGXFER_SBINDIR="$WX_BIN" "$WX_TOOLS/wingxfer-spawn" --config "$SRC/config.yml" --rundir "$SRC/run" \
-	--logdir "$SRC/log" stop >/dev/null
-WINGXFER_SBINDIR="$WX_BIN" "$WX_TOOLS/wingxfer-spawn" --config "$SRC/config.yml" --rundir "$SRC/run" \
-	--logdir "$SRC/log" --workers 3 start >/dev/null
+ok "restart (source): Apache is back" node_restart_web s
+ok "restart (source): the FastCGI programs stop" env WINGXFER_SBINDIR="$WX_BIN" "$WX_TOOLS/wingxfer-spawn" \
+	--config "$SRC/config.yml" --rundir "$SRC/run" --logdir "$SRC/log" stop >/dev/null
+ok "restart (source): ... and start again" env WINGXFER_SBINDIR="$WX_BIN" "$WX_TOOLS/wingxfer-spawn" \
+	--config "$SRC/config.yml" --rundir "$SRC/run" --logdir "$SRC/log" --workers 3 start >/dev/null
 track_pid "$(cat "$SRC/run/source.pid")"
 track_pid "$(cat "$SRC/run/destination.pid")"
 wait_worker "$SRC/state" "$U" 60

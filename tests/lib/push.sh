@@ -73,7 +73,7 @@ TRACKED_WORKERS=""
 track_worker() {
 	local state=$1 uuid=$2 pid=""
 	wait_for "worker pid of $uuid" 10 _has_pid "$state" "$uuid" || return 0
-	pid=$(rec "$state" "$uuid" '["pid"]')
+	pid=$(rec_int "$state" "$uuid" pid)
 	[ -n "$pid" ] && [ "$pid" != 0 ] && TRACKED_WORKERS="$TRACKED_WORKERS $pid:$uuid"
 }
 _stop_workers() {
