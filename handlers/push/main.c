@@ -186,7 +186,7 @@ run(struct job *job, char *why, size_t whysize)
 	job->rec.pid = getpid();
 	job->rec.status = WX_ST_PROCESSING;
 	job->rec.progress_at = wx_now();
-	job_phase(job, "preparing");
+	job_phase(job, WX_PHASE_PREPARING);
 	job_log(job, "Preparing to stream server data to destination...");
 	job_status(job, "processing");
 	struct stat sb;
@@ -199,7 +199,7 @@ run(struct job *job, char *why, size_t whysize)
 	if (stop_server(job, why, whysize) < 0)
 		return job->stop != JOB_RUNNING ? OUT_STOPPED : OUT_FAILED;
 
-	job_phase(job, "scanning");
+	job_phase(job, WX_PHASE_SCANNING);
 	char err[1024];
 	struct progress *p = &job->progress;
 	if (walk_measure(job->server_dir, &p->bytes_total, &p->files_total, stop_poll, job, err,

@@ -210,7 +210,7 @@ new_record(struct job *job, const struct push_opts *o)
 	if (have)
 		wx_record_clear(&old);
 	wx_uuid_random(job->rec.request_id);
-	wx_strlcpy(job->rec.phase, "queued", sizeof job->rec.phase);
+	wx_strlcpy(job->rec.phase, WX_PHASE_QUEUED, sizeof job->rec.phase);
 	job->backups = backups ? backups : json_object_new_array();
 	char fp[32];
 	wx_log_fingerprint(job->token, fp, sizeof fp);
