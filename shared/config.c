@@ -236,9 +236,9 @@ set_scalar(struct loader *ld, const struct wx_config_key *k, const char *v, int 
 		char *secret = resolve_secret(ld, line, k->name, v);
 		if (secret == NULL)
 			return -1;
-		free(*(char **)dst);
+		wx_free_secret(*(char **)dst);
 		*(char **)dst = secret;
-		free(ld->cfg->token_spec);
+		wx_free_secret(ld->cfg->token_spec);
 		ld->cfg->token_spec = xstrdup(v);
 		return 0;
 	}
@@ -522,8 +522,10 @@ wx_config_free(struct wx_config *cfg)
 		const struct wx_config_key *k = &wx_config_keys[i];
 		void *f = field(cfg, k);
 		switch (k->type) {
-		case WX_KEY_STRING:
 		case WX_KEY_SECRET:
+			wx_free_secret(*(char **)f);
+			break;
+		case WX_KEY_STRING:
 		case WX_KEY_URL:
 		case WX_KEY_PATH:
 		case WX_KEY_CHOICE:
@@ -547,7 +549,7 @@ wx_config_free(struct wx_config *cfg)
 			break;
 		}
 	}
-	free(cfg->token_spec);
+	wx_free_secret(cfg->token_spec); /* may be the token itself */
 	free(cfg->path);
 	free(cfg);
 }

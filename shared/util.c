@@ -57,6 +57,15 @@ xstrdup(const char *s)
 	return xstrndup(s, strlen(s));
 }
 
+void
+wx_free_secret(char *s)
+{
+	if (s == NULL)
+		return;
+	explicit_bzero(s, strlen(s));
+	free(s);
+}
+
 char *
 xstrndup(const char *s, size_t n)
 {

@@ -23,6 +23,9 @@ void *xcalloc(size_t nmemb, size_t size);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
+/* Wipes a secret (token, key) with explicit_bzero, which the compiler may
+ * not drop as a dead store, then frees it; NULL is fine. */
+void wx_free_secret(char *s);
 /* printf into a new string; aborts on OOM. */
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -222,10 +222,7 @@ run(struct job *job, char *why, size_t whysize)
 static void
 job_free(struct job *job)
 {
-	if (job->token != NULL) {
-		memset(job->token, 0, strlen(job->token));
-		free(job->token);
-	}
+	wx_free_secret(job->token);
 	json_object_put(job->backups);
 	wx_record_clear(&job->rec);
 	free(job->server_dir);

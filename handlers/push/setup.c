@@ -35,16 +35,14 @@ read_token(int fd, const char *from)
 			continue;
 		if (n < 0) {
 			wx_err("cannot read the transfer token from %s: %s", from, strerror(errno));
-			free(buf);
-			return NULL;
+			goto bad;
 		}
 		if (n == 0)
 			break;
 		len += (size_t)n;
 		if (len > MAX_TOKEN) {
 			wx_err("the transfer token from %s is longer than %d bytes", from, MAX_TOKEN);
-			free(buf);
-			return NULL;
+			goto bad;
 		}
 	}
 	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
@@ -57,11 +55,13 @@ read_token(int fd, const char *from)
 	if (!good) {
 		wx_err("the transfer token from %s must be one line \"Bearer <jwt>\", as the panel "
 		    "sends it", from);
-		memset(buf, 0, len);
-		free(buf);
-		return NULL;
+		goto bad;
 	}
 	return buf;
+bad:
+	explicit_bzero(buf, MAX_TOKEN + 1); /* whatever part of a token was read */
+	free(buf);
+	return NULL;
 }
 
 char *
