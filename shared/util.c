@@ -265,6 +265,16 @@ wx_random_bytes(void *buf, size_t n)
 	return 0;
 }
 
+bool
+wx_is_sha256_hex(const char *s)
+{
+	size_t n = 0;
+	for (; s[n]; n++)
+		if (wx_hex_digit(s[n]) < 0)
+			return false;
+	return n == 64;
+}
+
 int
 wx_hex_digit(char c)
 {

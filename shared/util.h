@@ -70,6 +70,9 @@ int wx_random_bytes(void *buf, size_t n);
 /* The value of one hex digit (either case), or -1. */
 int wx_hex_digit(char c);
 
+/* Whether s is a SHA-256 digest in hex: exactly 64 hex digits (either case). */
+bool wx_is_sha256_hex(const char *s);
+
 /* Lowercase hex of n bytes into out (2n+1 bytes). */
 void wx_hex(const unsigned char *in, size_t n, char *out);
 

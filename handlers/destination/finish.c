@@ -40,16 +40,6 @@ hook_cancel(void *ctx)
 	return rx_cancel_check(ctx, false);
 }
 
-static bool
-is_sha256_hex(const char *s)
-{
-	size_t n = 0;
-	for (; s[n]; n++)
-		if (!isxdigit((unsigned char)s[n]))
-			return false;
-	return n == 64;
-}
-
 /* The archive checksum rule; sets *verified.  0 or -1. */
 static int
 checksum_rule(struct receiver *rx, const char **verdict)
@@ -65,7 +55,7 @@ checksum_rule(struct receiver *rx, const char **verdict)
 		return 0;
 	}
 	for (int i = 0; i < rx->nchecksums; i++) {
-		if (is_sha256_hex(rx->checksums[i]) &&
+		if (wx_is_sha256_hex(rx->checksums[i]) &&
 		    strcasecmp(rx->checksums[i], rx->archive_sha256) == 0)
 			continue;
 		*verdict = "mismatch";
