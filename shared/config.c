@@ -154,7 +154,7 @@ set_command(struct loader *ld, const struct wx_config_key *k, yaml_node_t *n, in
 {
 	struct wx_command *cmd = field(ld->cfg, k);
 	char **argv = NULL;
-	int argc = 0;
+	int argc = 0, rc = -1;
 	if (n->type == YAML_SCALAR_NODE) {
 		char *copy = xstrdup((const char *)n->data.scalar.value);
 		char *save = NULL;
@@ -168,32 +168,38 @@ set_command(struct loader *ld, const struct wx_config_key *k, yaml_node_t *n, in
 		    it < n->data.sequence.items.top; it++) {
 			yaml_node_t *item = yaml_document_get_node(&ld->doc, *it);
 			if (item == NULL || item->type != YAML_SCALAR_NODE) {
-				free(argv);
-				return fail(ld, line, k->name, "list item is not a string; expected %s",
-				    expected(k));
+				fail(ld, line, k->name, "list item is not a string; expected %s", expected(k));
+				goto out;
 			}
 			argv = xrealloc(argv, sizeof *argv * (size_t)(argc + 2));
 			argv[argc++] = xstrdup((const char *)item->data.scalar.value);
 		}
 	} else {
-		return fail(ld, line, k->name, "is a mapping; expected %s", expected(k));
+		fail(ld, line, k->name, "is a mapping; expected %s", expected(k));
+		goto out;
 	}
 	if (argc == 0) {
-		free(argv);
-		return fail(ld, line, k->name, "is empty; expected %s", expected(k));
+		fail(ld, line, k->name, "is empty; expected %s", expected(k));
+		goto out;
 	}
 	argv[argc] = NULL;
 	if (argv[0][0] != '/') {
 		fail(ld, line, k->name, "program \"%s\" is not an absolute path; expected %s", argv[0],
 		    expected(k));
-		for (int i = 0; i < argc; i++)
-			free(argv[i]);
-		free(argv);
-		return -1;
+		goto out;
 	}
 	cmd->argv = argv;
 	cmd->argc = argc;
-	return 0;
+	argv = NULL;
+	argc = 0;
+	rc = 0;
+out:
+	/* On failure, every word taken so far: a broken config is loaded again
+	 * on each request by a FastCGI worker, and nothing may leak per try. */
+	for (int i = 0; i < argc; i++)
+		free(argv[i]);
+	free(argv);
+	return rc;
 }
 
 static int
@@ -344,9 +350,9 @@ set_scalar(struct loader *ld, const struct wx_config_key *k, const char *v, int 
 		char *secret = resolve_secret(ld, line, k->name, v);
 		if (secret == NULL)
 			return -1;
-		free(*(char **)dst);
+		wx_free_secret(*(char **)dst);
 		*(char **)dst = secret;
-		free(ld->cfg->token_spec);
+		wx_free_secret(ld->cfg->token_spec);
 		ld->cfg->token_spec = xstrdup(v);
 		return 0;
 	}
@@ -633,8 +639,10 @@ wx_config_free(struct wx_config *cfg)
 		const struct wx_config_key *k = &wx_config_keys[i];
 		void *f = field(cfg, k);
 		switch (k->type) {
-		case WX_KEY_STRING:
 		case WX_KEY_SECRET:
+			wx_free_secret(*(char **)f);
+			break;
+		case WX_KEY_STRING:
 		case WX_KEY_URL:
 		case WX_KEY_PATH:
 		case WX_KEY_CHOICE:
@@ -661,7 +669,7 @@ wx_config_free(struct wx_config *cfg)
 			break;
 		}
 	}
-	free(cfg->token_spec);
+	wx_free_secret(cfg->token_spec); /* may be the token itself */
 	free(cfg->path);
 	free(cfg);
 }

@@ -252,18 +252,6 @@ wx_mp_error(const struct wx_multipart *mp)
 	return mp->err == WX_MP_OK ? "" : mp->errmsg;
 }
 
-uint64_t
-wx_mp_bytes_in(const struct wx_multipart *mp)
-{
-	return mp->bytes_in;
-}
-
-int
-wx_mp_part_count(const struct wx_multipart *mp)
-{
-	return mp->parts;
-}
-
 /*
  * Moves unread bytes to the front and reads more.  Returns 1 when bytes were
  * added, 0 at EOF, -1 when the input failed.

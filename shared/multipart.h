@@ -107,8 +107,4 @@ enum wx_mp_error wx_mp_errcode(const struct wx_multipart *mp);
 /* A sentence for people describing that error ("" when none). */
 const char *wx_mp_error(const struct wx_multipart *mp);
 
-/* Bytes taken from read_fn so far, and the number of parts begun. */
-uint64_t wx_mp_bytes_in(const struct wx_multipart *mp);
-int wx_mp_part_count(const struct wx_multipart *mp);
-
 #endif

@@ -132,11 +132,7 @@ entry_from_text(const char *text, struct wx_outbox_entry *e, const char **why)
 		*why = "bad kind";
 		goto fail;
 	}
-	if (strcmp(kind, "success") == 0)
-		e->kind = WX_CALLBACK_SUCCESS;
-	else if (strcmp(kind, "failure") == 0)
-		e->kind = WX_CALLBACK_FAILURE;
-	else {
+	if (wx_callback_kind_parse(kind, &e->kind) < 0) {
 		*why = "bad kind";
 		goto fail;
 	}
@@ -587,14 +583,30 @@ is_entry_name(const char *name)
 	return name[0] != '.' && n > 5 && strcmp(name + n - 5, ".json") == 0;
 }
 
+const char *
+wx_outbox_act_name(enum wx_outbox_act act)
+{
+	switch (act) {
+	case WX_OA_DELIVERED: return "delivered";
+	case WX_OA_UNAVAILABLE: return "unavailable";
+	case WX_OA_REJECTED: return "rejected";
+	case WX_OA_EXPIRED: return "expired";
+	case WX_OA_DROPPED: return "dropped";
+	case WX_OA_WOULD_DELIVER: return "would-deliver";
+	case WX_OA_BUSY: return "busy";
+	case WX_OA_NOT_DUE: return "not-due";
+	}
+	return "?";
+}
+
 static void
-report(const struct wx_outbox_opts *o, const char *action, const struct wx_outbox_entry *e,
+report(const struct wx_outbox_opts *o, enum wx_outbox_act act, const struct wx_outbox_entry *e,
     long status, int64_t next, const char *detail)
 {
 	if (o->on_action == NULL)
 		return;
 	struct wx_outbox_action a = {
-		.action = action, .server = e->server, .transfer_id = e->transfer_id,
+		.act = act, .action = wx_outbox_act_name(act), .server = e->server, .transfer_id = e->transfer_id,
 		.kind = wx_callback_kind_name(e->kind), .status = status, .next_attempt = next,
 		.detail = detail ? detail : "",
 	};
@@ -617,7 +629,7 @@ redeliver_one(const struct wx_config *cfg, const struct wx_state *st, const char
 		struct wx_outbox_entry busy;
 		char *path = wx_path_join(st->outbox, name);
 		if (read_entry_path(path, &busy, &why) == 0) {
-			report(o, "busy", &busy, 0, 0, "another process is delivering it");
+			report(o, WX_OA_BUSY, &busy, 0, 0, "another process is delivering it");
 			free(busy.reason);
 			free(busy.last_error);
 		}
@@ -628,7 +640,7 @@ redeliver_one(const struct wx_config *cfg, const struct wx_state *st, const char
 	enum wx_outbox_where where = wx_outbox_lookup(st, e.server, e.transfer_id, NULL);
 	if (where == WX_OUTBOX_SENT || where == WX_OUTBOX_REJECTED) {
 		/* A crash after the tombstone was written: the callback was handled. */
-		report(o, "dropped", &e, 0, 0, where == WX_OUTBOX_SENT ? "already delivered" :
+		report(o, WX_OA_DROPPED, &e, 0, 0, where == WX_OUTBOX_SENT ? "already delivered" :
 		    "already rejected");
 		if (!o->dry_run) {
 			char *path = wx_path_join(st->outbox, name);
@@ -644,7 +656,7 @@ redeliver_one(const struct wx_config *cfg, const struct wx_state *st, const char
 		    "(system.transfers.callback_retention), last answer: %ld %s",
 		    (long long)(wx_sub_sat(now, e.created_at)), e.last_status,
 		    e.last_error ? e.last_error : "");
-		report(o, "expired", &e, e.last_status, 0, why_buf);
+		report(o, WX_OA_EXPIRED, &e, e.last_status, 0, why_buf);
 		if (o->dry_run) {
 			wx_outbox_release(&e);
 			return 1;
@@ -657,12 +669,12 @@ redeliver_one(const struct wx_config *cfg, const struct wx_state *st, const char
 		return 1;
 	}
 	if (!o->retry_now && now < e.next_attempt_at) {
-		report(o, "not-due", &e, e.last_status, e.next_attempt_at, e.last_error);
+		report(o, WX_OA_NOT_DUE, &e, e.last_status, e.next_attempt_at, e.last_error);
 		wx_outbox_release(&e);
 		return 0;
 	}
 	if (o->dry_run) {
-		report(o, "would-deliver", &e, e.last_status, 0, e.last_error);
+		report(o, WX_OA_WOULD_DELIVER, &e, e.last_status, 0, e.last_error);
 		wx_outbox_release(&e);
 		return 1;
 	}
@@ -671,8 +683,8 @@ redeliver_one(const struct wx_config *cfg, const struct wx_state *st, const char
 	copy.fd = -1;
 	struct wx_panel_answer ans;
 	enum wx_panel_result r = wx_outbox_deliver(cfg, st, &e, 1, true, &ans);
-	const char *action = r == WX_PANEL_OK ? "delivered" :
-	    r == WX_PANEL_REJECTED ? "rejected" : "unavailable";
+	enum wx_outbox_act action = r == WX_PANEL_OK ? WX_OA_DELIVERED :
+	    r == WX_PANEL_REJECTED ? WX_OA_REJECTED : WX_OA_UNAVAILABLE;
 	int64_t next = r == WX_PANEL_UNAVAILABLE ?
 	    wx_now() + wx_outbox_retry_delay(copy.redeliveries + 1) : 0;
 	report(o, action, &copy, ans.status, next, ans.detail);

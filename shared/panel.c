@@ -25,6 +25,18 @@ wx_callback_kind_name(enum wx_callback_kind kind)
 	return kind == WX_CALLBACK_SUCCESS ? "success" : "failure";
 }
 
+int
+wx_callback_kind_parse(const char *name, enum wx_callback_kind *kind)
+{
+	if (strcmp(name, "success") == 0)
+		*kind = WX_CALLBACK_SUCCESS;
+	else if (strcmp(name, "failure") == 0)
+		*kind = WX_CALLBACK_FAILURE;
+	else
+		return -1;
+	return 0;
+}
+
 const char *
 wx_panel_transfer_id(const struct wx_record *r, char *buf, size_t size)
 {

@@ -85,7 +85,10 @@ void wx_panel_describe_answer(long status, const char *body, char *out, size_t s
 
 enum wx_callback_kind { WX_CALLBACK_SUCCESS, WX_CALLBACK_FAILURE };
 
+/* "success" / "failure": the panel's URL word, the outbox's and the record's
+ * (wx_record.callback) spelling.  parse: 0, or -1 for any other text. */
 const char *wx_callback_kind_name(enum wx_callback_kind kind);
+int wx_callback_kind_parse(const char *name, enum wx_callback_kind *kind);
 
 /*
  * The transfer id that keys a transfer's callback: the record's request_id
@@ -140,11 +143,23 @@ struct wx_outbox_entry;
 enum wx_outbox_where wx_outbox_lookup_entry(const struct wx_state *st, const char *uuid,
     const char *transfer_id, struct wx_outbox_entry *e);
 
-/* One thing wx_outbox_redeliver did (or, with dry_run, would do). */
+/* What wx_outbox_redeliver did with one callback (or, with dry_run, would do). */
+enum wx_outbox_act {
+	WX_OA_DELIVERED,         /* the panel took it */
+	WX_OA_UNAVAILABLE,       /* not reached; stays queued for the next attempt */
+	WX_OA_REJECTED,          /* refused by the panel: moved to rejected/ */
+	WX_OA_EXPIRED,           /* past its retry window: moved to rejected/ */
+	WX_OA_DROPPED,           /* already delivered (or rejected): removed */
+	WX_OA_WOULD_DELIVER,     /* dry run */
+	WX_OA_BUSY,              /* another process is delivering it (not an action) */
+	WX_OA_NOT_DUE,           /* waits for its next attempt (not an action) */
+};
+/* "delivered", "unavailable", ..., "would-deliver", "busy", "not-due". */
+const char *wx_outbox_act_name(enum wx_outbox_act act);
+
 struct wx_outbox_action {
-	const char *action;      /* "delivered", "unavailable", "rejected", "expired",
-	                            "dropped" (already delivered), "would-deliver"
-	                            (dry run), "busy", "not-due" */
+	enum wx_outbox_act act;
+	const char *action;      /* wx_outbox_act_name(act) */
 	const char *server;
 	const char *transfer_id;
 	const char *kind;        /* "success" / "failure" */

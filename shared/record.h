@@ -6,8 +6,9 @@
  *
  * States (Wings' vocabulary): pending -> processing -> completed | failed |
  * cancelled.  "cancelling" is shown while a cancel request is being honoured.
- * The phase says what an active transfer is doing (stopping, archiving,
- * streaming, waiting, receiving, verifying, installing, ...).
+ * The phase says what an active transfer is doing: one of the WX_PHASE_*
+ * below, spelled once here because the watchdog's stall allowance reads
+ * what the source, push and destination write.
  */
 #ifndef WX_RECORD_H
 #define WX_RECORD_H
@@ -29,6 +30,20 @@ enum wx_status {
 	WX_ST_FAILED,
 	WX_ST_CANCELLED,
 };
+
+/* Phases (wx_record.phase), in the order a transfer passes them. */
+#define WX_PHASE_QUEUED     "queued"     /* source: the push worker is starting */
+#define WX_PHASE_PREPARING  "preparing"  /* push: config, token; destination: checks */
+#define WX_PHASE_STOPPING   "stopping"   /* push: hooks.stop, then hooks.kill */
+#define WX_PHASE_SCANNING   "scanning"   /* push: walking the server's tree */
+#define WX_PHASE_STREAMING  "streaming"  /* push: archiving onto the wire */
+#define WX_PHASE_WAITING    "waiting"    /* push: body sent, the destination's answer */
+#define WX_PHASE_DONE       "done"       /* push: finished */
+#define WX_PHASE_INSTALLER  "installer"  /* destination: the panel's installer step */
+#define WX_PHASE_RECEIVING  "receiving"  /* destination: reading and extracting */
+#define WX_PHASE_VERIFYING  "verifying"  /* destination: checksum */
+#define WX_PHASE_INSTALLING "installing" /* destination: hooks, rename into place */
+#define WX_PHASE_COMPLETED  "completed"  /* destination: installed and reported */
 
 struct wx_record {
 	char uuid[37];

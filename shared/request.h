@@ -89,8 +89,8 @@ const struct wx_state *wx_req_state(struct wx_request *req);
 const char *wx_http_reason(int status);
 
 /*
- * Reads the whole body as JSON (at most max bytes).  On failure answers 400
- * (or 413) itself and returns NULL.
+ * Reads the whole body as JSON (at most max bytes).  On failure (too large,
+ * cut off, empty, not a JSON object) answers 400 itself and returns NULL.
  */
 json_object *wx_req_read_json(struct wx_request *req, size_t max);
 

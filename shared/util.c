@@ -57,6 +57,15 @@ xstrdup(const char *s)
 	return xstrndup(s, strlen(s));
 }
 
+void
+wx_free_secret(char *s)
+{
+	if (s == NULL)
+		return;
+	explicit_bzero(s, strlen(s));
+	free(s);
+}
+
 char *
 xstrndup(const char *s, size_t n)
 {
@@ -263,6 +272,16 @@ wx_random_bytes(void *buf, size_t n)
 		n -= (size_t)r;
 	}
 	return 0;
+}
+
+bool
+wx_is_sha256_hex(const char *s)
+{
+	size_t n = 0;
+	for (; s[n]; n++)
+		if (wx_hex_digit(s[n]) < 0)
+			return false;
+	return n == 64;
 }
 
 int

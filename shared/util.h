@@ -23,6 +23,9 @@ void *xcalloc(size_t nmemb, size_t size);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
+/* Wipes a secret (token, key) with explicit_bzero, which the compiler may
+ * not drop as a dead store, then frees it; NULL is fine. */
+void wx_free_secret(char *s);
 /* printf into a new string; aborts on OOM. */
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -73,6 +76,9 @@ int wx_random_bytes(void *buf, size_t n);
 
 /* The value of one hex digit (either case), or -1. */
 int wx_hex_digit(char c);
+
+/* Whether s is a SHA-256 digest in hex: exactly 64 hex digits (either case). */
+bool wx_is_sha256_hex(const char *s);
 
 /* Lowercase hex of n bytes into out (2n+1 bytes). */
 void wx_hex(const unsigned char *in, size_t n, char *out);

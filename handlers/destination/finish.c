@@ -40,16 +40,6 @@ hook_cancel(void *ctx)
 	return rx_cancel_check(ctx, false);
 }
 
-static bool
-is_sha256_hex(const char *s)
-{
-	size_t n = 0;
-	for (; s[n]; n++)
-		if (!isxdigit((unsigned char)s[n]))
-			return false;
-	return n == 64;
-}
-
 /* The archive checksum rule; sets *verified.  0 or -1. */
 static int
 checksum_rule(struct receiver *rx, const char **verdict)
@@ -65,7 +55,7 @@ checksum_rule(struct receiver *rx, const char **verdict)
 		return 0;
 	}
 	for (int i = 0; i < rx->nchecksums; i++) {
-		if (is_sha256_hex(rx->checksums[i]) &&
+		if (wx_is_sha256_hex(rx->checksums[i]) &&
 		    strcasecmp(rx->checksums[i], rx->archive_sha256) == 0)
 			continue;
 		*verdict = "mismatch";
@@ -139,7 +129,7 @@ queue_callback(struct receiver *rx, enum wx_callback_kind kind, const char *reas
 	if (wx_panel_queue(rx->st, rx->uuid, wx_panel_transfer_id(&rx->rec, tid, sizeof tid), kind,
 	    reason, err, sizeof err) < 0 && errno != EEXIST)
 		wx_err("cannot queue the %s report for the panel: %s",
-		    kind == WX_CALLBACK_SUCCESS ? "success" : "failure", err);
+		    wx_callback_kind_name(kind), err);
 }
 
 static const char *
@@ -150,7 +140,7 @@ report(struct receiver *rx, enum wx_callback_kind kind, const char *reason)
 	char tid[64];
 	int r = wx_panel_report(rx->cfg, rx->st, rx->uuid,
 	    wx_panel_transfer_id(&rx->rec, tid, sizeof tid), kind, reason, &ans);
-	const char *what = kind == WX_CALLBACK_SUCCESS ? "success" : "failure";
+	const char *what = wx_callback_kind_name(kind);
 	if (r == WX_PANEL_OK) {
 		rx_log(rx, "The panel was told of the %s.", what);
 		return "notified";
@@ -198,7 +188,7 @@ answer_success(struct receiver *rx, const char *checksum, const char *panel)
 static void
 finish_success(struct receiver *rx)
 {
-	wx_strlcpy(rx->rec.phase, "verifying", sizeof rx->rec.phase);
+	wx_strlcpy(rx->rec.phase, WX_PHASE_VERIFYING, sizeof rx->rec.phase);
 	rx_progress(rx, true);
 	if (!rx->have_archive) {
 		rx_fail(rx, 400, "The upload has no archive part; nothing was installed.");
@@ -209,7 +199,7 @@ finish_success(struct receiver *rx)
 		return;
 	if (rx_cancel_check(rx, true))
 		return;
-	wx_strlcpy(rx->rec.phase, "installing", sizeof rx->rec.phase);
+	wx_strlcpy(rx->rec.phase, WX_PHASE_INSTALLING, sizeof rx->rec.phase);
 	rx_progress(rx, true);
 	if (run_hook(rx) < 0 || rx_cancel_check(rx, true) || install(rx) < 0)
 		return;
@@ -218,10 +208,10 @@ finish_success(struct receiver *rx)
 	char size[32];
 	wx_format_bytes(rx->rec.bytes_sent, size, sizeof size);
 	rx->rec.status = WX_ST_COMPLETED;
-	wx_strlcpy(rx->rec.phase, "completed", sizeof rx->rec.phase);
+	wx_strlcpy(rx->rec.phase, WX_PHASE_COMPLETED, sizeof rx->rec.phase);
 	rx->rec.finished_at = wx_now();
 	free(rx->rec.callback);
-	rx->rec.callback = xstrdup("success");
+	rx->rec.callback = xstrdup(wx_callback_kind_name(WX_CALLBACK_SUCCESS));
 	rx_progress(rx, true);
 	rx_log(rx, "Transfer complete: %lld files, %s, installed as %s.", (long long)rx->rec.files,
 	    size, rx->server_dir);
@@ -257,7 +247,7 @@ finish_failure(struct receiver *rx)
 	else
 		wx_record_set_error(&rx->rec, "%s", rx->error);
 	free(rx->rec.callback);
-	rx->rec.callback = xstrdup("failure");
+	rx->rec.callback = xstrdup(wx_callback_kind_name(WX_CALLBACK_FAILURE));
 	queue_callback(rx, WX_CALLBACK_FAILURE, rx->error);
 	rx_progress(rx, true);
 	rx_log(rx, "Transfer failed: %s", rx->error);

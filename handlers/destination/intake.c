@@ -93,7 +93,7 @@ rx_progress(struct receiver *rx, bool force)
 	rx->last_save_ms = t;
 	if (wx_record_save(rx->st, &rx->rec) < 0)
 		wx_warn("cannot save the transfer record of %s", rx->uuid);
-	if (strcmp(rx->rec.phase, "receiving") == 0 && t - rx->last_log_ms >= 5000) {
+	if (strcmp(rx->rec.phase, WX_PHASE_RECEIVING) == 0 && t - rx->last_log_ms >= 5000) {
 		char got[32], ext[32], rate[32];
 		wx_format_bytes(rx->rec.bytes_read, got, sizeof got);
 		wx_format_bytes(rx->rec.bytes_sent, ext, sizeof ext);

@@ -71,6 +71,8 @@ static const char help[] =
 "               '..', through a symlink, hardlink outside), checksum\n"
 "               mismatch when system.transfers.perform_checksum_checks is on\n"
 "          500  this node (I/O, the create-environment hook)\n"
+"          503  stopped on this node by the watchdog (stalled, or past\n"
+"               system.transfers.max_duration)\n"
 "          507  not enough disk space above system.transfers.disk_reserve\n"
 "    DELETE /api/transfers/<uuid>, DELETE /api/transfers?server=<uuid>,\n"
 "    DELETE /api/transfers with {\"server\": {\"uuid\": \"<uuid>\"}}\n"

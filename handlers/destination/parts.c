@@ -269,16 +269,6 @@ rx_read_parts(struct receiver *rx)
 	return 0;
 }
 
-static bool
-is_sha256_hex(const char *s)
-{
-	size_t n = 0;
-	for (; s[n]; n++)
-		if (!isxdigit((unsigned char)s[n]))
-			return false;
-	return n == 64;
-}
-
 int
 rx_parts_verify(struct receiver *rx)
 {
@@ -294,7 +284,7 @@ rx_parts_verify(struct receiver *rx)
 				    "installed.", b->name, b->name);
 			continue;
 		}
-		if (is_sha256_hex(b->expected) && strcmp(b->expected, b->sha256) == 0)
+		if (wx_is_sha256_hex(b->expected) && strcmp(b->expected, b->sha256) == 0)
 			continue;
 		if (enforce)
 			return rx_fail(rx, 422, "Backup %s does not match its checksum: it was changed "

@@ -147,7 +147,7 @@ start(struct receiver *rx)
 {
 	wx_record_init(&rx->rec, rx->uuid, WX_ROLE_DESTINATION);
 	rx->rec.status = WX_ST_PROCESSING;
-	wx_strlcpy(rx->rec.phase, "preparing", sizeof rx->rec.phase);
+	wx_strlcpy(rx->rec.phase, WX_PHASE_PREPARING, sizeof rx->rec.phase);
 	wx_strlcpy(rx->rec.request_id, rx->req->request_id, sizeof rx->rec.request_id);
 	rx->rec.bytes_total = rx->req->content_length > 0 ? rx->req->content_length : 0;
 	rx->rec.extra = json_object_new_object();
@@ -193,7 +193,7 @@ check_reserve(struct receiver *rx)
 static int
 fetch_server(struct receiver *rx)
 {
-	wx_strlcpy(rx->rec.phase, "installer", sizeof rx->rec.phase);
+	wx_strlcpy(rx->rec.phase, WX_PHASE_INSTALLER, sizeof rx->rec.phase);
 	rx_progress(rx, true);
 	json_object *conf = NULL;
 	struct wx_panel_answer ans;
@@ -252,7 +252,7 @@ run(struct receiver *rx, const char *boundary)
 		return;
 	if (rx_cancel_check(rx, true))
 		return;
-	wx_strlcpy(rx->rec.phase, "receiving", sizeof rx->rec.phase);
+	wx_strlcpy(rx->rec.phase, WX_PHASE_RECEIVING, sizeof rx->rec.phase);
 	rx->last_log_ms = wx_mono_ms(); /* the first progress line after 5 s */
 	rx_progress(rx, true);
 	rx->mp = wx_mp_new(boundary, RX_READ_CHUNK, rx_body_read, rx);

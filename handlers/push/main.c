@@ -192,7 +192,7 @@ run(struct job *job, char *why, size_t whysize)
 	job->rec.pid = getpid();
 	job->rec.status = WX_ST_PROCESSING;
 	job->rec.progress_at = wx_now();
-	job_phase(job, "preparing");
+	job_phase(job, WX_PHASE_PREPARING);
 	job_log(job, "Preparing to stream server data to destination...");
 	job_status(job, "processing");
 	struct stat sb;
@@ -205,7 +205,7 @@ run(struct job *job, char *why, size_t whysize)
 	if (stop_server(job, why, whysize) < 0)
 		return job->stop != JOB_RUNNING ? OUT_STOPPED : OUT_FAILED;
 
-	job_phase(job, "scanning");
+	job_phase(job, WX_PHASE_SCANNING);
 	char err[1024];
 	struct walk_totals wt;
 	if (walk_measure(job->server_dir, &wt, stop_poll, job, err, sizeof err) < 0) {
@@ -231,14 +231,8 @@ run(struct job *job, char *why, size_t whysize)
 static void
 job_free(struct job *job)
 {
-	if (job->token != NULL) {
-		memset(job->token, 0, strlen(job->token));
-		free(job->token);
-	}
-	if (job->request_url != NULL) {
-		memset(job->request_url, 0, strlen(job->request_url));
-		free(job->request_url);
-	}
+	wx_free_secret(job->token);
+	wx_free_secret(job->request_url);
 	json_object_put(job->backups);
 	peer_free(&job->peer);
 	wx_record_clear(&job->rec);

@@ -33,7 +33,7 @@ outcome_finish(struct job *job, enum outcome out, const char *why)
 		    "log).", (long long)job->skipped);
 	if (out == OUT_COMPLETED) {
 		r->status = WX_ST_COMPLETED;
-		wx_strlcpy(r->phase, "done", sizeof r->phase);
+		wx_strlcpy(r->phase, WX_PHASE_DONE, sizeof r->phase);
 		job_log(job, "The destination accepted the server; it tells the panel. The data "
 		    "stays on this node until the panel deletes it.");
 		job_status(job, "completed");
@@ -71,7 +71,7 @@ outcome_finish(struct job *job, enum outcome out, const char *why)
 	}
 	wx_record_set_error(r, "%s", reason);
 	free(r->callback);
-	r->callback = xstrdup("failure");
+	r->callback = xstrdup(wx_callback_kind_name(WX_CALLBACK_FAILURE));
 	/* Queued before the record is final: a crash from here on cannot lose it. */
 	char tid[64], qerr[256];
 	if (wx_panel_queue(&job->st, job->uuid, wx_panel_transfer_id(r, tid, sizeof tid),

@@ -40,16 +40,14 @@ read_token(int fd, const char *from, char **url)
 			continue;
 		if (n < 0) {
 			wx_err("cannot read the transfer token from %s: %s", from, strerror(errno));
-			free(buf);
-			return NULL;
+			goto bad;
 		}
 		if (n == 0)
 			break;
 		len += (size_t)n;
 		if (len > MAX_TOKEN) {
 			wx_err("the transfer token from %s is longer than %d bytes", from, MAX_TOKEN);
-			free(buf);
-			return NULL;
+			goto bad;
 		}
 	}
 	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
@@ -81,11 +79,13 @@ read_token(int fd, const char *from, char **url)
 	if (!good) {
 		wx_err("the transfer token from %s must be one line \"Bearer <jwt>\", as the panel "
 		    "sends it", from);
-		memset(buf, 0, len);
-		free(buf);
-		return NULL;
+		goto bad;
 	}
 	return buf;
+bad:
+	explicit_bzero(buf, MAX_TOKEN + 1); /* whatever part of a token was read */
+	free(buf);
+	return NULL;
 }
 
 char *
@@ -258,7 +258,7 @@ new_record(struct job *job, const struct push_opts *o)
 	if (have)
 		wx_record_clear(&old);
 	wx_uuid_random(job->rec.request_id);
-	wx_strlcpy(job->rec.phase, "queued", sizeof job->rec.phase);
+	wx_strlcpy(job->rec.phase, WX_PHASE_QUEUED, sizeof job->rec.phase);
 	job->backups = backups ? backups : json_object_new_array();
 	char fp[32];
 	wx_log_fingerprint(job->token, fp, sizeof fp);

@@ -35,7 +35,7 @@ stop_server(struct job *job, char *why, size_t whysize)
 		    "server's files are archived as they are.");
 		return 0;
 	}
-	job_phase(job, "stopping");
+	job_phase(job, WX_PHASE_STOPPING);
 	job_log(job, "Stopping the server (hooks.stop, at most %lld s)...",
 	    (long long)tc->stop_timeout);
 	char detail[512];

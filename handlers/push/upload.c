@@ -78,7 +78,7 @@ read_body(char *buf, size_t size, size_t nitems, void *ctx)
 	if (n == 0 && u->eof_ms == 0) {
 		u->eof_ms = wx_mono_ms();
 		job->progress.streaming = false;
-		job_phase(job, "waiting");
+		job_phase(job, WX_PHASE_WAITING);
 	}
 	progress_update(job, false);
 	return (size_t)n;
@@ -333,7 +333,7 @@ upload_run(struct job *job, char *why, size_t whysize)
 	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
 	curl_easy_setopt(c, CURLOPT_XFERINFODATA, &u);
 
-	job_phase(job, "streaming");
+	job_phase(job, WX_PHASE_STREAMING);
 	job_log(job, "Streaming archive to destination...");
 	progress_start_streaming(job);
 	u.last_ul_ms = wx_mono_ms();

@@ -247,7 +247,7 @@ source_start(struct wx_request *req)
 
 	r.pid = 0;  /* the worker writes its own pid; never signal this handler */
 	wx_strlcpy(r.request_id, req->request_id, sizeof r.request_id);
-	wx_strlcpy(r.phase, "queued", sizeof r.phase);
+	wx_strlcpy(r.phase, WX_PHASE_QUEUED, sizeof r.phase);
 	r.url = wx_url_redact(sr.url);
 	char fp[32];
 	wx_log_fingerprint(sr.token, fp, sizeof fp);

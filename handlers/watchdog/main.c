@@ -152,29 +152,38 @@ on_outbox_action(const struct wx_outbox_action *a, void *ctx)
 		snprintf(when, sizeof when, "in %s", d);
 	}
 	const char *detail = a->detail[0] ? a->detail : "no answer";
-	if (strcmp(a->action, "busy") == 0) {
+	switch (a->act) {
+	case WX_OA_BUSY:
 		wd_note(w, a->server, "%s callback is being delivered by another process", a->kind);
-	} else if (strcmp(a->action, "not-due") == 0) {
+		break;
+	case WX_OA_NOT_DUE:
 		wd_note(w, a->server, "%s callback waits for its next attempt %s (last: %s)", a->kind,
 		    when, detail);
-	} else if (strcmp(a->action, "delivered") == 0) {
-		wd_action(w, "delivered", a->server, "%s callback delivered to the panel (HTTP %ld)",
+		break;
+	case WX_OA_DELIVERED:
+		wd_action(w, a->action, a->server, "%s callback delivered to the panel (HTTP %ld)",
 		    a->kind, a->status);
-	} else if (strcmp(a->action, "unavailable") == 0) {
-		wd_action(w, "unavailable", a->server, "%s callback not delivered (%s); next "
+		break;
+	case WX_OA_UNAVAILABLE:
+		wd_action(w, a->action, a->server, "%s callback not delivered (%s); next "
 		    "attempt %s", a->kind, detail, when);
-	} else if (strcmp(a->action, "rejected") == 0) {
-		wd_action(w, "rejected", a->server, "%s callback rejected by the panel (%s); moved "
+		break;
+	case WX_OA_REJECTED:
+		wd_action(w, a->action, a->server, "%s callback rejected by the panel (%s); moved "
 		    "to %s", a->kind, detail, w->st->rejected);
-	} else if (strcmp(a->action, "expired") == 0) {
-		wd_action(w, "expired", a->server, "%s callback %s: %s; moved to %s", a->kind,
+		break;
+	case WX_OA_EXPIRED:
+		wd_action(w, a->action, a->server, "%s callback %s: %s; moved to %s", a->kind,
 		    w->dry_run ? "would expire" : "expired", detail, w->st->rejected);
-	} else if (strcmp(a->action, "dropped") == 0) {
-		wd_action(w, "dropped", a->server, "%s callback was %s; removed from the queue",
+		break;
+	case WX_OA_DROPPED:
+		wd_action(w, a->action, a->server, "%s callback was %s; removed from the queue",
 		    a->kind, detail);
-	} else if (strcmp(a->action, "would-deliver") == 0) {
+		break;
+	case WX_OA_WOULD_DELIVER:
 		wd_action(w, "deliver", a->server, "%s callback would be sent (queued %s)", a->kind,
 		    a->transfer_id);
+		break;
 	}
 }
 

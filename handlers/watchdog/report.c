@@ -29,7 +29,6 @@ wd_action(struct wd *w, const char *kind, const char *uuid, const char *fmt, ...
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	w->actions++;
 	if (w->json) {
 		add(w, kind, uuid, msg, false);
 		return;
@@ -70,7 +69,6 @@ wd_error(struct wd *w, const char *uuid, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	w->errors++;
 	if (uuid)
 		wx_err("%s: %s", uuid, msg);
 	else

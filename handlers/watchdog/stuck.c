@@ -57,11 +57,11 @@ static int64_t
 phase_allowance(const struct wd *w, const char *phase)
 {
 	const struct wx_transfers_config *t = &w->cfg->transfers;
-	if (strcmp(phase, "stopping") == 0)
+	if (strcmp(phase, WX_PHASE_STOPPING) == 0)
 		return 2 * t->stop_timeout;        /* hooks.stop, then hooks.kill */
-	if (strcmp(phase, "installing") == 0)
+	if (strcmp(phase, WX_PHASE_INSTALLING) == 0)
 		return t->hook_timeout;            /* hooks.create_environment */
-	if (strcmp(phase, "waiting") == 0)
+	if (strcmp(phase, WX_PHASE_WAITING) == 0)
 		return t->response_timeout;        /* the destination's answer */
 	return 0;
 }
@@ -134,7 +134,7 @@ end_transfer(struct wd *w, struct wx_record *r, int fd, const char *reason)
 		 * an installed server and no staging: finish what it started.
 		 */
 		char *server_dir = wx_path_join(w->cfg->data_directory, uuid);
-		if (!succeeded && where == WX_OUTBOX_NONE && strcmp(r->phase, "installing") == 0 &&
+		if (!succeeded && where == WX_OUTBOX_NONE && strcmp(r->phase, WX_PHASE_INSTALLING) == 0 &&
 		    lstat(staging, &sb) < 0 && errno == ENOENT && lstat(server_dir, &sb) == 0 &&
 		    S_ISDIR(sb.st_mode)) {
 			char qerr[256];
@@ -218,7 +218,7 @@ end_transfer(struct wd *w, struct wx_record *r, int fd, const char *reason)
 	r->finished_at = w->now;
 	if (!refused) {
 		free(r->callback);
-		r->callback = xstrdup("failure");
+		r->callback = xstrdup(wx_callback_kind_name(WX_CALLBACK_FAILURE));
 	}
 	if (wx_record_save(w->st, r) < 0)
 		wd_error(w, uuid, "cannot write the transfer record: %s", strerror(errno));

@@ -34,8 +34,6 @@ struct wd {
 	bool verbose;
 	bool retry_now;
 	int64_t now;
-	int actions;
-	int errors;
 	json_object *list;       /* --json: the actions */
 };
 

@@ -1,6 +1,7 @@
 #!/bin/bash
 # Fault injection with the real programs, two nodes behind Apache with TLS
-# (s sends, d receives at 4 MiB/s so a transfer lasts a few seconds):
+# (s sends, d receives at 2 MiB/s so a transfer lasts about 10 s; a test
+# that interrupts a transfer holds it first, see hold):
 #   - the destination's web server restarted mid-transfer (a clean failure);
 #   - the source's web server and FastCGI programs restarted mid-transfer
 #     (the detached worker carries on: the transfer completes);
@@ -37,7 +38,11 @@ node_setup s "    stall_timeout: 3
     response_timeout: 60
     connect_timeout: 3"
 node_setup d "    stall_timeout: 3
-    download_limit: 4"
+    download_limit: 2"
+# The destination waits up to 2 min for each panel answer (not 5 s): the
+# "killed while delivering" case below holds one answer back 30 s and kills
+# the process while it waits, however long the test takes to notice.
+sed -i 's/^  timeout: 5$/  timeout: 120/' "$DST/config.yml"
 node_start s apache && node_start d apache || { echo "not ok 1 - Apache does not start"; echo 1..1; exit 1; }
 panel_node s id-s token-s "${NODE_URL[s]}"
 panel_node d id-d token-d "${NODE_URL[d]}"
@@ -58,16 +63,29 @@ go() {
 	track_worker "$SRC/state" "$u"
 	[ "$code" = 202 ] || { diag "the source answered $code"; return 1; }
 }
-# receiving NODE-DIR UUID BYTES: the destination has received more than BYTES.
-receiving() { [ "$(rec "$1/state" "$2" '["bytes_read"]' 2>/dev/null)" -gt "$3" ] 2>/dev/null; }
+# receiving NODE-DIR UUID BYTES: the destination has received more than BYTES
+# (read with rec_int, not python: see tests/lib/push.sh).
+receiving() { [ "$(rec_int "$1/state" "$2" bytes_read)" -gt "$3" ] 2>/dev/null; }
+# hold NODE-DIR UUID: SIGSTOPs the push worker and the receiving process of
+# a transfer seen receiving, so that it cannot end before the test
+# interrupts it however loaded the machine is (HELD_PUSH, HELD_RECV); their
+# pids are read with sed, in a few milliseconds.  Once continued, both see
+# the time they were stopped as a stall.
+hold() {
+	HELD_PUSH=$(rec_int "$SRC/state" "$2" pid) HELD_RECV=$(rec_int "$1/state" "$2" pid)
+	[ -n "$HELD_PUSH" ] && [ -n "$HELD_RECV" ] || return 1
+	kill -STOP "$HELD_PUSH" || return 1 # the push has ended: too late to hold
+	kill -STOP "$HELD_RECV"
+}
 statuses() { echo "$(rec "$SRC/state" "$1" '["status"]'):$(rec "$2/state" "$1" '["status"]')"; }
 
 # --- the destination's web server restarted mid-transfer ---------------------
 U=$(newuuid)
 go "$U"
 ok "web restart (destination): bytes are arriving" wait_for "receiving" 30 receiving "$DST" "$U" 1000000
-node_restart_web d
-ok "web restart (destination): Apache is back" true
+ok "web restart (destination): held mid-transfer" hold "$DST" "$U"
+ok "web restart (destination): Apache is back" node_restart_web d
+kill -CONT "$HELD_PUSH" "$HELD_RECV"
 settle "$U" "$SRC" "$DST"
 is "$(statuses "$U" "$DST")" failed:failed "web restart (destination): the transfer failed on both nodes"
 invariants "web restart (destination)" "$U" "$SRC" "$DST"
@@ -77,11 +95,11 @@ note "web-restart-destination $(statuses "$U" "$DST"): source: $(rec "$SRC/state
 U=$(newuuid)
 go "$U"
 ok "restart (source): bytes are arriving" wait_for "receiving" 30 receiving "$DST" "$U" 1000000
-node_restart_web s
-WINGXFER_SBINDIR="$WX_BIN" "$WX_TOOLS/wingxfer-spawn" --config "$SRC/config.yml" --rundir "$SRC/run" \
-	--logdir "$SRC/log" stop >/dev/null
-WINGXFER_SBINDIR="$WX_BIN" "$WX_TOOLS/wingxfer-spawn" --config "$SRC/config.yml" --rundir "$SRC/run" \
-	--logdir "$SRC/log" --workers 3 start >/dev/null
+ok "restart (source): Apache is back" node_restart_web s
+ok "restart (source): the FastCGI programs stop" env WINGXFER_SBINDIR="$WX_BIN" "$WX_TOOLS/wingxfer-spawn" \
+	--config "$SRC/config.yml" --rundir "$SRC/run" --logdir "$SRC/log" stop >/dev/null
+ok "restart (source): ... and start again" env WINGXFER_SBINDIR="$WX_BIN" "$WX_TOOLS/wingxfer-spawn" \
+	--config "$SRC/config.yml" --rundir "$SRC/run" --logdir "$SRC/log" --workers 3 start >/dev/null
 track_pid "$(cat "$SRC/run/source.pid")"
 track_pid "$(cat "$SRC/run/destination.pid")"
 wait_worker "$SRC/state" "$U" 60
@@ -92,23 +110,32 @@ invariants "restart (source)" "$U" "$SRC" "$DST"
 note "restart-source $(statuses "$U" "$DST")"
 
 # --- the panel down during and after a transfer -------------------------------
-# Two transfers; once both are receiving (the installer step is done) the
-# panel goes down.  One completes, the push worker of the other is killed.
-# The destination tries for Wings' 30 s window, then leaves the callback
-# queued; the watchdogs keep them; when the panel is back, --retry-now
-# delivers each once.
+# Two transfers with the panel going down while both are receiving (the
+# installer step is done).  U2 is held (its push worker and its receiving
+# process SIGSTOPped) as soon as it receives, so it cannot end before its
+# push worker is killed, however loaded the machine; U1 completes.  The
+# destination tries for Wings' 30 s window, then leaves the callback queued;
+# the watchdogs keep them; when the panel is back, --retry-now delivers each
+# once.
 U1=$(newuuid) U2=$(newuuid)
-go "$U1"
 go "$U2"
-both_receiving() { receiving "$DST" "$U1" 500000 && receiving "$DST" "$U2" 500000; }
-ok "panel down: both transfers are receiving" wait_for "receiving" 30 both_receiving
-# On a slow (sanitizer) build U1 may already be done and reported: those
-# callbacks are not expected in the outbox.
-early_d=$( (callbacks_by_node "$U1"; callbacks_by_node "$U2") | grep -c '^d ')
-early_s=$( (callbacks_by_node "$U1"; callbacks_by_node "$U2") | grep -c '^s ')
-[ $((early_d + early_s)) = 0 ] || diag "panel down: $early_d destination and $early_s source callback(s) reached the panel before it went down"
+ok "panel down: the transfer to kill is receiving" wait_for "receiving" 30 receiving "$DST" "$U2" 500000
+ok "panel down: held" hold "$DST" "$U2"
+P2=$HELD_PUSH H2=$HELD_RECV
+go "$U1"
+ok "panel down: the transfer to complete is receiving" wait_for "receiving" 30 receiving "$DST" "$U1" 500000
 panel_stop
-kill -KILL "$(rec "$SRC/state" "$U2" '["pid"]')"
+kill -KILL "$P2"
+kill -CONT "$H2"
+# Callbacks that reached the panel before it went down (U1 may have ended
+# already on a slow build) are not expected in the outbox: counted from the
+# state the emulator saved.
+early() { python3 -c 'import json, sys
+cs = json.load(open(sys.argv[1]))["callbacks"]
+print(sum(1 for c in cs if c["server"] in sys.argv[3:] and c["node"] == sys.argv[2]))' \
+	"$WX_TEST_TMP/panel/state.json" "$1" "$U1" "$U2"; }
+early_d=$(early d) early_s=$(early s)
+[ $((early_d + early_s)) = 0 ] || diag "panel down: $early_d destination and $early_s source callback(s) reached the panel before it went down"
 wait_worker "$SRC/state" "$U1" 90
 wait_for "the destination to answer" 90 _quiet "$DST/state" "$U1"
 settle "$U2" "$SRC" "$DST" 60
@@ -145,22 +172,28 @@ print(sum(1 for r in json.load(sys.stdin) if r["path"].endswith("/success")))')"
 done
 
 # --- the destination killed while it delivers its success callback ------------
-# The panel takes 3 s to answer the success; the receiving process is killed
-# meanwhile, its callback still queued (no tombstone).  The panel got it;
-# the watchdog sends the queued copy again, and the panel refuses that one
-# (409, the transfer is closed): at-least-once delivery across a kill -9.
-# The tree was installed before the callback: the destination is completed.
+# The panel holds its answer to the success 30 s; the receiving process is
+# killed once the panel has the request (the fault is used up), its callback
+# still queued (no tombstone).  The panel got it; the watchdog sends the
+# queued copy again, and the panel refuses one of the two (409, the transfer
+# is closed): at-least-once delivery across a kill -9.  The tree was
+# installed before the callback: the destination is completed.
 U=$(newuuid)
-panel_api POST /_emulator/faults "{\"path\":\"/servers/$U/transfer/success\",\"delay\":3,\"count\":1}" >/dev/null
+panel_api POST /_emulator/faults "{\"path\":\"/servers/$U/transfer/success\",\"delay\":30,\"count\":1}" >/dev/null
 go "$U"
 d_completed() { [ "$(rec "$DST/state" "$U" '["status"]')" = completed ]; }
 ok "killed while delivering: the destination's record is completed" wait_for "completed" 60 d_completed
+at_panel() { python3 -c 'import json, sys
+sys.exit(any(sys.argv[2] in f["path"] for f in json.load(open(sys.argv[1]))["faults"]))' \
+	"$WX_TEST_TMP/panel/state.json" "$U"; }
+ok "killed while delivering: the panel holds the success callback" wait_for "the callback at the panel" 60 at_panel
 HANDLER=$(rec "$DST/state" "$U" '["pid"]')
-sleep 0.5
 ok "killed while delivering: kill -9 of the receiving process $HANDLER" kill -KILL "$HANDLER"
 wait_worker "$SRC/state" "$U" 60
 settle "$U" "$SRC" "$DST"
-sleep 3 # the delayed first copy is answered
+d_successes() { [ "$(panel_api GET "/_emulator/callbacks?server=$U" | python3 -c 'import json,sys
+print(sum(1 for c in json.load(sys.stdin) if c["node"] == "d" and c["kind"] == "success"))')" = 2 ]; }
+wait_for "the held first copy to be answered" 60 d_successes
 # (Whether the first copy is taken (204) or refused too depends on whether
 # the source's failure, for the answer it never got, came first.)
 like "$(panel_api GET "/_emulator/callbacks?server=$U" | python3 -c 'import json,sys
@@ -174,8 +207,9 @@ note "killed-while-delivering $(statuses "$U" "$DST"): source: $(rec "$SRC/state
 U=$(newuuid)
 go "$U"
 ok "stopped reader: bytes are arriving" wait_for "receiving" 30 receiving "$DST" "$U" 1000000
-HANDLER=$(rec "$DST/state" "$U" '["pid"]')
-kill -STOP "$HANDLER"
+hold "$DST" "$U"
+HANDLER=$HELD_RECV
+kill -CONT "$HELD_PUSH"
 settle "$U" "$SRC" "$DST" 60
 like "$(rec "$SRC/state" "$U" '["error"]')" 'stall|no progress|[0-9]+ s' \
 	"stopped reader: the source gave up after system.transfers.stall_timeout"

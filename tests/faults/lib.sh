@@ -61,11 +61,14 @@ _quiet() { # STATE UUID: the record is final (or absent) and its lock free
 	[ ! -e "$1/transfers/$2.lock" ] || flock -n "$1/transfers/$2.lock" true
 }
 # settle UUID SRCDIR DESTDIR [SECS]: watchdogs on both nodes, once a second,
-# until both records are final, their locks free and no staging is left.
+# until both records are final, their locks free and no staging is left;
+# bounded in wall time, never less than WX_WAIT_MIN (see wait_for in tap.sh).
 # WATCHDOG_NS_SRC / WATCHDOG_NS_DEST: a command prefix (ip netns exec NS).
 settle() {
-	local u=$1 src=$2 dst=$3 secs=${4:-40} i
-	for i in $(seq 1 "$secs"); do
+	local u=$1 src=$2 dst=$3 secs=${4:-40} deadline
+	[ "$secs" -ge "${WX_WAIT_MIN:-300}" ] || secs=${WX_WAIT_MIN:-300}
+	deadline=$((SECONDS + secs))
+	while [ "$SECONDS" -lt "$deadline" ]; do
 		${WATCHDOG_NS_SRC:-} "$WX_BIN/wingxfer-watchdog" --config "$src/config.yml" >>"$WX_TEST_TMP/watchdog.out" 2>&1
 		${WATCHDOG_NS_DEST:-} "$WX_BIN/wingxfer-watchdog" --config "$dst/config.yml" >>"$WX_TEST_TMP/watchdog.out" 2>&1
 		if _quiet "$src/state" "$u" && _quiet "$dst/state" "$u" && [ ! -e "$dst/data/.wingxfer-staging/$u" ]; then

@@ -47,19 +47,19 @@ is "$(status_of "$out")" 403 "FastCGI: a websocket token: 403"
 head -c 6000000 /dev/urandom > "$WX_TEST_TMP/big.bin"
 tar -C "$WX_TEST_TMP" -czf "$WX_TEST_TMP/big.tgz" big.bin
 body_for "$WX_TEST_TMP/big.body" "$WX_TEST_TMP/big.tgz"
-slow() { # slow FILE: 1 MB at once, then 64 KiB every 0.2 s, for at most 60 s
+slow() { # slow FILE: 1 MB at once, then 1 KiB every 0.2 s (never the end within the 10 min bound)
 	python3 - "$1" <<'PY'
 import sys, time
 data = open(sys.argv[1], "rb").read()
 out = sys.stdout.buffer
 try:
     out.write(data[:1000000]); out.flush()
-    end = time.time() + 60
-    for i in range(1000000, len(data), 65536):
+    end = time.time() + 600
+    for i in range(1000000, len(data), 1024):
         if time.time() > end:
             break
         time.sleep(0.2)
-        out.write(data[i:i + 65536]); out.flush()
+        out.write(data[i:i + 1024]); out.flush()
 except BrokenPipeError:
     pass
 PY

@@ -97,7 +97,7 @@ for web in apache lighttpd; do
 	up "$(token_for "$U" '"scope":"websocket"')" "$REFUSE"
 	refused 403 "does not include 'transfer'" "a websocket-scoped token"
 	python3 -c 'import fcntl, sys, time
-f = open(sys.argv[1], "a"); fcntl.flock(f, fcntl.LOCK_EX); time.sleep(30)' "$DEST_DIR/state/transfers/$U.lock" &
+f = open(sys.argv[1], "a"); fcntl.flock(f, fcntl.LOCK_EX); time.sleep(3600)' "$DEST_DIR/state/transfers/$U.lock" &
 	LOCKER=$!
 	track_pid $LOCKER
 	wait_for "lock held" 5 bash -c "! flock -n '$DEST_DIR/state/transfers/$U.lock' true"

@@ -68,6 +68,8 @@ slow_dest() {
 	sed -i 's/^    disk_reserve: 0$/    disk_reserve: 0\n    download_limit: 1/' "$WX_TEST_TMP/$n/config.yml"
 }
 slow_dest a2
+# outboxes_empty: no callback of a1 or a2 is still queued.
+outboxes_empty() { ! ls "$WX_TEST_TMP"/a1/state/outbox/*.json "$WX_TEST_TMP"/a2/state/outbox/*.json >/dev/null 2>&1; }
 for side in source destination; do
 	[ $side = source ] && uuid=22222222-0000-4000-8000-000000000001 || uuid=22222222-0000-4000-8000-000000000002
 	python3 "$TREES" make "$WX_TEST_TMP/a1/data/$uuid" --files 50 --big-mib 40 --seed 7
@@ -91,7 +93,7 @@ for side in source destination; do
 	python3 "$TREES" manifest "$WX_TEST_TMP/a1/data/$uuid" > "$WX_TEST_TMP/$uuid.after"
 	ok "cancel on the $side: the source tree is intact" cmp -s "$WX_TEST_TMP/$uuid.before" "$WX_TEST_TMP/$uuid.after"
 	wait_for "failure callbacks" 30 has_failure "$uuid"
-	sleep 1
+	wait_for "both outboxes delivered" 60 outboxes_empty
 	is "$(callbacks "$uuid" success)" 0 "cancel on the $side: no success callback"
 	ok "cancel on the $side: failure reported, at most once per node" \
 		test "$(callbacks "$uuid" failure)" -ge 1 -a "$(callbacks "$uuid" failure)" -le 2
@@ -102,7 +104,7 @@ uuid=33333333-0000-4000-8000-000000000001
 python3 "$TREES" make "$WX_TEST_TMP/a1/data/$uuid" --files 50 --big-mib 40 --seed 9
 panel_server "$uuid" 0
 panel_api POST /_emulator/transfers "{\"server\":\"$uuid\",\"source\":\"a1\",\"destination\":\"a2\"}" >/dev/null
-sleep 2
+wait_for "bytes moving" 30 dest_moving a2 "$uuid"
 answer=$(panel_api POST "/_emulator/transfers/$uuid/cancel")
 like "$answer" 'cancelled' "the panel cancels a running transfer on both nodes"
 wait_for "cancelled transfer $uuid" 30 finished a1 "$uuid"

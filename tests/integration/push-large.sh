@@ -42,11 +42,12 @@ head -c 1048576 /dev/urandom >> "$DATA/$U/world.img"
 echo "small" > "$DATA/$U/after.txt"
 used_kib=$(du -k "$DATA/$U/world.img" | cut -f1)
 if [ "$used_kib" -gt 65536 ]; then
-	diag "the test filesystem does not keep files sparse ($used_kib KiB used); skipping"
+	# Said as a skip in the TAP output (counted by run-tests), not a pass.
+	skip "sparse: a file over 4 GiB" "the test filesystem does not keep files sparse ($used_kib KiB used)"
 	done_testing
 	exit $?
 fi
-ok "sparse: the file takes little disk ($used_kib KiB for $((4294967296 + 1048576)) bytes)" true
+diag "sparse: the file takes $used_kib KiB for $((4294967296 + 1048576)) bytes"
 recv_start sparse
 out=$(post_transfer "$CFG" $U "$RECV_URL")
 is "$(status_of "$out")" 202 "sparse: 202"

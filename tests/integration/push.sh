@@ -295,7 +295,7 @@ cat > "$HOOKS/stop-ok" <<'SH'
 echo "$SERVER_UUID $SERVER_DIR" > "$SERVER_DIR/../stopped-$SERVER_UUID"
 SH
 printf '#!/bin/sh\necho "container is gone: docker said no" >&2\nexit 3\n' > "$HOOKS/stop-fail"
-printf '#!/bin/sh\nexec sleep 37.25\n' > "$HOOKS/stop-hang"
+printf '#!/bin/sh\nexec sleep 637.25\n' > "$HOOKS/stop-hang"
 printf '#!/bin/sh\necho killed > "$SERVER_DIR/../killed-$SERVER_UUID"\n' > "$HOOKS/kill-ok"
 chmod 755 "$HOOKS"/*
 hook_node() { # hook_node NAME STOP [KILL]
@@ -336,7 +336,7 @@ wait_worker "$STATE" "$U" 30
 is "$(rec "$STATE" "$U" '["status"]')" failed "stop hook times out, no kill hook: the transfer fails"
 like "$(rec "$STATE" "$U" '["error"]')" 'did not finish within 1 s and was killed' "stop hook times out: saying so"
 is "$(recv_seen)" 0 "stop hook times out: nothing was sent"
-ok "stop hook times out: the hook's process is gone" bash -c "! pgrep -f '^sleep 37.25$' >/dev/null"
+ok "stop hook times out: the hook's process is gone" bash -c "! pgrep -f '^sleep 637.25$' >/dev/null"
 is "$(ncallbacks "$U")" 1 "stop hook times out: exactly one failure callback"
 
 # A cancel while the stop hook runs kills the hook and ends the transfer.
@@ -347,12 +347,12 @@ recv_start hook-slow
 post_transfer "$CFG_SLOW" "$U" "$RECV_URL" >/dev/null
 track_worker "$STATE" "$U"
 wait_for "the stop hook runs" 20 phase_is "$STATE" "$U" stopping
-wait_for "the hook process" 20 pgrep -f '^sleep 37.25$' >/dev/null
+wait_for "the hook process" 20 pgrep -f '^sleep 637.25$' >/dev/null
 out=$(cgi wingxfer-source "$CFG_SLOW" DELETE "/api/servers/$U/transfer" "Bearer token-src" </dev/null 2>/dev/null)
 is "$(status_of "$out")" 202 "cancel during the stop hook: 202"
 ok "cancel during the stop hook: the worker stops" wait_worker "$STATE" "$U" 20
 is "$(rec "$STATE" "$U" '["status"]')" cancelled "cancel during the stop hook: cancelled"
-ok "cancel during the stop hook: the hook was killed" bash -c "! pgrep -f '^sleep 37.25$' >/dev/null"
+ok "cancel during the stop hook: the hook was killed" bash -c "! pgrep -f '^sleep 637.25$' >/dev/null"
 is "$(recv_seen)" 0 "cancel during the stop hook: nothing was sent"
 is "$(ncallbacks "$U")" 1 "cancel during the stop hook: exactly one failure callback"
 
@@ -382,7 +382,7 @@ out=$(printf 'eyJ.no.bearer\n' | "$WX_BIN/wingxfer-push" --config "$CFG" --token
 is "$?" 1 "by hand with a token not starting with Bearer: exit 1"
 like "$out" 'must be one line "Bearer <jwt>"' "... saying the expected form"
 python3 -c 'import fcntl, sys, time
-f = open(sys.argv[1], "a"); fcntl.flock(f, fcntl.LOCK_EX); time.sleep(60)' "$STATE/transfers/$U.lock" &
+f = open(sys.argv[1], "a"); fcntl.flock(f, fcntl.LOCK_EX); time.sleep(3600)' "$STATE/transfers/$U.lock" &
 HOLDER=$!
 track_pid $HOLDER
 wait_for "lock holder" 10 bash -c "! flock -n '$STATE/transfers/$U.lock' true"

@@ -97,20 +97,24 @@ head -c 6000000 /dev/urandom > "$WX_TEST_TMP/big.bin"
 tar -C "$WX_TEST_TMP" -czf "$WX_TEST_TMP/big.tgz" big.bin
 python3 "$top_srcdir/tests/lib/multipart.py" --boundary "$BOUNDARY" "$WX_TEST_TMP/big.body" \
 	"archive=@$WX_TEST_TMP/big.tgz" "checksum=$(sha256sum "$WX_TEST_TMP/big.tgz" | cut -d' ' -f1)"
-feed() { # feed FILE MODE: 1 MB at once, then 64 KiB every 0.2 s ("slow") or nothing more ("stop"), <= 60 s
+feed() { # feed FILE MODE: 1 MB at once, then 1 KiB every 0.2 s ("slow": never the end within the bound) or nothing more ("stop"), <= 10 min
 	python3 - "$1" "$2" <<'PY'
-import sys, time
+import select, sys, time
 data, mode = open(sys.argv[1], "rb").read(), sys.argv[2]
 out = sys.stdout.buffer
+gone = select.poll()
+gone.register(sys.stdout.fileno(), select.POLLERR)
 try:
     out.write(data[:1000000]); out.flush()
-    end = time.time() + 60
+    end = time.time() + 600
     i = 1000000
     while time.time() < end and i < len(data):
         time.sleep(0.2)
+        if gone.poll(0):  # the reader went away
+            break
         if mode == "slow":
-            out.write(data[i:i + 65536]); out.flush()
-            i += 65536
+            out.write(data[i:i + 1024]); out.flush()
+            i += 1024
 except BrokenPipeError:
     pass
 PY

@@ -63,14 +63,18 @@ done_testing() {
 
 track_pid() { TRACKED_PIDS="$TRACKED_PIDS $1"; }
 
-# Stops one tracked process: TERM, then KILL after 5 s.  It is forgotten, so
-# the cleanup at exit never signals its pid again (pids are reused quickly
-# when tests run in parallel, and another test's process may have it by then).
+# Stops one tracked process: TERM, then KILL if it is still there after
+# WX_STOP_SECS (default 60: a loaded machine may take seconds to schedule a
+# graceful exit, and a web server killed early leaves children on its port).
+# It is forgotten, so the cleanup at exit never signals its pid again (pids
+# are reused quickly when tests run in parallel, and another test's process
+# may have it by then).
 stop_pid() {
-	local pid=$1 i
+	local pid=$1 deadline
 	TRACKED_PIDS=$(printf ' %s ' $TRACKED_PIDS | sed "s/ $pid / /g")
 	kill -TERM "$pid" 2>/dev/null || return 0
-	for i in $(seq 1 50); do
+	deadline=$((SECONDS + ${WX_STOP_SECS:-60}))
+	while [ "$SECONDS" -lt "$deadline" ]; do
 		kill -0 "$pid" 2>/dev/null || return 0
 		sleep 0.1
 	done
@@ -93,11 +97,20 @@ wx_tmpdir() {
 	chmod 755 "$WX_TEST_TMP"
 }
 
-# wait_for DESCRIPTION SECONDS COMMAND...: polls every 0.1 s, bounded.
+# wait_for DESCRIPTION SECONDS COMMAND...: polls every 0.1 s until COMMAND
+# succeeds.  The bound is wall time, and never less than WX_WAIT_MIN seconds
+# (default 300): SECONDS says how long the wait should take on an idle
+# machine, but on a loaded one (CI beside other work, the sanitizer build)
+# everything may take many times longer, and a wait that succeeds costs
+# nothing extra.  Nothing in the suite waits for a condition expected NOT to
+# happen with wait_for: that would need a fixed time, which is not a check.
 wait_for() {
-	local desc=$1 secs=$2 i; shift 2
-	for i in $(seq 1 $((secs * 10))); do
+	local desc=$1 secs=$2 min=${WX_WAIT_MIN:-300} deadline; shift 2
+	[ "$secs" -ge "$min" ] || secs=$min
+	deadline=$((SECONDS + secs))
+	while :; do
 		if "$@"; then return 0; fi
+		[ "$SECONDS" -lt "$deadline" ] || break
 		sleep 0.1
 	done
 	diag "timed out after ${secs}s waiting for: $desc"

@@ -197,6 +197,14 @@ test_errors(void)
 	has_str(err, "not an absolute path", "it says so");
 	wx_config_free(cfg);
 
+	/* The words read before the error are freed (LeakSanitizer checks it in
+	 * the sanitizer build; a FastCGI worker loads a broken config per request). */
+	cfg = load(BASE "system:\n  transfers:\n    hooks:\n      stop: [/bin/echo, a, [b]]\n", err,
+	    sizeof err);
+	ok(cfg == NULL, "a hook list with a non-string item is an error");
+	has_str(err, "list item is not a string", "it says so");
+	wx_config_free(cfg);
+
 	cfg = load(BASE "system:\n  data: relative/dir\n", err, sizeof err);
 	ok(cfg == NULL, "a relative system.data is an error");
 	has_str(err, ":5: system.data:", "it names line and key");
