@@ -30,6 +30,8 @@ type_word(enum wx_key_type t)
 	case WX_KEY_COMMAND: return "command: absolute program path with arguments, "
 	    "as a list or a space-separated string, run without a shell";
 	case WX_KEY_CHOICE: return "one of";
+	case WX_KEY_CONNECT_TO: return "list of overrides, each a map with match (HOST:PORT), "
+	    "connect (ADDRESS:PORT) and optionally ca_file (absolute path)";
 	}
 	return "value";
 }
