@@ -133,19 +133,24 @@ snapshot(void)
 	if (lines == NULL)
 		abort();
 	size_t i = 0;
-	for (char *p = strtok(snap, "\n"); p != NULL; p = strtok(NULL, "\n"))
+	for (char *p = snap; *p; ) {
+		char *nl = strchr(p, '\n');
+		*nl = '\0';
 		lines[i++] = p;
+		p = nl + 1;
+	}
 	qsort(lines, i, sizeof *lines, cmp_lines);
-	size_t total = 0;
-	for (size_t k = 0; k < i; k++)
-		total += strlen(lines[k]) + 1;
-	char *out = malloc(total + 1);
+	char *out = malloc(snap_len + 1);
 	if (out == NULL)
 		abort();
-	out[0] = '\0';
 	char *o = out;
-	for (size_t k = 0; k < i; k++)
-		o += sprintf(o, "%s\n", lines[k]);
+	for (size_t k = 0; k < i; k++) {
+		size_t len = strlen(lines[k]);
+		memcpy(o, lines[k], len);
+		o[len] = '\n';
+		o += len + 1;
+	}
+	*o = '\0';
 	free(lines);
 	free(snap);
 	return out;
