@@ -6,6 +6,7 @@
 #include "util.h"
 #include "uuid.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -248,4 +249,42 @@ wx_events_tail(const struct wx_state *st, const char *uuid, int n)
 	json_object_put(all);
 	free(text);
 	return out;
+}
+
+int
+wx_state_record_uuids(const struct wx_state *st, char ***uuidsp, size_t *count)
+{
+	*uuidsp = NULL;
+	*count = 0;
+	DIR *d = opendir(st->transfers);
+	if (d == NULL)
+		return -1;
+	char **uuids = NULL;
+	size_t n = 0;
+	struct dirent *de;
+	errno = 0;
+	while ((de = readdir(d)) != NULL) {
+		if (strlen(de->d_name) == 36 + 5 && strcmp(de->d_name + 36, ".json") == 0) {
+			char uuid[37];
+			memcpy(uuid, de->d_name, 36);
+			uuid[36] = '\0';
+			if (wx_uuid_valid(uuid)) {
+				uuids = xrealloc(uuids, (n + 1) * sizeof *uuids);
+				uuids[n++] = xstrdup(uuid);
+			}
+		}
+		errno = 0;
+	}
+	int saved = errno;
+	closedir(d);
+	if (saved != 0) {
+		for (size_t i = 0; i < n; i++)
+			free(uuids[i]);
+		free(uuids);
+		errno = saved;
+		return -1;
+	}
+	*uuidsp = uuids;
+	*count = n;
+	return 0;
 }

@@ -68,6 +68,12 @@ int wx_cancel_request(const struct wx_state *st, const char *uuid, const char *w
 bool wx_cancel_requested(const struct wx_state *st, const char *uuid, char *why, size_t whysize);
 void wx_cancel_clear(const struct wx_state *st, const char *uuid);
 
+/* --- records --- */
+/* The UUIDs of the records in st->transfers (<uuid>.json), in directory
+ * order: *uuids (new array of new strings, NULL when none), *count.  0, or
+ * -1 with errno when the directory cannot be read (nothing returned). */
+int wx_state_record_uuids(const struct wx_state *st, char ***uuids, size_t *count);
+
 /* --- events (JSON lines {"time":..,"event":..,"args":[..]}) --- */
 #define WX_EVENTS_MAX_BYTES (512 * 1024)
 /* Appends one event; when the file passes the bound, only its newest half is kept. */

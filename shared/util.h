@@ -92,4 +92,7 @@ char *wx_read_small_file(const char *path, size_t max, const char **why);
 /* Writes all of buf to fd, retrying short writes and EINTR; 0 or -1. */
 int wx_write_all(int fd, const void *buf, size_t n);
 
+/* A duration for people: "45 s", "12 min", "3h 05m", "4 days" (negative: 0). */
+void wx_format_duration(int64_t seconds, char *buf, size_t size);
+
 #endif

@@ -9,9 +9,7 @@
 #include "status_cmd.h"
 #include "state.h"
 #include "util.h"
-#include "uuid.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,47 +65,32 @@ st_list_load(const struct wx_state *st, char **uuids, size_t nuuids, bool active
     struct st_list *out)
 {
 	memset(out, 0, sizeof *out);
-	int rc = 0;
-	DIR *d = opendir(st->transfers);
-	if (d == NULL) {
+	char **all;
+	size_t nall;
+	if (wx_state_record_uuids(st, &all, &nall) < 0) {
 		if (errno == ENOENT && nuuids == 0)
 			return 0; /* no transfer ever ran here */
-		if (errno == ENOENT) {
+		if (errno == ENOENT)
 			fprintf(stderr, "wingxfer-status: no transfer is known on this node (%s does "
 			    "not exist; system.transfers.state_directory)\n", st->transfers);
-			return -1;
-		}
-		fprintf(stderr, "wingxfer-status: cannot read %s: %s%s\n", st->transfers,
-		    strerror(errno), errno == EACCES ? " (run it as root or as the user the "
-		    "wingxfer programs run as)" : "");
+		else
+			fprintf(stderr, "wingxfer-status: cannot read %s: %s%s\n", st->transfers,
+			    strerror(errno), errno == EACCES ? " (run it as root or as the user the "
+			    "wingxfer programs run as)" : "");
 		return -1;
 	}
+	int rc = 0;
 	if (nuuids > 0) {
-		closedir(d);
 		for (size_t i = 0; i < nuuids; i++)
 			if (!load_one(st, uuids[i], active_only, true, out))
 				rc = -1;
 	} else {
-		struct dirent *de;
-		errno = 0;
-		while ((de = readdir(d)) != NULL) {
-			if (strlen(de->d_name) != 36 + 5 || strcmp(de->d_name + 36, ".json") != 0)
-				continue;
-			char uuid[37];
-			memcpy(uuid, de->d_name, 36);
-			uuid[36] = '\0';
-			if (wx_uuid_valid(uuid))
-				(void)load_one(st, uuid, active_only, false, out);
-			errno = 0;
-		}
-		int saved = errno;
-		closedir(d);
-		if (saved != 0) {
-			fprintf(stderr, "wingxfer-status: cannot read %s: %s\n", st->transfers,
-			    strerror(saved));
-			rc = -1;
-		}
+		for (size_t i = 0; i < nall; i++)
+			(void)load_one(st, all[i], active_only, false, out);
 	}
+	for (size_t i = 0; i < nall; i++)
+		free(all[i]);
+	free(all);
 	if (out->n > 1)
 		qsort(out->items, out->n, sizeof *out->items, by_activity_then_age);
 	return rc;

@@ -38,21 +38,6 @@ st_bar(int64_t done, int64_t total, int width, char *buf, size_t size)
 	buf[2 + width] = '\0';
 }
 
-void
-st_duration(int64_t s, char *buf, size_t size)
-{
-	if (s < 0)
-		s = 0;
-	if (s < 120)
-		snprintf(buf, size, "%lld s", (long long)s);
-	else if (s < 7200)
-		snprintf(buf, size, "%lld min", (long long)(s / 60));
-	else if (s < 2 * 86400)
-		snprintf(buf, size, "%lldh %02lldm", (long long)(s / 3600), (long long)(s % 3600 / 60));
-	else
-		snprintf(buf, size, "%lld days", (long long)(s / 86400));
-}
-
 static const char *
 direction(const struct wx_record *r)
 {
@@ -84,11 +69,11 @@ progress_line(FILE *f, const struct st_item *it)
 		wx_format_bytes((int64_t)r->rate, rate, sizeof rate);
 		long long eta = wx_status_eta(r);
 		if (eta >= 0)
-			st_duration(eta, tail, sizeof tail);
+			wx_format_duration(eta, tail, sizeof tail);
 		fprintf(f, "  %s/s  ETA %s", rate, eta >= 0 ? tail : "?");
 	} else if (r->finished_at > 0 && r->created_at > 0 && r->finished_at >= r->created_at) {
 		int64_t took = r->finished_at - r->created_at;
-		st_duration(took, tail, sizeof tail);
+		wx_format_duration(took, tail, sizeof tail);
 		wx_format_bytes(took > 0 ? r->bytes_read / took : r->bytes_read, rate, sizeof rate);
 		fprintf(f, "  %s/s on average  took %s", rate, tail);
 	}
@@ -111,13 +96,13 @@ show_one(FILE *f, const struct st_item *it, int64_t now)
 
 	char t[32], ago[32];
 	wx_format_time(r->created_at, t, sizeof t);
-	st_duration(now - r->created_at, ago, sizeof ago);
+	wx_format_duration(now - r->created_at, ago, sizeof ago);
 	fprintf(f, "    started %s (%s ago)", t, ago);
 	if (r->finished_at > 0) {
 		wx_format_time(r->finished_at, t, sizeof t);
 		fprintf(f, ", ended %s", t);
 	} else if (r->updated_at > 0) {
-		st_duration(now - r->updated_at, ago, sizeof ago);
+		wx_format_duration(now - r->updated_at, ago, sizeof ago);
 		fprintf(f, ", updated %s ago", ago);
 	}
 	fprintf(f, ", %lld files", (long long)r->files);

@@ -48,7 +48,5 @@ json_object *st_show_json(const struct st_list *l, const struct wx_state *st, in
 /* "[#########-----------]" of width cells (plus the brackets) for done/total;
  * a total <= 0 gives "[" ... "?" ... "]". */
 void st_bar(int64_t done, int64_t total, int width, char *buf, size_t size);
-/* "45 s", "12 min", "3h 05m", "4 days". */
-void st_duration(int64_t seconds, char *buf, size_t size);
 
 #endif

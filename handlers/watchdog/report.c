@@ -104,14 +104,5 @@ wd_print_json(struct wd *w)
 void
 wd_duration(int64_t s, char *buf, size_t size)
 {
-	if (s < 0)
-		s = 0;
-	if (s < 120)
-		snprintf(buf, size, "%lld s", (long long)s);
-	else if (s < 7200)
-		snprintf(buf, size, "%lld min", (long long)(s / 60));
-	else if (s < 2 * 86400)
-		snprintf(buf, size, "%lldh %02lldm", (long long)(s / 3600), (long long)(s % 3600 / 60));
-	else
-		snprintf(buf, size, "%lld days", (long long)(s / 86400));
+	wx_format_duration(s, buf, size);
 }
