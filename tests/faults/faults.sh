@@ -96,10 +96,14 @@ U=$(newuuid)
 go "$U"
 ok "restart (source): bytes are arriving" wait_for "receiving" 30 receiving "$DST" "$U" 1000000
 ok "restart (source): Apache is back" node_restart_web s
-ok "restart (source): the FastCGI programs stop" env WINGXFER_SBINDIR="$WX_BIN" "$WX_TOOLS/wingxfer-spawn" \
-	--config "$SRC/config.yml" --rundir "$SRC/run" --logdir "$SRC/log" stop >/dev/null
-ok "restart (source): ... and start again" env WINGXFER_SBINDIR="$WX_BIN" "$WX_TOOLS/wingxfer-spawn" \
-	--config "$SRC/config.yml" --rundir "$SRC/run" --logdir "$SRC/log" --workers 3 start >/dev/null
+# (its output to /dev/null inside the function: a redirect after `ok` would
+# swallow the TAP line too)
+spawn_src() {
+	env WINGXFER_SBINDIR="$WX_BIN" "$WX_TOOLS/wingxfer-spawn" \
+		--config "$SRC/config.yml" --rundir "$SRC/run" --logdir "$SRC/log" "$@" >/dev/null
+}
+ok "restart (source): the FastCGI programs stop" spawn_src stop
+ok "restart (source): ... and start again" spawn_src --workers 3 start
 track_pid "$(cat "$SRC/run/source.pid")"
 track_pid "$(cat "$SRC/run/destination.pid")"
 wait_worker "$SRC/state" "$U" 60
