@@ -14,7 +14,7 @@
 # The package is built from the release tree with its own flags, never from
 # this build directory: on the sanitizer build this test would repeat the
 # normal build's run exactly (5-8 minutes of CI) and prove nothing more.
-grep -q -- '-fsanitize' "$top_builddir/Makefile" &&
+grep -q -- '--enable-sanitizers' "$top_builddir/config.status" &&
 	skip_all "the package does not use the sanitizer build; the normal build's run covers it"
 for t in dpkg-buildpackage dh lintian apt-get; do
 	command -v "$t" >/dev/null || skip_all "$t not installed (apt-get install debhelper dpkg-dev lintian)"
