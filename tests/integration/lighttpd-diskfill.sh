@@ -90,10 +90,20 @@ attack "dest h2 without length, no token" /api/transfers zero --http2 -X POST "$
 like "$CODE" '^(401|000)$' "dest HTTP/2 without content-length, no token: 401 (or the stream reset)"
 bounded "dest h2 without length, no token"
 # With Content-Length: streamed to wingxfer-destination, which refuses first.
+# lighttpd 1.4.69 may reset the connection when the program answers before
+# the body was read (issue 19, item 7): whether curl reads the 401 first
+# depends on timing (it did on the normal build, not on the sanitizer one),
+# so the 300 MiB case accepts the reset, and a small body, which fits in the
+# socket buffers, shows the program's own answer.
 attack "dest Content-Length, no token" /api/transfers file --http1.1 -X POST "${MP[@]}"
-is "$CODE" 401 "dest Content-Length, no token: 401 from the program"
-like "$RESP" 'no Authorization header' "dest Content-Length, no token: the program's JSON error"
+like "$CODE" '^(401|000)$' "dest Content-Length, no token: 401 from the program (or the reset)"
 bounded "dest Content-Length, no token"
+head -c 16384 /dev/zero > "$WX_TEST_TMP/small.bin"
+CODE=$(https_curl -o "$WX_TEST_TMP/resp" -w '%{http_code}' --max-time 300 --http1.1 -H 'Expect:' \
+	-X POST -T "$WX_TEST_TMP/small.bin" "${MP[@]}" "$URL/api/transfers" 2>/dev/null)
+RESP=$(head -c 300 "$WX_TEST_TMP/resp" 2>/dev/null | tr -d '\n')
+is "$CODE" 401 "dest Content-Length (16 KiB), no token: 401 from the program"
+like "$RESP" 'no Authorization header' "dest Content-Length (16 KiB), no token: the program's JSON error"
 attack "dest h2 Content-Length, forged token" /api/transfers file --http2 -X POST -H "$FORGED" "${MP[@]}"
 # lighttpd 1.4.69 resets an HTTP/2 stream answered before its body was read
 # (curl: "stream error 92", no status): refused either way.
