@@ -89,24 +89,25 @@ bounded "dest chunked, expired token"
 attack "dest h2 without length, no token" /api/transfers zero --http2 -X POST "${MP[@]}"
 like "$CODE" '^(401|000)$' "dest HTTP/2 without content-length, no token: 401 (or the stream reset)"
 bounded "dest h2 without length, no token"
-# With Content-Length: streamed to wingxfer-destination, which refuses first.
-# lighttpd 1.4.69 may reset the connection when the program answers before
-# the body was read (issue 19, item 7): whether curl reads the 401 first
-# depends on timing (it did on the normal build, not on the sanitizer one),
-# so the 300 MiB case accepts the reset, and a small body, which fits in the
-# socket buffers, shows the program's own answer.
+# With Content-Length: wingxfer-auth.lua refuses it inside lighttpd too, so
+# lighttpd does not read (HTTP/1.1) or spool (HTTP/2, where 1.4.69 keeps
+# accepting DATA while a backend decides) the body while a program is asked.
+# lighttpd may still reset the connection after the 401 with most of the body
+# unread: the 300 MiB case accepts that; a small body, which fits in the
+# socket buffers, shows the JSON answer.
 attack "dest Content-Length, no token" /api/transfers file --http1.1 -X POST "${MP[@]}"
-like "$CODE" '^(401|000)$' "dest Content-Length, no token: 401 from the program (or the reset)"
+like "$CODE" '^(401|000)$' "dest Content-Length, no token: 401 (or the reset)"
 bounded "dest Content-Length, no token"
 head -c 16384 /dev/zero > "$WX_TEST_TMP/small.bin"
 CODE=$(https_curl -o "$WX_TEST_TMP/resp" -w '%{http_code}' --max-time 300 --http1.1 -H 'Expect:' \
 	-X POST -T "$WX_TEST_TMP/small.bin" "${MP[@]}" "$URL/api/transfers" 2>/dev/null)
 RESP=$(head -c 300 "$WX_TEST_TMP/resp" 2>/dev/null | tr -d '\n')
-is "$CODE" 401 "dest Content-Length (16 KiB), no token: 401 from the program"
-like "$RESP" 'no Authorization header' "dest Content-Length (16 KiB), no token: the program's JSON error"
+is "$CODE" 401 "dest Content-Length (16 KiB), no token: 401"
+like "$RESP" 'no Authorization header' "dest Content-Length (16 KiB), no token: the JSON error says why"
 attack "dest h2 Content-Length, forged token" /api/transfers file --http2 -X POST -H "$FORGED" "${MP[@]}"
 # lighttpd 1.4.69 resets an HTTP/2 stream answered before its body was read
-# (curl: "stream error 92", no status): refused either way.
+# (curl: "stream error 92", no status): refused either way.  Before the gate
+# ran for it, this case spooled up to 1.8 MB while the program was asked.
 like "$CODE" '^(401|000)$' "dest HTTP/2 with content-length, forged token: 401 (or the stream reset)"
 bounded "dest h2 Content-Length, forged token"
 
