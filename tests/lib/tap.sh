@@ -5,6 +5,11 @@
 # (by pid) at exit.
 
 set -u
+# The helpers are Python 3 standard-library scripts, run by Debian's python3
+# (tools/debian-packages.txt): /usr/bin goes first in PATH, because a version
+# manager's shim ahead of it (pyenv's costs 0.3 s per start, the suite starts
+# python3 thousands of times) adds many minutes to the suite.
+case ":$PATH:" in :/usr/bin:*) ;; *) PATH="/usr/bin:$PATH"; export PATH ;; esac
 TAP_N=0
 TAP_FAILED=0
 TRACKED_PIDS=""
