@@ -1,7 +1,8 @@
 /*
  * The request body as the multipart parser sees it: reads of at most
- * RX_READ_CHUNK, paced by system.transfers.download_limit (node-wide), with a cancel
- * check between reads and the record kept current (at most once a second).
+ * RX_READ_CHUNK, paced by system.transfers.download_limit (node-wide), with
+ * a cancel check between reads and the record kept current (at most once a
+ * second).
  */
 #include "autoconf.h"
 
