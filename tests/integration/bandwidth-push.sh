@@ -62,4 +62,21 @@ bound=$(( MIB * ms / 1000 + MIB + 128 * 1024 ))
 ok "together $total bytes in $ms ms: at most 1 MiB/s over the run plus one bucket and one read ($bound)" \
 	test "$total" -le "$bound"
 ok "the node's bucket is a file in the state directory" test -f "$STATE/bandwidth-upload"
+
+# --- a cancel while paced -------------------------------------------------------
+# 8 MB at 1 MiB/s: the DELETE finds the worker waiting on the bucket.
+U3=$(python3 -c 'import uuid; print(uuid.uuid4())')
+make_server "$DATA" "$U3"
+head -c 8000000 /dev/urandom > "$DATA/$U3/blob.bin"
+panel_server "$U3"
+panel_api POST /_emulator/transfers \
+	"{\"server\":\"$U3\",\"source\":\"src\",\"destination\":\"dst\",\"notify\":false}" >/dev/null
+post_transfer "$CFG" "$U3" "$RECV_URL" >/dev/null
+track_worker "$STATE" "$U3"
+wait_for "bytes on the wire" 60 counter_above "$STATE" "$U3" bytes_sent 0
+out=$(cgi wingxfer-source "$CFG" DELETE "/api/servers/$U3/transfer" "Bearer token-src" </dev/null 2>/dev/null)
+is "$(status_of "$out")" 202 "paced: DELETE mid-stream: 202"
+ok "paced: the worker stops" wait_worker "$STATE" "$U3"
+is "$(rec "$STATE" "$U3" '["status"]')" cancelled "paced: the record says cancelled"
+is "$(recv_last '["complete"]')" false "paced: the receiver never got the whole body"
 done_testing
