@@ -41,7 +41,7 @@ struct wx_connect_to_list {
 };
 
 struct wx_transfers_config {
-	int64_t download_limit;          /* MiB/s on the received body, 0 = none */
+	int64_t download_limit;          /* MiB/s on received bodies, node-wide, 0 = none */
 	bool perform_checksum_checks;    /* require + enforce the archive checksum */
 	bool storage_pool_enabled;       /* accepted for FeatherWings configs */
 	char *storage_pool_name;
@@ -65,6 +65,7 @@ struct wx_transfers_config {
 	char *panel_product;             /* User-Agent product: "FeatherPanel", "Pelican", "Pterodactyl" */
 	char *log_level;
 	char *syslog_facility;           /* NULL = stderr */
+	int64_t upload_limit;            /* MiB/s on outgoing bodies, node-wide, 0 = none */
 	int64_t nice;                    /* niceness of the worker/receiver, at least; 0 = leave */
 	char *io_priority;               /* "low", "idle" or "normal" (priority.h) */
 	struct wx_command hook_stop;

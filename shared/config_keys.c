@@ -58,7 +58,7 @@ const struct wx_config_key wx_config_keys[] = {
 
 	/* system.transfers: Wings' own keys there. */
 	{ "system.transfers.download_limit", WX_KEY_INT, T(download_limit), "0", 0, 1048576, NULL,
-	  "MiB/s cap on a received transfer body, 0 = no limit" },
+	  "MiB/s cap on received transfer bodies, shared by all of them on this node, 0 = no limit" },
 	{ "system.transfers.perform_checksum_checks", WX_KEY_BOOL, T(perform_checksum_checks),
 	  "false", 0, 0, NULL,
 	  "require the archive checksum and fail on mismatch (false: a mismatch is only a warning)" },
@@ -114,6 +114,9 @@ const struct wx_config_key wx_config_keys[] = {
 	{ "system.transfers.syslog", WX_KEY_CHOICE, T(syslog_facility), NULL, 0, 0,
 	  "daemon user local0 local1 local2 local3 local4 local5 local6 local7",
 	  "log to syslog with this facility instead of stderr" },
+	{ "system.transfers.upload_limit", WX_KEY_INT, T(upload_limit), "0", 0, 1048576, NULL,
+	  "MiB/s cap on outgoing transfers, shared by all of them on this node (as download_limit "
+	  "on the receiving side), 0 = no limit" },
 	{ "system.transfers.nice", WX_KEY_INT, T(nice), "10", 0, 19, NULL,
 	  "CPU niceness (at least) of the push worker and of the receiving process, 0 = leave it" },
 	{ "system.transfers.io_priority", WX_KEY_CHOICE, T(io_priority), "low", 0, 0,

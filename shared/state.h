@@ -10,6 +10,7 @@
  *   <state>/outbox/rejected/         callbacks the panel refused or that expired
  *   <state>/outbox/sent/             tombstones of delivered callbacks (panel.h)
  *   <state>/watchdog.lock            one watchdog run at a time
+ *   <state>/bandwidth-<direction>    the node's upload/download_limit bucket (ratelimit.h)
  *
  * Directories are 0700, files 0600.  Only the owner of a transfer (the holder
  * of its lock) writes its record and events; others only read, or take the

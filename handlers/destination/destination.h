@@ -4,7 +4,7 @@
  *
  *   receive.c  the POST handler: token, preconditions (all before the body),
  *              installer step, then the stages below; DELETE's sibling
- *   intake.c   the body reader under multipart: download_limit token bucket,
+ *   intake.c   the body reader under multipart: download_limit (node-wide),
  *              cancel checks between reads, progress in the record
  *   parts.c    what each multipart part is for (archive, checksums,
  *              backups, install logs)
@@ -30,6 +30,7 @@
 
 #include "gunzip.h"
 #include "multipart.h"
+#include "ratelimit.h"
 #include "record.h"
 #include "transfer_jwt.h"
 
@@ -73,8 +74,7 @@ struct receiver {
 
 	/* body */
 	struct wx_multipart *mp;
-	double tokens;                  /* download_limit bucket, bytes */
-	int64_t bucket_ms;
+	struct wx_ratelimit rl;         /* download_limit, node-wide (ratelimit.h) */
 	int64_t last_save_ms, last_log_ms, last_cancel_ms;
 	int64_t rate_bytes;             /* bytes_read at the last rate sample */
 	bool cancelled;                 /* asked to stop: DELETE, or the watchdog */

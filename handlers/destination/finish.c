@@ -283,4 +283,5 @@ rx_release(struct receiver *rx)
 	free(rx->staging_root);
 	free(rx->staging);
 	wx_record_clear(&rx->rec);
+	wx_ratelimit_close(&rx->rl);
 }

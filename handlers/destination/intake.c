@@ -1,7 +1,8 @@
 /*
  * The request body as the multipart parser sees it: reads of at most
- * RX_READ_CHUNK, paced by system.transfers.download_limit, with a cancel
- * check between reads and the record kept current (at most once a second).
+ * RX_READ_CHUNK, paced by system.transfers.download_limit (node-wide), with
+ * a cancel check between reads and the record kept current (at most once a
+ * second).
  */
 #include "autoconf.h"
 
@@ -115,41 +116,10 @@ rx_progress(struct receiver *rx, bool force)
 	}
 }
 
-/*
- * download_limit as a token bucket of one second's worth of bytes: a read
- * may start once the bucket is not in debt; what it returned is taken out.
- * Waits in slices of at most 100 ms so a cancel is seen.  0, or -1 when
- * cancelled while waiting.
- */
-static int
-pace(struct receiver *rx)
+static bool
+pace_stop(void *ctx)
 {
-	int64_t limit = rx->cfg->transfers.download_limit;
-	if (limit <= 0)
-		return 0;
-	double rate = (double)limit * 1048576.0;
-	for (;;) {
-		int64_t t = wx_mono_ms();
-		if (rx->bucket_ms == 0) {
-			rx->bucket_ms = t;
-			rx->tokens = rate;
-		}
-		rx->tokens += (double)(t - rx->bucket_ms) * rate / 1000.0;
-		if (rx->tokens > rate)
-			rx->tokens = rate;
-		rx->bucket_ms = t;
-		if (rx->tokens >= 0)
-			return 0;
-		double wait_ms = -rx->tokens * 1000.0 / rate;
-		if (wait_ms > 100)
-			wait_ms = 100;
-		if (wait_ms < 1)
-			wait_ms = 1;
-		struct timespec ts = { 0, (long)(wait_ms * 1e6) };
-		nanosleep(&ts, NULL);
-		if (rx_cancel_check(rx, false))
-			return -1;
-	}
+	return rx_cancel_check(ctx, false);
 }
 
 ssize_t
@@ -162,9 +132,13 @@ rx_body_read(void *ctx, void *buf, size_t n)
 		return -1;
 	if (n > RX_READ_CHUNK)
 		n = RX_READ_CHUNK;
-	if (pace(rx) < 0)
+	/* download_limit: the node's bucket pays for n bytes before the read
+	 * (waiting in slices of at most 100 ms, a cancel seen after each);
+	 * what the read did not return goes back. */
+	if (wx_ratelimit_take(&rx->rl, (int64_t)n, pace_stop, rx) < 0)
 		return -1;
 	ssize_t r = wx_req_read(rx->req, buf, n);
+	wx_ratelimit_give(&rx->rl, r > 0 ? (int64_t)n - r : (int64_t)n);
 	if (r < 0) {
 		/* A SIGUSR2 from DELETE breaks a blocked read: is that what this is? */
 		if (rx_cancel_check(rx, true))
@@ -179,8 +153,6 @@ rx_body_read(void *ctx, void *buf, size_t n)
 	if (r > 0) {
 		rx->rec.bytes_read += r;
 		rx->rec.progress_at = wx_now();
-		if (rx->cfg->transfers.download_limit > 0)
-			rx->tokens -= (double)r;
 	}
 	rx_progress(rx, false);
 	return r;

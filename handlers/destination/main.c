@@ -112,6 +112,8 @@ static const char help[] =
 "    <system.data>/.wingxfer-staging/<uuid>   data being received\n"
 "    <system.transfers.state_directory>/tokens/<sha256>   transfer tokens used\n"
 "                                             (kept until they expire)\n"
+"    <system.transfers.state_directory>/bandwidth-download   the node's\n"
+"                                             download_limit bucket\n"
 "    <system.backup_directory>/<uuid>/<name>   backups received with a server\n"
 "    <system.log_directory>/install/<uuid>.log   its install log\n"
 "\n"

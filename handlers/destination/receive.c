@@ -280,6 +280,7 @@ dest_post_transfer(struct wx_request *req)
 	rx.cfg = cfg;
 	rx.lock_fd = -1;
 	rx.staging_fd = -1;
+	rx.rl.fd = -1;
 	char msg[512];
 	struct wx_jwt_policy pol = {
 		.allow_unscoped = cfg->transfers.allow_unscoped_tokens,
@@ -318,6 +319,8 @@ dest_post_transfer(struct wx_request *req)
 	struct wx_priority prio = { 0 };
 	if (admit(&rx) && start(&rx) == 0) {
 		wx_priority_lower(cfg, &prio);
+		wx_ratelimit_open(&rx.rl, rx.st->dir, "download", cfg->transfers.download_limit,
+		    "system.transfers.download_limit");
 		run(&rx, boundary);
 	}
 	if (rx.started)

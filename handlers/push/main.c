@@ -72,6 +72,8 @@ static const char help[] =
 "    <state>/transfers/<uuid>.events   progress in Wings' words\n"
 "    <state>/transfers/<uuid>.log      this worker's log when started by\n"
 "                                      wingxfer-source (unless syslog is configured)\n"
+"    <state>/bandwidth-upload          the node's upload_limit bucket, shared by\n"
+"                                      every worker\n"
 "\n"
 "EXIT STATUS\n"
 "    0 the destination accepted the server; 1 the transfer failed (or could not\n"

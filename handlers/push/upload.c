@@ -7,6 +7,7 @@
  * stall_timeout and when the answer takes longer than response_timeout
  * after the last byte.  200 and 202 mean pushed; any other answer is a
  * failure carrying its status and the JSON error text.
+ * system.transfers.upload_limit paces the body node-wide (ratelimit.h).
  *
  * Before it, an OPTIONS request to the same URL (no credentials) asks what
  * the destination is: a wingxfer node answers 2xx with
@@ -27,6 +28,7 @@
 #include "answer.h"
 #include "config.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "util.h"
 
 #include <curl/curl.h>
@@ -39,6 +41,7 @@
 #define UPLOAD_BUFFER (512 * 1024)
 #define MAX_ANSWER (16 * 1024)
 #define OPTIONS_TIMEOUT 15L      /* seconds for the capabilities question, after connecting */
+#define LIMITED_READ (128 * 1024) /* body bytes per read under upload_limit */
 
 struct upload {
 	struct job *job;
@@ -48,6 +51,7 @@ struct upload {
 	int64_t last_ul_ms;
 	char *answer;
 	size_t answer_len;
+	struct wx_ratelimit rl;  /* upload_limit, node-wide */
 	char why[1024];         /* why we aborted the transfer ourselves */
 };
 
@@ -67,12 +71,28 @@ abort_with(struct upload *u, const char *fmt, ...)
 
 /* --- libcurl callbacks --- */
 
+static bool
+pace_stop(void *ctx)
+{
+	return job_should_stop(ctx);
+}
+
 static size_t
 read_body(char *buf, size_t size, size_t nitems, void *ctx)
 {
 	struct upload *u = ctx;
 	struct job *job = u->job;
-	ssize_t n = body_read(u->body, buf, size * nitems);
+	size_t want = size * nitems;
+	/* upload_limit: the node's bucket pays for the bytes before they are
+	 * made (waiting in slices of at most 100 ms, a stop seen after each);
+	 * what the body did not give goes back.  curl sends what it read
+	 * before it asks for more. */
+	if (u->rl.rate > 0 && want > LIMITED_READ)
+		want = LIMITED_READ;
+	if (wx_ratelimit_take(&u->rl, (int64_t)want, pace_stop, job) < 0)
+		return CURL_READFUNC_ABORT;
+	ssize_t n = body_read(u->body, buf, want);
+	wx_ratelimit_give(&u->rl, n > 0 ? (int64_t)want - n : (int64_t)want);
 	if (n < 0)
 		return CURL_READFUNC_ABORT;
 	if (n == 0 && u->eof_ms == 0) {
@@ -294,6 +314,7 @@ upload_run(struct job *job, char *why, size_t whysize)
 	struct upload u;
 	memset(&u, 0, sizeof u);
 	u.job = job;
+	u.rl.fd = -1;
 	CURL *c = curl_easy_init();
 	if (c == NULL) {
 		snprintf(why, whysize, "Cannot set up the upload (libcurl failed to start).");
@@ -333,6 +354,8 @@ upload_run(struct job *job, char *why, size_t whysize)
 	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
 	curl_easy_setopt(c, CURLOPT_XFERINFODATA, &u);
 
+	wx_ratelimit_open(&u.rl, job->st.dir, "upload", job->cfg->transfers.upload_limit,
+	    "system.transfers.upload_limit");
 	job_phase(job, WX_PHASE_STREAMING);
 	job_log(job, "Streaming archive to destination...");
 	progress_start_streaming(job);
@@ -364,5 +387,6 @@ upload_run(struct job *job, char *why, size_t whysize)
 	curl_easy_cleanup(c);
 	body_close(u.body);
 	free(u.answer);
+	wx_ratelimit_close(&u.rl);
 	return result;
 }

@@ -66,6 +66,7 @@ test_good_wings_file(void)
 	    "    gid: 988\n"
 	    "  transfers:\n"
 	    "    download_limit: 50\n"
+	    "    upload_limit: 20\n"
 	    "    perform_checksum_checks: true\n"
 	    "    storage_pool:\n"
 	    "      enabled: false\n"
@@ -98,6 +99,7 @@ test_good_wings_file(void)
 	is_int(cfg->uid, 988, "system.user.uid read");
 	is_int(cfg->remote_timeout, 45, "remote_query.timeout read");
 	is_int(cfg->transfers.download_limit, 50, "download_limit read");
+	is_int(cfg->transfers.upload_limit, 20, "upload_limit read");
 	ok(cfg->transfers.perform_checksum_checks, "perform_checksum_checks read");
 	is_int(cfg->transfers.stall_timeout, 900, "stall_timeout 15m = 900 s");
 	is_int(cfg->transfers.disk_reserve, 2LL << 30, "disk_reserve 2GiB");
