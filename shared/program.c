@@ -408,6 +408,7 @@ serve_fcgi(const struct wx_program *prog, struct config_cache *cc, int lfd)
 struct fcgi_opts {
 	const char *listen_path;
 	int64_t workers;
+	bool routes;
 };
 
 static int
@@ -416,6 +417,10 @@ on_fcgi_opt(int opt, const char *arg, void *ctx)
 	struct fcgi_opts *o = ctx;
 	if (opt == 'l') {
 		o->listen_path = arg;
+		return 0;
+	}
+	if (opt == 'r') {
+		o->routes = true;
 		return 0;
 	}
 	if (opt == 'w') {
@@ -509,12 +514,24 @@ supervise(const struct wx_program *prog, struct config_cache *cc, int lfd, int n
 	return 0;
 }
 
+/* --routes: "METHOD PATTERN" per line, the table requests are matched
+ * against (what the web-server templates must route here). */
+static int
+print_routes(const struct wx_program *prog)
+{
+	for (size_t i = 0; i < prog->nroutes; i++)
+		if (printf("%s %s\n", prog->routes[i].method, prog->routes[i].pattern) < 0)
+			return 1;
+	return fflush(stdout) == 0 ? 0 : 1;
+}
+
 int
 wx_fcgi_main(const struct wx_program *prog, int argc, char **argv)
 {
 	static const struct option extra[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "workers", required_argument, NULL, 'w' },
+		{ "routes", no_argument, NULL, 'r' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct fcgi_opts fo = { .workers = 1 };
@@ -535,6 +552,8 @@ wx_fcgi_main(const struct wx_program *prog, int argc, char **argv)
 	}
 	if (cli.check_config)
 		return wx_check_config(cli.config_arg);
+	if (fo.routes)
+		return print_routes(prog);
 
 	install_signals();
 	if (FCGX_Init() != 0) {
