@@ -3,6 +3,7 @@
 #include "panel.h"
 #include "backoff.h"
 #include "config.h"
+#include "curl_setup.h"
 #include "log.h"
 #include "outbox.h"
 #include "record.h"
@@ -178,53 +179,31 @@ wx_panel_request(const struct wx_config *cfg, const char *method, const char *pa
 	char *auth = xasprintf("Authorization: Bearer %s.%s", cfg->token_id, cfg->token);
 	char *ua = xasprintf("%s Wings/v%s (id:%s)", cfg->transfers.panel_product ?
 	    cfg->transfers.panel_product : "FeatherPanel", PACKAGE_VERSION, cfg->token_id);
-	struct curl_slist *h = NULL, *h2;
 	const char *lines[] = { auth, "Accept: application/json", "Content-Type: application/json",
 	    "Expect:" };
-	for (size_t i = 0; i < WX_ARRAY_LEN(lines); i++) {
-		h2 = curl_slist_append(h, lines[i]);
-		if (h2 == NULL) {
-			curl_slist_free_all(h);
-			h = NULL;
-			break;
-		}
-		h = h2;
-	}
+	struct curl_slist *h = wx_curl_headers(lines, WX_ARRAY_LEN(lines));
 	struct body_buf b = { NULL, 0 };
 	char errbuf[CURL_ERROR_SIZE] = "";
 	CURLcode rc = CURLE_OUT_OF_MEMORY;
 	if (h == NULL)
 		goto done;
-	if ((rc = curl_easy_setopt(c, CURLOPT_URL, url)) != CURLE_OK ||
-#if LIBCURL_VERSION_NUM >= 0x075500
-	    (rc = curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https")) != CURLE_OK ||
-#endif
-	    (rc = curl_easy_setopt(c, CURLOPT_HTTPHEADER, h)) != CURLE_OK ||
-	    (rc = curl_easy_setopt(c, CURLOPT_USERAGENT, ua)) != CURLE_OK ||
-	    (rc = curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L)) != CURLE_OK ||
-	    (rc = curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)cfg->remote_timeout)) != CURLE_OK ||
-	    (rc = curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)cfg->remote_timeout)) != CURLE_OK ||
-	    (rc = curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L)) != CURLE_OK ||
-	    (rc = curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf)) != CURLE_OK ||
-	    (rc = curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body)) != CURLE_OK ||
-	    (rc = curl_easy_setopt(c, CURLOPT_WRITEDATA, &b)) != CURLE_OK)
-		goto done;
-	if (cfg->api_ignore_certificate_errors) {
-		if ((rc = curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L)) != CURLE_OK ||
-		    (rc = curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L)) != CURLE_OK)
-			goto done;
-	} else if (cfg->transfers.ca_file != NULL && cfg->transfers.ca_file[0] != '\0') {
-		if ((rc = curl_easy_setopt(c, CURLOPT_CAINFO, cfg->transfers.ca_file)) != CURLE_OK)
-			goto done;
-	}
+	struct wx_curl_set set = WX_CURL_SET_INIT;
+	const struct wx_curl_request req = { url, ua, (long)cfg->remote_timeout,
+	    (long)cfg->remote_timeout, errbuf };
+	wx_curl_setup(c, cfg, &req, &set);
+	WX_CURL_SET(c, &set, CURLOPT_HTTPHEADER, h);
+	WX_CURL_SET(c, &set, CURLOPT_WRITEFUNCTION, on_body);
+	WX_CURL_SET(c, &set, CURLOPT_WRITEDATA, &b);
 	if (strcmp(method, "POST") == 0) {
 		const char *data = body ? body : "";
-		if ((rc = curl_easy_setopt(c, CURLOPT_POSTFIELDS, data)) != CURLE_OK ||
-		    (rc = curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(data))) != CURLE_OK)
-			goto done;
+		WX_CURL_SET(c, &set, CURLOPT_POSTFIELDS, data);
+		WX_CURL_SET(c, &set, CURLOPT_POSTFIELDSIZE, (long)strlen(data));
 	} else if (strcmp(method, "GET") != 0) {
-		if ((rc = curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method)) != CURLE_OK)
-			goto done;
+		WX_CURL_SET(c, &set, CURLOPT_CUSTOMREQUEST, method);
+	}
+	if ((rc = set.rc) != CURLE_OK) {
+		wx_curl_set_describe(&set, errbuf, sizeof errbuf);
+		goto done;
 	}
 	rc = curl_easy_perform(c);
 	if (rc == CURLE_OK) {

@@ -167,6 +167,8 @@ wx_cli_parse(struct wx_cli *cli, int argc, char **argv)
 		case 'V':
 			wx_print_version(cli->name);
 			break;
+		case 0:
+			break;  /* a flag option: getopt_long has set its int */
 		case '?':
 		case ':':
 			fprintf(stderr, "%s: unknown option or missing argument: %s\n"

@@ -52,7 +52,9 @@ extern volatile int wx_interrupted;
  * --version, --config and --check-config itself (exiting where they say so)
  * and returns the index of the first non-option argument.  extra_opts is a
  * getopt_long option table of the program's own options (may be NULL);
- * on_opt is called for each of them.
+ * on_opt is called for each of them, except a flag option (an int whose
+ * address is the entry's flag: getopt_long sets it to val itself).  on_opt
+ * may be NULL when every extra option is a flag.
  */
 struct option;
 struct wx_cli {

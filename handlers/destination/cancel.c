@@ -4,7 +4,8 @@
  * (also {"server_id": "<uuid>"} or {"uuid": "..."}), node-token auth.
  *
  * A transfer is running when its lock is held.  Then the cancel marker is
- * created and the receiving process (record.pid, if it is this program) gets
+ * created and the receiving process (record.pid, if it holds the lock and
+ * is this program: shared/owner.h) gets
  * SIGUSR2, which breaks a blocked body read; it sees the marker within a
  * second, removes staging, reports failure and answers its POST.  202.
  * Nothing running: 409, saying whether a dead transfer awaits the watchdog.
@@ -13,6 +14,7 @@
 
 #include "destination.h"
 #include "log.h"
+#include "owner.h"
 #include "record.h"
 #include "request.h"
 #include "state.h"
@@ -20,26 +22,10 @@
 #include "uuid.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
-
-/* Whether pid runs the same executable as this process (not some reused pid). */
-static bool
-same_program(pid_t pid)
-{
-	char self[PATH_MAX], other[PATH_MAX], link[64];
-	ssize_t a = readlink("/proc/self/exe", self, sizeof self - 1);
-	snprintf(link, sizeof link, "/proc/%d/exe", (int)pid);
-	ssize_t b = readlink(link, other, sizeof other - 1);
-	if (a <= 0 || b <= 0)
-		return false;
-	self[a] = '\0';
-	other[b] = '\0';
-	return strcmp(self, other) == 0;
-}
+#include <stdlib.h>
 
 static const char *
 json_uuid(json_object *body)
@@ -138,10 +124,13 @@ dest_delete_transfer(struct wx_request *req)
 		return;
 	}
 	/* Only a record of this transfer names its process; a starting one has none yet. */
-	if (have && wx_status_active(rec.status) && rec.pid > 1 && rec.pid != getpid() &&
-	    same_program((pid_t)rec.pid)) {
-		if (kill((pid_t)rec.pid, SIGUSR2) < 0)
-			wx_warn("cannot signal the receiving process %lld: %s", (long long)rec.pid,
+	if (have && wx_status_active(rec.status)) {
+		char *lock = wx_state_file(st, uuid, ".lock");
+		pid_t receiver = wx_transfer_owner(lock, rec.pid, "wingxfer-destination",
+		    WX_OWNER_RECORDED);
+		free(lock);
+		if (receiver > 0 && kill(receiver, SIGUSR2) < 0)
+			wx_warn("cannot signal the receiving process %lld: %s", (long long)receiver,
 			    strerror(errno));
 	}
 	if (have)

@@ -14,6 +14,7 @@
 #include "push.h"
 #include "config.h"
 #include "connect_to.h"
+#include "curl_setup.h"
 #include "log.h"
 #include "util.h"
 
@@ -57,18 +58,6 @@ on_connected(void *ctx, char *ip, char *local_ip, int remote_port, int local_por
 	return CURL_PREREQFUNC_OK;
 }
 
-/* CURLOPT_PREREQFUNCTION when the override could not be set: send nothing. */
-static int
-refuse(void *ctx, char *ip, char *local_ip, int remote_port, int local_port)
-{
-	(void)ctx;
-	(void)ip;
-	(void)local_ip;
-	(void)remote_port;
-	(void)local_port;
-	return CURL_PREREQFUNC_ABORT;
-}
-
 /*
  * The curl entry "HOST:PORT:ADDRESS:PORT" for o, built once and kept in
  * job->connect_to for every handle of the job (a job has one destination URL,
@@ -99,17 +88,24 @@ remember(struct job *job, const struct wx_connect_to *o)
 }
 
 void
-connect_to_apply(CURL *c, struct job *job)
+connect_to_apply(CURL *c, struct job *job, struct wx_curl_set *s)
 {
 	const struct wx_connect_to *o =
 	    wx_connect_to_find(&job->cfg->transfers.connect_to, job->rec.url);
-	if (o != NULL && (remember(job, o) < 0 ||
-	    curl_easy_setopt(c, CURLOPT_CONNECT_TO, job->connect_to) != CURLE_OK ||
-	    (o->ca_file != NULL && curl_easy_setopt(c, CURLOPT_CAINFO, o->ca_file) != CURLE_OK))) {
-		wx_err("cannot set system.transfers.connect_to %s -> %s on the request: "
-		    "refusing to send it elsewhere", o->match, o->connect);
-		curl_easy_setopt(c, CURLOPT_PREREQFUNCTION, refuse);
-		return;
+	if (o != NULL) {
+		bool was_set = s->rc == CURLE_OK;
+		if (remember(job, o) < 0 && s->rc == CURLE_OK) {
+			s->rc = CURLE_OUT_OF_MEMORY;
+			s->option = "CURLOPT_CONNECT_TO";
+		}
+		WX_CURL_SET(c, s, CURLOPT_CONNECT_TO, job->connect_to);
+		if (o->ca_file != NULL)
+			WX_CURL_SET(c, s, CURLOPT_CAINFO, o->ca_file);
+		if (was_set && s->rc != CURLE_OK)
+			wx_err("cannot set system.transfers.connect_to %s -> %s on the request: "
+			    "refusing to send it elsewhere", o->match, o->connect);
+		if (s->rc != CURLE_OK)
+			return;
 	}
 	if (curl_easy_setopt(c, CURLOPT_PREREQFUNCTION, on_connected) != CURLE_OK ||
 	    curl_easy_setopt(c, CURLOPT_PREREQDATA, job) != CURLE_OK)

@@ -160,10 +160,12 @@ int stop_server(struct job *job, char *why, size_t whysize);
 /* --- connect_to.c --- */
 /*
  * Applies the system.transfers.connect_to entry matching rec.url (if any) to
- * a handle set up for the destination, after its TLS options; records where
- * the request connected.  Never for the panel.
+ * a handle set up for the destination, after its TLS options, into s as
+ * WX_CURL_SET does (a refused entry is logged: the caller must not send the
+ * request); records where the request connected.  Never for the panel.
  */
-void connect_to_apply(CURL *c, struct job *job);
+struct wx_curl_set;
+void connect_to_apply(CURL *c, struct job *job, struct wx_curl_set *s);
 
 /* --- upload.c --- */
 enum upload_result {

@@ -27,6 +27,7 @@
 #include "push.h"
 #include "answer.h"
 #include "config.h"
+#include "curl_setup.h"
 #include "log.h"
 #include "ratelimit.h"
 #include "util.h"
@@ -190,26 +191,21 @@ discard_answer(char *data, size_t size, size_t nmemb, void *ctx)
 	return size * nmemb;
 }
 
-/* What both requests share: the URL, TLS verification, timeouts, User-Agent. */
+/*
+ * What both requests share: wx_curl_setup's options (URL, TLS verification,
+ * User-Agent, connect timeout; timeout seconds for the whole request, 0 for
+ * none), HTTP/1.1 with TCP keepalive, and system.transfers.connect_to.
+ */
 static void
-connection_opts(CURL *c, struct job *job, const char *ua, char *errbuf)
+connection_opts(CURL *c, struct job *job, const char *ua, char *errbuf, long timeout,
+    struct wx_curl_set *s)
 {
-	const struct wx_config *cfg = job->cfg;
-	curl_easy_setopt(c, CURLOPT_URL, job->request_url ? job->request_url : job->rec.url);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-	curl_easy_setopt(c, CURLOPT_USERAGENT, ua);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)cfg->transfers.connect_timeout);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-	bool verify = !cfg->api_ignore_certificate_errors;
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, verify ? 1L : 0L);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, verify ? 2L : 0L);
-	if (cfg->transfers.ca_file != NULL)
-		curl_easy_setopt(c, CURLOPT_CAINFO, cfg->transfers.ca_file);
-	connect_to_apply(c, job);
+	const struct wx_curl_request r = { job->request_url ? job->request_url : job->rec.url, ua,
+	    (long)job->cfg->transfers.connect_timeout, timeout, errbuf };
+	wx_curl_setup(c, job->cfg, &r, s);
+	WX_CURL_SET(c, s, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	WX_CURL_SET(c, s, CURLOPT_TCP_KEEPALIVE, 1L);
+	connect_to_apply(c, job, s);
 }
 
 /*
@@ -222,23 +218,30 @@ static void
 probe(struct job *job, CURL *c, const char *ua, struct caps *caps, char *why, size_t whysize)
 {
 	char errbuf[CURL_ERROR_SIZE] = "";
-	connection_opts(c, job, ua, errbuf);
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "OPTIONS");
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, options_header);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, caps);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard_answer);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT,
-	    (long)job->cfg->transfers.connect_timeout + OPTIONS_TIMEOUT);
-	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, options_progress);
-	curl_easy_setopt(c, CURLOPT_XFERINFODATA, job);
-	CURLcode rc = curl_easy_perform(c);
+	struct wx_curl_set set = WX_CURL_SET_INIT;
+	connection_opts(c, job, ua, errbuf,
+	    (long)job->cfg->transfers.connect_timeout + OPTIONS_TIMEOUT, &set);
+	WX_CURL_SET(c, &set, CURLOPT_CUSTOMREQUEST, "OPTIONS");
+	WX_CURL_SET(c, &set, CURLOPT_HEADERFUNCTION, options_header);
+	WX_CURL_SET(c, &set, CURLOPT_HEADERDATA, caps);
+	WX_CURL_SET(c, &set, CURLOPT_WRITEFUNCTION, discard_answer);
+	WX_CURL_SET(c, &set, CURLOPT_NOPROGRESS, 0L);
+	WX_CURL_SET(c, &set, CURLOPT_XFERINFOFUNCTION, options_progress);
+	WX_CURL_SET(c, &set, CURLOPT_XFERINFODATA, job);
+	CURLcode rc = set.rc;
 	long code = 0;
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+	if (rc == CURLE_OK) {
+		rc = curl_easy_perform(c);
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+	} else {
+		wx_curl_set_describe(&set, errbuf, sizeof errbuf);
+	}
 	curl_easy_reset(c);
 	if (rc != CURLE_OK || code < 200 || code > 299)
 		caps->header = caps->zstd = false;
-	if (rc != CURLE_OK)
+	if (rc != CURLE_OK && set.rc != CURLE_OK)
+		snprintf(why, whysize, "OPTIONS not sent: %s", errbuf);
+	else if (rc != CURLE_OK)
 		snprintf(why, whysize, "OPTIONS failed: %s%s%s%s", curl_easy_strerror(rc),
 		    errbuf[0] ? " (" : "", errbuf, errbuf[0] ? ")" : "");
 	else if (code < 200 || code > 299)
@@ -290,19 +293,17 @@ choose_codec(struct job *job, CURL *c, const char *ua)
 	}
 }
 
+/* The POST's headers; NULL when out of memory. */
 static struct curl_slist *
 headers_for(struct upload *u)
 {
-	struct curl_slist *h = NULL;
 	char *auth = xasprintf("Authorization: %s", u->job->token);
 	char ctype[160];
 	snprintf(ctype, sizeof ctype, "Content-Type: multipart/form-data; boundary=%s",
 	    body_boundary(u->body));
-	h = curl_slist_append(h, auth);
-	h = curl_slist_append(h, ctype);
-	h = curl_slist_append(h, "Transfer-Encoding: chunked");
-	h = curl_slist_append(h, "Expect:");
-	h = curl_slist_append(h, "Accept: application/json");
+	const char *lines[] = { auth, ctype, "Transfer-Encoding: chunked", "Expect:",
+	    "Accept: application/json" };
+	struct curl_slist *h = wx_curl_headers(lines, WX_ARRAY_LEN(lines));
 	memset(auth, 0, strlen(auth));
 	free(auth);
 	return h;
@@ -342,17 +343,30 @@ upload_run(struct job *job, char *why, size_t whysize)
 		return UPLOAD_FAILED;
 	}
 	struct curl_slist *headers = headers_for(&u);
-	connection_opts(c, job, ua, errbuf);
-	curl_easy_setopt(c, CURLOPT_POST, 1L);
-	curl_easy_setopt(c, CURLOPT_READFUNCTION, read_body);
-	curl_easy_setopt(c, CURLOPT_READDATA, &u);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(c, CURLOPT_UPLOAD_BUFFERSIZE, (long)UPLOAD_BUFFER);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, read_answer);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &u);
-	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-	curl_easy_setopt(c, CURLOPT_XFERINFODATA, &u);
+	struct wx_curl_set set = WX_CURL_SET_INIT;
+	connection_opts(c, job, ua, errbuf, 0, &set);
+	WX_CURL_SET(c, &set, CURLOPT_POST, 1L);
+	WX_CURL_SET(c, &set, CURLOPT_READFUNCTION, read_body);
+	WX_CURL_SET(c, &set, CURLOPT_READDATA, &u);
+	WX_CURL_SET(c, &set, CURLOPT_HTTPHEADER, headers);
+	WX_CURL_SET(c, &set, CURLOPT_UPLOAD_BUFFERSIZE, (long)UPLOAD_BUFFER);
+	WX_CURL_SET(c, &set, CURLOPT_WRITEFUNCTION, read_answer);
+	WX_CURL_SET(c, &set, CURLOPT_WRITEDATA, &u);
+	WX_CURL_SET(c, &set, CURLOPT_NOPROGRESS, 0L);
+	WX_CURL_SET(c, &set, CURLOPT_XFERINFOFUNCTION, on_progress);
+	WX_CURL_SET(c, &set, CURLOPT_XFERINFODATA, &u);
+	if (set.rc != CURLE_OK || headers == NULL) {
+		char refused[200];
+		if (set.rc != CURLE_OK)
+			wx_curl_set_describe(&set, refused, sizeof refused);
+		else
+			snprintf(refused, sizeof refused, "out of memory for its headers");
+		snprintf(why, whysize, "Cannot set up the upload to the destination: %s.", refused);
+		curl_slist_free_all(headers);
+		curl_easy_cleanup(c);
+		body_close(u.body);
+		return UPLOAD_FAILED;
+	}
 
 	wx_ratelimit_open(&u.rl, job->st.dir, "upload", job->cfg->transfers.upload_limit,
 	    "system.transfers.upload_limit");

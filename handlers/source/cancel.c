@@ -9,6 +9,7 @@
 
 #include "source.h"
 #include "log.h"
+#include "owner.h"
 #include "record.h"
 #include "request.h"
 #include "state.h"
@@ -21,19 +22,6 @@
 #include <string.h>
 
 #define NOT_TRANSFERRING "Server is not currently being transferred."
-
-/* True when pid runs wingxfer-push (a guard against a recycled pid). */
-static bool
-is_push_worker(int64_t pid)
-{
-	char path[64];
-	snprintf(path, sizeof path, "/proc/%lld/comm", (long long)pid);
-	const char *why;
-	char *comm = wx_read_small_file(path, 64, &why);
-	bool yes = comm != NULL && strcmp(comm, "wingxfer-push\n") == 0;
-	free(comm);
-	return yes;
-}
 
 void
 source_cancel(struct wx_request *req)
@@ -71,10 +59,12 @@ source_cancel(struct wx_request *req)
 		wx_record_clear(&r);
 		return;
 	}
-	if (r.pid > 0 && is_push_worker(r.pid)) {
-		if (kill((pid_t)r.pid, SIGUSR2) < 0)
-			wx_warn("cannot signal worker %lld: %s", (long long)r.pid, strerror(errno));
-	}
+	/* The worker records its pid once it handles SIGUSR2; until then it sees the marker. */
+	char *lock = wx_state_file(st, uuid, ".lock");
+	pid_t worker = wx_transfer_owner(lock, r.pid, "wingxfer-push", WX_OWNER_RECORDED);
+	free(lock);
+	if (worker > 0 && kill(worker, SIGUSR2) < 0)
+		wx_warn("cannot signal worker %lld: %s", (long long)worker, strerror(errno));
 	wx_info("cancel requested (worker pid %lld)", (long long)r.pid);
 	wx_record_clear(&r);
 	wx_req_send(req, 202, NULL, "", 0);

@@ -100,11 +100,11 @@ static const char help[] =
 "      | \"\\(.uuid) \\(.error)\"'\n";
 
 struct opts {
-	bool json, active, follow;
+	int json, active, follow;   /* flags: getopt_long sets them */
 	int64_t interval, max_time;
 };
 
-enum { OPT_JSON = 1000, OPT_ACTIVE, OPT_FOLLOW, OPT_INTERVAL, OPT_MAX_TIME };
+enum { OPT_INTERVAL = 1000, OPT_MAX_TIME };
 
 static int
 on_opt(int opt, const char *arg, void *ctx)
@@ -112,15 +112,6 @@ on_opt(int opt, const char *arg, void *ctx)
 	struct opts *o = ctx;
 	const char *why;
 	switch (opt) {
-	case OPT_JSON:
-		o->json = true;
-		return 0;
-	case OPT_ACTIVE:
-		o->active = true;
-		return 0;
-	case OPT_FOLLOW:
-		o->follow = true;
-		return 0;
 	case OPT_INTERVAL:
 		if ((why = wx_parse_duration(arg, &o->interval)) != NULL || o->interval < 1 ||
 		    o->interval > 3600) {
@@ -179,15 +170,15 @@ int
 main(int argc, char **argv)
 {
 	wx_log_init("wingxfer-status");
-	static const struct option extra[] = {
-		{ "json", no_argument, NULL, OPT_JSON },
-		{ "active", no_argument, NULL, OPT_ACTIVE },
-		{ "follow", no_argument, NULL, OPT_FOLLOW },
+	struct opts o = { .interval = 1, .max_time = 86400 };
+	const struct option extra[] = {
+		{ "json", no_argument, &o.json, 1 },
+		{ "active", no_argument, &o.active, 1 },
+		{ "follow", no_argument, &o.follow, 1 },
 		{ "interval", required_argument, NULL, OPT_INTERVAL },
 		{ "max-time", required_argument, NULL, OPT_MAX_TIME },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct opts o = { .interval = 1, .max_time = 86400 };
 	struct wx_cli cli = { .name = "wingxfer-status", .help = help, .extra_opts = extra,
 	    .on_opt = on_opt, .ctx = &o };
 	int first = wx_cli_parse(&cli, argc, argv);

@@ -113,33 +113,10 @@ static const char help[] =
 "    wingxfer-watchdog --retry-now           the panel is back: deliver now\n"
 "    wingxfer-watchdog --json | jq '.actions[]'\n";
 
+/* Flags (getopt_long sets them: ints). */
 struct opts {
-	bool dry_run, json, verbose, retry_now;
+	int dry_run, json, verbose, retry_now;
 };
-
-enum { OPT_DRY_RUN = 1000, OPT_JSON, OPT_VERBOSE, OPT_RETRY_NOW };
-
-static int
-on_opt(int opt, const char *arg, void *ctx)
-{
-	(void)arg;
-	struct opts *o = ctx;
-	switch (opt) {
-	case OPT_DRY_RUN:
-		o->dry_run = true;
-		return 0;
-	case OPT_JSON:
-		o->json = true;
-		return 0;
-	case OPT_VERBOSE:
-		o->verbose = true;
-		return 0;
-	case OPT_RETRY_NOW:
-		o->retry_now = true;
-		return 0;
-	}
-	return -1;
-}
 
 static void
 on_outbox_action(const struct wx_outbox_action *a, void *ctx)
@@ -191,16 +168,15 @@ int
 main(int argc, char **argv)
 {
 	wx_log_init("wingxfer-watchdog");
-	static const struct option extra[] = {
-		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
-		{ "json", no_argument, NULL, OPT_JSON },
-		{ "verbose", no_argument, NULL, OPT_VERBOSE },
-		{ "retry-now", no_argument, NULL, OPT_RETRY_NOW },
+	struct opts o = { 0, 0, 0, 0 };
+	const struct option extra[] = {
+		{ "dry-run", no_argument, &o.dry_run, 1 },
+		{ "json", no_argument, &o.json, 1 },
+		{ "verbose", no_argument, &o.verbose, 1 },
+		{ "retry-now", no_argument, &o.retry_now, 1 },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct opts o = { false, false, false, false };
-	struct wx_cli cli = { .name = "wingxfer-watchdog", .help = help, .extra_opts = extra,
-	    .on_opt = on_opt, .ctx = &o };
+	struct wx_cli cli = { .name = "wingxfer-watchdog", .help = help, .extra_opts = extra };
 	int first = wx_cli_parse(&cli, argc, argv);
 	if (first < argc) {
 		fprintf(stderr, "wingxfer-watchdog: unexpected argument '%s'\n"

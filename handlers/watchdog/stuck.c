@@ -17,6 +17,7 @@
 #include "config.h"
 #include "fsutil.h"
 #include "log.h"
+#include "owner.h"
 #include "panel.h"
 #include "record.h"
 #include "state.h"
@@ -266,7 +267,7 @@ static void
 signal_owner(struct wd *w, struct stuck *s, int sig)
 {
 	char *lock = wx_state_file(w->st, s->rec.uuid, ".lock");
-	pid_t pid = wd_lock_owner(lock, s->rec.pid);
+	pid_t pid = wx_transfer_owner(lock, s->rec.pid, NULL, WX_OWNER_ANY);
 	free(lock);
 	if (pid <= 1) {
 		wd_error(w, s->rec.uuid, "cannot tell which process holds the transfer lock "

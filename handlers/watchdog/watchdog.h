@@ -73,13 +73,6 @@ void wd_set_aside_unaccepted(struct wd *w);
 /* <system.data>/.wingxfer-staging[/<uuid>]; new string. */
 char *wd_staging_path(const struct wd *w, const char *uuid);
 
-/*
- * The live process that holds the transfer's lock file open: record_pid if
- * it has the file open, else the only process that has; 0 when it cannot be
- * told (never the watchdog itself).
- */
-pid_t wd_lock_owner(const char *lock_path, int64_t record_pid);
-
 /* Takes the transfer's lock when nobody holds it: its fd, else -1 after
  * wd_note(busy_note) (a live owner) or wd_error (cannot tell). */
 int wd_lock_idle(struct wd *w, const char *uuid, const char *busy_note);

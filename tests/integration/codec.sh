@@ -11,9 +11,7 @@
 . "$top_srcdir/tests/lib/webstack.sh"
 . "$top_srcdir/tests/lib/panel.sh"
 . "$top_srcdir/tests/lib/push.sh"
-[ "$(id -u)" = 0 ] || skip_all "needs root to run Apache/lighttpd as www-data"
-wx_tmpdir
-webstack_ca || { echo "not ok 1 - test CA"; echo 1..1; exit 1; }
+webstack_init
 PANEL_TLS=1 panel_start || { echo "not ok 1 - panel emulator"; echo 1..1; exit 1; }
 PANEL_TLS=1
 TREES="$top_srcdir/tests/lib/trees.py"

@@ -9,10 +9,7 @@
 . "$top_srcdir/tests/lib/destination.sh"
 wx_tmpdir
 panel_start
-DEST_DIR="$WX_TEST_TMP/dest"
-make_node_config "$DEST_DIR" dest >/dev/null
-panel_node dest id-dest token-dest http://127.0.0.1:1
-DATA="$DEST_DIR/data"
+dest_node
 STAGING="$DATA/.wingxfer-staging"
 
 # --- a whole server arrives ------------------------------------------------

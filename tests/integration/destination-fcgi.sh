@@ -10,10 +10,7 @@
 command -v cgi-fcgi >/dev/null || { echo "not ok 1 - cgi-fcgi missing (apt-get install libfcgi-bin)"; echo 1..1; exit 1; }
 wx_tmpdir
 panel_start
-DEST_DIR="$WX_TEST_TMP/dest"
-make_node_config "$DEST_DIR" dest >/dev/null
-panel_node dest id-dest token-dest http://127.0.0.1:1
-DATA="$DEST_DIR/data"
+dest_node
 SOCK="$WX_TEST_TMP/dest.sock"
 
 "$WX_BIN/wingxfer-destination" --config "$DEST_DIR/config.yml" --listen "$SOCK" --workers 2 \

@@ -9,9 +9,7 @@
 . "$top_srcdir/tests/lib/webstack.sh"
 . "$top_srcdir/tests/lib/panel.sh"
 . "$top_srcdir/tests/lib/destination.sh"
-[ "$(id -u)" = 0 ] || skip_all "needs root to run Apache/lighttpd as www-data"
-wx_tmpdir
-webstack_ca || { echo "not ok 1 - test CA"; echo 1..1; exit 1; }
+webstack_init
 panel_start
 
 make_tree "$WX_TEST_TMP/src" --files 200

@@ -9,25 +9,12 @@
 . "$top_srcdir/tests/lib/push.sh"
 wx_tmpdir
 panel_start
-panel_node src id-src token-src http://127.0.0.1:1
-NODE="$WX_TEST_TMP/node"
-CFG=$(make_node_config "$NODE" src "    stall_timeout: 3
+source_node "    stall_timeout: 3
     response_timeout: 5
-    connect_timeout: 3")
-STATE="$NODE/state"
-DATA="$NODE/data"
+    connect_timeout: 3"
 TREES="$top_srcdir/tests/lib/trees.py"
 
-# new_server: a server known to the panel with an open transfer; prints its UUID.
-new_server() {
-	local u
-	u=$(python3 -c 'import uuid; print(uuid.uuid4())')
-	make_server "$DATA" "$u"
-	panel_server "$u"
-	panel_api POST /_emulator/transfers \
-		"{\"server\":\"$u\",\"source\":\"src\",\"destination\":\"dst\",\"notify\":false}" >/dev/null
-	echo "$u"
-}
+new_server() { new_source_server "$DATA"; }
 ncallbacks() { callbacks "$1" | grep -c . || true; }
 
 # --- a realistic tree, end to end -------------------------------------------

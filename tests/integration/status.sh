@@ -9,11 +9,7 @@
 . "$top_srcdir/tests/lib/push.sh"
 wx_tmpdir
 panel_start
-panel_node src id-src token-src http://127.0.0.1:1
-NODE="$WX_TEST_TMP/node"
-CFG=$(make_node_config "$NODE" src)
-STATE="$NODE/state"
-DATA="$NODE/data"
+source_node
 ST="$WX_BIN/wingxfer-status"
 
 # status ARGS...: runs it on the node; sets OUT, ERR and RC.

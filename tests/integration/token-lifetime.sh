@@ -13,10 +13,7 @@
 . "$top_srcdir/tests/lib/destination.sh"
 wx_tmpdir
 panel_start
-DEST_DIR="$WX_TEST_TMP/dest"
-make_node_config "$DEST_DIR" dest >/dev/null
-panel_node dest id-dest token-dest http://127.0.0.1:1
-DATA="$DEST_DIR/data"
+dest_node
 echo small > "$WX_TEST_TMP/small.txt"
 tar -C "$WX_TEST_TMP" -czf "$WX_TEST_TMP/small.tgz" small.txt
 body_for "$WX_TEST_TMP/small.body" "$WX_TEST_TMP/small.tgz"

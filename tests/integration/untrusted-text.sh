@@ -16,11 +16,7 @@
 . "$top_srcdir/tests/lib/push.sh"
 wx_tmpdir
 panel_start
-DEST_DIR="$WX_TEST_TMP/dest"
-make_node_config "$DEST_DIR" dest >/dev/null
-panel_node dest id-dest token-dest http://127.0.0.1:1
-DATA="$DEST_DIR/data"
-STATE="$DEST_DIR/state"
+dest_node
 
 # valid_utf8_json FILE...: every file is valid UTF-8 and each is JSON (or JSON lines).
 valid_utf8_json() {

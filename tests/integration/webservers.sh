@@ -3,9 +3,7 @@
 # with TLS, configured from the shipped www-config templates.
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/webstack.sh"
-[ "$(id -u)" = 0 ] || skip_all "needs root to run Apache/lighttpd as www-data"
-wx_tmpdir
-webstack_ca || { echo "not ok 1 - test CA"; echo 1..1; exit 1; }
+webstack_init
 UUID=0b2a1c3d-1111-4222-8333-444455556666
 
 for web in apache lighttpd; do

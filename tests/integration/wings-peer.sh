@@ -14,23 +14,11 @@
 . "$top_srcdir/tests/lib/push.sh"
 wx_tmpdir
 panel_start
-panel_node src id-src token-src http://127.0.0.1:1
-NODE="$WX_TEST_TMP/node"
-CFG=$(make_node_config "$NODE" src "    stall_timeout: 10
+source_node "    stall_timeout: 10
     response_timeout: 30
-    connect_timeout: 5")
-STATE="$NODE/state"
-DATA="$NODE/data"
+    connect_timeout: 5"
 
-new_server() {
-	local u
-	u=$(python3 -c 'import uuid; print(uuid.uuid4())')
-	make_server "$DATA" "$u"
-	panel_server "$u"
-	panel_api POST /_emulator/transfers \
-		"{\"server\":\"$u\",\"source\":\"src\",\"destination\":\"dst\",\"notify\":false}" >/dev/null
-	echo "$u"
-}
+new_server() { new_source_server "$DATA"; }
 
 # make_tree DIR: hard links (3 names of a 100 kB file, 2 of an empty one),
 # 7 symlinks (relative, absolute, dangling, to a directory), empty

@@ -1,7 +1,9 @@
 # Helpers for the wingxfer-destination tests (sourced after tap.sh and
 # panel.sh, with the panel emulator started and $DEST_DIR a node made by
-# make_node_config, registered with the panel as node "dest").
+# make_node_config, registered with the panel as node "dest": dest_node does that).
 #
+#   dest_node                   $DEST_DIR ($WX_TEST_TMP/dest unless set) made a node
+#                               and registered as "dest"; sets DATA and STATE
 #   new_server [DISK_MIB]       a fresh server UUID, known to the panel with an
 #                               open transfer (so callbacks are accepted)
 #   token_for UUID [JSON]       a transfer JWT minted by the panel for node
@@ -17,6 +19,11 @@
 #   record_of UUID PY-EXPR      a field of the destination's record
 BOUNDARY=$(printf '5f2b%.0s' $(seq 15))
 CT="multipart/form-data; boundary=$BOUNDARY"
+
+dest_node() {
+	DEST_DIR=${DEST_DIR:-$WX_TEST_TMP/dest}
+	panel_test_node dest "$DEST_DIR"
+}
 
 new_server() {
 	local u

@@ -6,6 +6,9 @@
 #   panel_stop                       stops it (by pid): "the panel is down"
 #   panel_api METHOD PATH [JSON]     calls the control API, prints the answer body
 #   panel_node NAME TOKEN_ID TOKEN URL   tells the panel about a node
+#   panel_test_node NAME DIR [EXTRA-YAML]   DIR made node NAME (make_node_config),
+#                                    known to the panel (id-NAME, token-NAME); sets
+#                                    NODE_CONFIG (its config.yml), DATA and STATE
 #   panel_server UUID [DISK_MIB]     defines a server
 #
 # Set PANEL_TLS=1 before panel_start for HTTPS with the webstack test CA
@@ -49,6 +52,13 @@ panel_api() {
 	local method=$1 path=$2 json=${3:-}
 	_panel_curl -X "$method" ${json:+-H 'Content-Type: application/json' -d "$json"} \
 		"$PANEL_URL$path"
+}
+
+panel_test_node() {
+	panel_node "$1" "id-$1" "token-$1" http://127.0.0.1:1
+	NODE_CONFIG=$(make_node_config "$2" "$1" "${3:-}")
+	DATA="$2/data"
+	STATE="$2/state"
 }
 
 panel_node() {

@@ -9,7 +9,11 @@
 #   rec STATE UUID EXPR                 a field of the transfer record
 #   wait_worker STATE UUID [SECS]       until the record is final and its lock free
 #   track_worker STATE UUID             stops the worker at exit if still running
+#   source_node [EXTRA-YAML]            node "src" in $WX_TEST_TMP/node, registered with
+#                                       the panel; sets NODE CFG STATE DATA
 #   make_server DATA UUID               an empty server directory
+#   new_source_server DATA              a fresh server UUID: its directory in DATA, known
+#                                       to the panel with an open transfer src -> dst
 
 TEST_TOKEN="Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ0ZXN0In0.c2lnbmF0dXJl"
 
@@ -108,4 +112,20 @@ for l in open(sys.argv[1]):
 callbacks() {
 	panel_api GET "/_emulator/callbacks?server=$1" | python3 -c 'import json,sys
 for c in json.load(sys.stdin): print(c["kind"], c["status"], json.dumps(c["json"]))'
+}
+
+source_node() {
+	NODE="$WX_TEST_TMP/node"
+	panel_test_node src "$NODE" "${1:-}"
+	CFG=$NODE_CONFIG
+}
+
+new_source_server() {
+	local u
+	u=$(python3 -c 'import uuid; print(uuid.uuid4())')
+	make_server "$1" "$u"
+	panel_server "$u"
+	panel_api POST /_emulator/transfers \
+		"{\"server\":\"$u\",\"source\":\"src\",\"destination\":\"dst\",\"notify\":false}" >/dev/null
+	echo "$u"
 }

@@ -9,6 +9,9 @@
 # served by the same templates with TLS off, to test the TLS contract.
 #
 #   webstack_ca                       test CA + node certificate (in $WX_TEST_TMP/ca)
+#   webstack_init [SERVERS]           a test's start: skip unless root (SERVERS run as
+#                                     www-data; default Apache/lighttpd), wx_tmpdir,
+#                                     webstack_ca or a failed check and exit
 #   node_setup NAME [EXTRA-YAML]      config for node NAME (panel: $PANEL_URL)
 #   node_start NAME apache|lighttpd|beside-wings
 #                                     programs + web server; sets NODE_URL[NAME]
@@ -24,6 +27,12 @@
 declare -A NODE_URL NODE_PORT NODE_PLAIN_PORT NODE_WEB NODE_WEB_PID NODE_CA NODE_NS
 WX_TOOLS="$top_builddir/tools"
 WX_TEMPLATES="$top_srcdir/www-config"
+
+webstack_init() {
+	[ "$(id -u)" = 0 ] || skip_all "needs root to run ${1:-Apache/lighttpd} as www-data"
+	wx_tmpdir
+	webstack_ca || { echo "not ok 1 - test CA"; echo 1..1; exit 1; }
+}
 
 webstack_ca() {
 	local d="$WX_TEST_TMP/ca"
