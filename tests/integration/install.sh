@@ -27,7 +27,7 @@ ok "systemd units installed with the sbin path" grep -q "^ExecStart=$prefix/sbin
 CFG=$(make_node_config "$WX_TEST_TMP/node" inst)
 out=$(WINGXFER_SBINDIR="$dest$prefix/sbin" "$dest$prefix/sbin/wingxfer-webconfig" --config "$CFG" \
 	--templates "$tmpl" --server-name node.example apache 2>/dev/null)
-like "$out" 'ProxyPass +"/api/transfers" "unix:/run/wingxfer/destination.sock\|fcgi://localhost/api/transfers"' \
+like "$out" 'ProxyPassMatch +"\^/api/transfers\$" "unix:/run/wingxfer/destination.sock\|fcgi://localhost/api/transfers"' \
 	"the installed generator writes the Apache routes"
 like "$out" '# api.ssl.enabled is false:     SSLEngine on' "TLS lines are commented out when api.ssl.enabled is false"
 grep -q @ <<<"$out" && ok "no placeholder left" false || ok "no placeholder left" true
