@@ -153,13 +153,6 @@ main(int argc, char **argv)
 	if (path == NULL)
 		usage_exit("FILE is missing");
 
-	int64_t *wake = calloc((size_t)samples, sizeof *wake);
-	int64_t *tk = calloc((size_t)samples, sizeof *tk);
-	int64_t *io = calloc((size_t)samples, sizeof *io);
-	if (wake == NULL || tk == NULL || io == NULL) {
-		fprintf(stderr, "neighbour: out of memory for %lld samples\n", (long long)samples);
-		return 1;
-	}
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		fprintf(stderr, "neighbour: open %s: %s\n", path, strerror(errno));
@@ -179,6 +172,15 @@ main(int argc, char **argv)
 		fprintf(stderr, "neighbour: sigaction: %s\n", strerror(errno));
 		return 1;
 	}
+	int64_t *wake = calloc((size_t)samples, sizeof *wake);
+	int64_t *tk = calloc((size_t)samples, sizeof *tk);
+	int64_t *io = calloc((size_t)samples, sizeof *io);
+	int rc = 0;
+	if (wake == NULL || tk == NULL || io == NULL) {
+		fprintf(stderr, "neighbour: out of memory for %lld samples\n", (long long)samples);
+		rc = 1;
+		samples = 0;
+	}
 
 	unsigned char block[BLOCK];
 	memset(block, 'w', sizeof block);
@@ -187,20 +189,21 @@ main(int argc, char **argv)
 	off_t off = 0;
 	uint64_t sink = 0;
 	size_t n = 0;
-	while (n < (size_t)samples && !stop_asked) {
+	while (rc == 0 && n < (size_t)samples && !stop_asked) {
 		struct timespec ts = { .tv_sec = deadline / 1000000000, .tv_nsec = deadline % 1000000000 };
-		int rc;
-		while ((rc = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL)) == EINTR &&
+		int slept;
+		while ((slept = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL)) == EINTR &&
 		    !stop_asked)
 			;
-		if (rc == EINTR)
+		if (slept == EINTR)
 			break;
 		int64_t t0 = now_ns();
 		sink += tick(tick_iters);
 		int64_t t1 = now_ns();
 		if (pwrite(fd, block, sizeof block, off) != (ssize_t)sizeof block || fsync(fd) < 0) {
 			fprintf(stderr, "neighbour: write/fsync %s: %s\n", path, strerror(errno));
-			return 1;
+			rc = 1;
+			break;
 		}
 		int64_t t2 = now_ns();
 		off = (off + BLOCK) % WRAP;
@@ -220,20 +223,23 @@ main(int argc, char **argv)
 	close(fd);
 	if (raw != NULL && (ferror(raw) | fclose(raw)) != 0) {
 		fprintf(stderr, "neighbour: write %s: %s\n", raw_path, strerror(errno));
-		return 1;
+		rc = 1;
 	}
-	if (n == 0) {
+	if (rc == 0 && n == 0) {
 		fprintf(stderr, "neighbour: stopped before the first sample\n");
-		return 1;
+		rc = 1;
 	}
-	printf("samples %zu overruns %lld", n, (long long)overruns);
-	print_stats("wake", wake, n);
-	print_stats("tick", tk, n);
-	print_stats("io", io, n);
-	printf("\n");
-	tick_sink = sink;
+	if (rc == 0) {
+		printf("samples %zu overruns %lld", n, (long long)overruns);
+		print_stats("wake", wake, n);
+		print_stats("tick", tk, n);
+		print_stats("io", io, n);
+		printf("\n");
+		tick_sink = sink;
+		rc = fflush(stdout) == 0 ? 0 : 1;
+	}
 	free(wake);
 	free(tk);
 	free(io);
-	return fflush(stdout) == 0 ? 0 : 1;
+	return rc;
 }
