@@ -26,6 +26,7 @@ struct stream {
 	int64_t last_write_ms;
 	char *last_progress;    /* data of the last progress event sent */
 	char *last_warning;     /* the warning last sent ("" none) */
+	struct log_cursor logs;
 };
 
 /* Sends "event: NAME\ndata: JSON\n\n" (takes j); 0, or -1 when the client is gone. */
@@ -54,6 +55,12 @@ send_comment(struct stream *s, const char *text)
 	return wx_req_stream_write(s->req, buf, (size_t)n);
 }
 
+static int
+send_log(void *ctx, json_object *msg)
+{
+	return send_event(ctx, "log", msg);
+}
+
 /* The status JSON of r without what changes on every save or is not progress. */
 static json_object *
 snapshot(const struct wx_state *st, const struct wx_record *r)
@@ -65,10 +72,12 @@ snapshot(const struct wx_state *st, const struct wx_record *r)
 	return j;
 }
 
-/* Sends what changed in r; 0, or -1 when the client is gone. */
+/* Sends new log lines and what changed in r; 0, or -1 when the client is gone. */
 static int
 send_changes(struct stream *s, const struct wx_state *st, const struct wx_record *r)
 {
+	if (log_cursor_poll(&s->logs, st, r->uuid, send_log, s) != 0)
+		return -1;
 	const char *w = r->warning != NULL ? r->warning : "";
 	if (strcmp(w, s->last_warning) != 0) {
 		free(s->last_warning);
@@ -172,4 +181,5 @@ out:
 	wx_record_clear(&r);
 	free(s.last_progress);
 	free(s.last_warning);
+	log_cursor_clear(&s.logs);
 }
