@@ -152,13 +152,13 @@ events_stream(struct wx_request *req, enum wx_role role)
 			break;
 		}
 		int64_t now = wx_mono_ms();
+		if (now - s.last_write_ms >= heartbeat_ms && send_comment(&s, "heartbeat") < 0)
+			goto out;
 		if (now >= deadline) {
 			end = "events_max_duration reached";
 			(void)send_comment(&s, "events_max_duration reached; reconnect");
 			break;
 		}
-		if (now - s.last_write_ms >= heartbeat_ms && send_comment(&s, "heartbeat") < 0)
-			goto out;
 		pause_ms(POLL_MS);
 		wx_record_clear(&r);
 		if (wx_record_load(st, uuid, &r) < 0) {
