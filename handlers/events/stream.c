@@ -132,6 +132,7 @@ events_stream(struct wx_request *req, enum wx_role role)
 	int64_t heartbeat_ms = req->cfg->transfers.events_heartbeat * 1000;
 	int64_t deadline = wx_mono_ms() + req->cfg->transfers.events_max_duration * 1000;
 	struct stream s = { .req = req, .last_warning = xstrdup("") };
+	int64_t created_at = r.created_at;   /* tells the watched transfer from a later one */
 	wx_req_header(req, "Cache-Control", "no-cache");
 	/* nginx and other proxies in front of the web server: do not buffer. */
 	wx_req_header(req, "X-Accel-Buffering", "no");
@@ -162,17 +163,18 @@ events_stream(struct wx_request *req, enum wx_role role)
 		pause_ms(POLL_MS);
 		wx_record_clear(&r);
 		if (wx_record_load(st, uuid, &r) < 0) {
+			bool gone = errno == ENOENT;
 			memset(&r, 0, sizeof r);
-			end = errno == ENOENT ? "record removed" : "record unreadable";
-			(void)send_lost(&s, uuid, errno == ENOENT ?
+			end = gone ? "record removed" : "record unreadable";
+			(void)send_lost(&s, uuid, gone ?
 			    "The transfer record was removed while it was watched." :
 			    "The transfer record could not be read.");
 			break;
 		}
-		if (r.role != role) {
+		if (r.role != role || r.created_at != created_at) {
 			end = "record replaced";
-			(void)send_lost(&s, uuid, "A transfer of this server in the other direction "
-			    "replaced the one watched.");
+			(void)send_lost(&s, uuid, "A later transfer of this server replaced the one "
+			    "watched before its end was seen.");
 			break;
 		}
 	}

@@ -117,13 +117,14 @@ CCFG=$(make_node_config "$CDIR" cgi "    events_heartbeat: 1")
 # race that bound).
 CCFG_SHORT="$CDIR/config-short.yml"
 sed 's/^    events_heartbeat: 1$/    events_heartbeat: 1\n    events_max_duration: 3/' "$CCFG" > "$CCFG_SHORT"
-# synth UUID JSON: a record of an incoming transfer, JSON on top of an active one.
+# synth UUID JSON: a record of an incoming transfer, JSON on top of an active
+# one started at a fixed time (the start tells one transfer from the next).
 synth() {
 	python3 - "$CDIR/state/transfers/$1.json" "$1" "$2" <<'PY'
 import json, os, sys, time
 now = int(time.time())
 r = {"uuid": sys.argv[2], "role": "destination", "status": "processing", "phase": "receiving",
-     "pid": 0, "request_id": "", "created_at": now - 10, "updated_at": now,
+     "pid": 0, "request_id": "", "created_at": 1767225600, "updated_at": now,
      "progress_at": now, "finished_at": 0, "bytes_total": 4000, "bytes_read": 1000,
      "bytes_sent": 900, "files": 1, "rate": 500.0, "url": None, "error": None,
      "warning": None, "callback": None}
@@ -196,6 +197,16 @@ rm "$CDIR/state/transfers/$U3.json"
 wait_for "c3 to end" 60 ended c3
 is "$(reap c3)" 0 "the record removed while watched: the stream ends"
 like "$(events_of c3 | tail -n 1)" '^end unknown ' "... with an end event, state unknown"
+
+U4=c4c4c4c4-0000-4000-8000-000000000004
+synth "$U4" '{}'
+cgi_stream c4 "$U4"
+wait_for "c4 progress" 60 has c4 '^event: progress'
+synth "$U4" '{"created_at":1767225700,"bytes_read":0}'
+wait_for "c4 to end" 60 ended c4
+is "$(reap c4)" 0 "a later transfer replaced the record before the end was seen: the stream ends"
+like "$(tail -n 3 "$WX_TEST_TMP/c4.sse")" '"state":"unknown",.*"error":"A later transfer of this server replaced' \
+	"... with an end event saying so"
 
 # Two nodes, one behind each web server; A and B go from the Apache node to
 # the lighttpd one, then the other way: each web server serves both routes.
