@@ -123,6 +123,11 @@ const struct wx_config_key wx_config_keys[] = {
 	  "low idle normal",
 	  "I/O priority of the same: low (best-effort, level 7), idle (only when no one else "
 	  "uses the disk), normal (leave it)" },
+	{ "system.transfers.events_heartbeat", WX_KEY_DURATION, T(events_heartbeat), "15", 1, 3600,
+	  NULL, "wingxfer-events: time between heartbeat comments on an open event stream" },
+	{ "system.transfers.events_max_duration", WX_KEY_DURATION, T(events_max_duration), "24h", 1,
+	  30 * DAY, NULL, "wingxfer-events: an event stream is closed after this long even while "
+	  "its transfer runs (the client reconnects)" },
 	{ "system.transfers.hooks.stop", WX_KEY_COMMAND, T(hook_stop), NULL, 0, 0, NULL,
 	  "run on the source before archiving, to stop the server (SERVER_UUID, SERVER_DIR set)" },
 	{ "system.transfers.hooks.kill", WX_KEY_COMMAND, T(hook_kill), NULL, 0, 0, NULL,

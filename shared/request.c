@@ -227,6 +227,45 @@ wx_req_send(struct wx_request *req, int status, const char *content_type, const 
 	return rc;
 }
 
+/* Flushes what was written; 0, or -1 when the peer is gone. */
+static int
+out_flush(struct wx_request *req)
+{
+	if (req->fcgx == NULL)
+		return fflush(stdout) == 0 && !ferror(stdout) ? 0 : -1;
+	if (FCGX_FFlush(req->fcgx->out) < 0)
+		return -1;
+	return FCGX_GetError(req->fcgx->out) == 0 ? 0 : -1;
+}
+
+int
+wx_req_stream_start(struct wx_request *req, int status, const char *content_type)
+{
+	if (req->status != 0)
+		return -1;
+	req->status = status;
+	char head[256];
+	snprintf(head, sizeof head, "Status: %d %s\r\nX-Request-Id: %s\r\nContent-Type: %s\r\n",
+	    status, wx_http_reason(status), req->request_id, content_type);
+	int rc = out_write(req, head, strlen(head));
+	for (int i = 0; i < req->nheaders; i++) {
+		rc |= out_write(req, req->headers[i], strlen(req->headers[i]));
+		rc |= out_write(req, "\r\n", 2);
+	}
+	rc |= out_write(req, "\r\n", 2);
+	if (rc != 0)
+		return -1;
+	return out_flush(req);
+}
+
+int
+wx_req_stream_write(struct wx_request *req, const char *s, size_t len)
+{
+	if (len > 0 && out_write(req, s, len) < 0)
+		return -1;
+	return out_flush(req);
+}
+
 int
 wx_req_json(struct wx_request *req, int status, json_object *body)
 {

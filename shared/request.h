@@ -71,6 +71,14 @@ void wx_req_header(struct wx_request *req, const char *name, const char *fmt, ..
 /* Sends a complete response.  Only the first call has an effect. */
 int wx_req_send(struct wx_request *req, int status, const char *content_type, const char *body,
     size_t len);
+/*
+ * A streamed response (text/event-stream): wx_req_stream_start sends the
+ * status and headers without a length, then each wx_req_stream_write sends
+ * its bytes and flushes them to the web server at once.  Both return 0, or
+ * -1 when the client or the web server is gone (the stream is over).
+ */
+int wx_req_stream_start(struct wx_request *req, int status, const char *content_type);
+int wx_req_stream_write(struct wx_request *req, const char *s, size_t len);
 /* Sends body (takes the reference) as JSON with the status. */
 int wx_req_json(struct wx_request *req, int status, json_object *body);
 /* Sends {"error": message}; message is formatted, never request data. */

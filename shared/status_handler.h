@@ -11,4 +11,11 @@ struct wx_request;
 
 void wx_handle_status(struct wx_request *req, enum wx_role role);
 
+/*
+ * The record of req->param in the given role: 0 with uuid (37 bytes) and *r
+ * filled (wx_record_clear it), or -1 when req was answered (404 unknown UUID
+ * or not a transfer in that role, 500 unreadable).
+ */
+int wx_status_record(struct wx_request *req, enum wx_role role, char *uuid, struct wx_record *r);
+
 #endif

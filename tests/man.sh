@@ -7,7 +7,8 @@ command -v mandoc >/dev/null || skip_all "mandoc not installed (apt-get install 
 wx_tmpdir
 man="$top_builddir/man"
 pages="wingxfer-source.8 wingxfer-destination.8 wingxfer-push.8 wingxfer-watchdog.8
-	wingxfer-webconfig.8 wingxfer-spawn.8 wingxfer-status.8 wingxfer.conf.5"
+	wingxfer-webconfig.8 wingxfer-spawn.8 wingxfer-status.8 wingxfer.conf.5
+	wingxfer-events.8"
 for p in $pages; do
 	ok "$p built" test -s "$man/$p"
 	# Cross references between our own pages are only "not found" because
@@ -20,7 +21,7 @@ done
 words() { tr -s ' \t\n' '\n\n\n' | grep -v '^$'; }
 for prog in handlers/wingxfer-source handlers/wingxfer-destination handlers/wingxfer-push \
     handlers/wingxfer-watchdog tools/wingxfer-webconfig tools/wingxfer-spawn \
-    handlers/wingxfer-status; do
+    handlers/wingxfer-status handlers/wingxfer-events; do
 	name=${prog#*/}
 	"$top_builddir/$prog" --help | words >"$WX_TEST_TMP/help"
 	mandoc -Tascii "$man/$name.8" | sed 's/.\x08//g' | sed '1d;$d' | sed '/^SEE ALSO/,$d' | words >"$WX_TEST_TMP/page"

@@ -2,7 +2,8 @@
 #
 # A test node NAME lives in $WX_TEST_TMP/NAME: config.yml (TLS on, a free
 # port on 127.0.0.1, the test CA as system.transfers.ca_file), data/, state/,
-# run/ (FastCGI sockets, started by the shipped wingxfer-spawn) and web/ (a
+# run/ (FastCGI sockets, started by the shipped wingxfer-spawn; NODE_WORKERS
+# processes each for source and destination, NODE_EVENTS_WORKERS for events) and web/ (a
 # private Apache or lighttpd instance whose site configuration is generated
 # from www-config/ by the shipped wingxfer-webconfig: templated only for
 # ports and paths).  Each node also gets a plain-HTTP port (NODE_PLAIN_PORT)
@@ -129,10 +130,12 @@ node_start() {
 	NODE_WEB[$name]=$kind
 	_plain_config "$name"
 	$(_ns "$name") env WINGXFER_SBINDIR="$WX_BIN" "$WX_TOOLS/wingxfer-spawn" --config "$dir/config.yml" \
-		--rundir "$dir/run" --logdir "$dir/log" --workers "${NODE_WORKERS:-3}" start >/dev/null || {
+		--rundir "$dir/run" --logdir "$dir/log" --workers "${NODE_WORKERS:-3}" \
+		--events-workers "${NODE_EVENTS_WORKERS:-2}" start >/dev/null || {
 		diag "wingxfer-spawn failed for $name"; cat "$dir"/log/*.log >&2; return 1; }
 	track_pid "$(cat "$dir/run/source.pid")"
 	track_pid "$(cat "$dir/run/destination.pid")"
+	track_pid "$(cat "$dir/run/events.pid")"
 	case "$kind" in
 	apache|beside-wings) _start_apache "$name" "$kind" ;;
 	lighttpd) _start_lighttpd "$name" ;;

@@ -67,7 +67,7 @@ purge() { [ "$purged" = 1 ] || $APT purge wingxfer >"$WX_TEST_TMP/purge.log" 2>&
 trap 'purge; _tap_cleanup' EXIT
 dpkg-query -L wingxfer | sort >"$WX_TEST_TMP/files"
 
-for p in wingxfer-source wingxfer-destination wingxfer-push wingxfer-watchdog wingxfer-webconfig wingxfer-spawn; do
+for p in wingxfer-source wingxfer-destination wingxfer-push wingxfer-watchdog wingxfer-webconfig wingxfer-spawn wingxfer-events; do
 	ok "/usr/sbin/$p" test -x "/usr/sbin/$p"
 	ok "man page $p(8)" test -f "/usr/share/man/man8/$p.8.gz"
 done
@@ -82,7 +82,7 @@ conffiles=$(dpkg-query -W -f '${Conffiles}\n' wingxfer | awk 'NF {print $1}' | s
 is "$conffiles" "/etc/cron.d/wingxfer /etc/logrotate.d/wingxfer /etc/wingxfer/config.yml.example " \
 	"conffiles: the cron job, logrotate and the example config"
 ok "cron job runs the watchdog as root every minute" grep -q '^\* \* \* \* \* root .*wingxfer-watchdog' /etc/cron.d/wingxfer
-for u in wingxfer-source.socket wingxfer-destination.socket wingxfer-watchdog.timer; do
+for u in wingxfer-source.socket wingxfer-destination.socket wingxfer-watchdog.timer wingxfer-events.socket; do
 	ok "systemd unit $u installed" test -f "/lib/systemd/system/$u"
 	case $u in *.socket) wants=sockets.target.wants ;; *) wants=timers.target.wants ;; esac
 	ok "$u enabled (dh_installsystemd: $wants)" test "$(readlink "/etc/systemd/system/$wants/$u")" = "/lib/systemd/system/$u"
