@@ -2,7 +2,7 @@
 # The shipped systemd units start the programs, and the programs work inside
 # the units' confinement: a container (systemd-nspawn booting this machine's
 # /usr with a private /etc) runs systemd with the installed
-# wingxfer-{source,destination}.socket/.service and wingxfer-watchdog.service
+# wingxfer-{source,destination,events}.socket/.service and wingxfer-watchdog.service
 # exactly as `make install` writes them; the host's Apache (shipped
 # templates, TLS) proxies to their sockets.  A panel (emulator) moves a
 # server from a host node into the container and back, so the destination
@@ -24,7 +24,7 @@ done
 PANEL_TLS=1 panel_start || { echo "not ok 1 - panel emulator"; echo 1..1; exit 1; }
 PANEL_TLS=1
 TREES="$top_srcdir/tests/lib/trees.py"
-UNITS="wingxfer-source.service wingxfer-destination.service wingxfer-watchdog.service"
+UNITS="wingxfer-source.service wingxfer-destination.service wingxfer-events.service wingxfer-watchdog.service"
 
 # --- the installed units -----------------------------------------------------
 inst="$WX_TEST_TMP/inst"
@@ -57,8 +57,8 @@ cp "$shipped"/*.service "$shipped"/*.socket "$root/etc/systemd/system/"
 cat > "$root/etc/systemd/system/wingxfer-test.target" <<'EOF'
 [Unit]
 Description=wingxfer units under test
-Wants=wingxfer-source.socket wingxfer-destination.socket
-After=wingxfer-source.socket wingxfer-destination.socket
+Wants=wingxfer-source.socket wingxfer-destination.socket wingxfer-events.socket
+After=wingxfer-source.socket wingxfer-destination.socket wingxfer-events.socket
 EOF
 if grep -q -- '--enable-sanitizers' "$top_builddir/config.status"; then
 	# LeakSanitizer stops the world with ptrace, which the units' system-call
@@ -100,7 +100,7 @@ _init_pid() {
 	return 1
 }
 in_container() { nsenter -t "$INIT" -m -u -i -p -- "$@"; }
-_sockets_up() { [ -S "$dir/run/destination.sock" ] && [ -S "$dir/run/source.sock" ]; }
+_sockets_up() { [ -S "$dir/run/destination.sock" ] && [ -S "$dir/run/source.sock" ] && [ -S "$dir/run/events.sock" ]; }
 wait_for "container's systemd" 120 _init_pid
 ok "systemd boots in the container" test -n "${INIT:-}"
 wait_for "the units' sockets" 120 _sockets_up
@@ -121,6 +121,9 @@ is "$(https_curl -o /dev/null -w '%{http_code}' -H "Authorization: Bearer token-
 is "$(https_curl -o /dev/null -w '%{http_code}' -H "Authorization: Bearer token-u" \
 	"${NODE_URL[u]}/api/servers/99999999-0000-4000-8000-000000000009/transfer")" 404 \
 	"the socket-activated source answers through Apache (unknown transfer: 404)"
+is "$(https_curl -o /dev/null -w '%{http_code}' -H "Authorization: Bearer token-u" \
+	"${NODE_URL[u]}/api/transfers/99999999-0000-4000-8000-000000000009/events")" 404 \
+	"the socket-activated events program answers through Apache (unknown transfer: 404)"
 
 callbacks() { # callbacks UUID KIND
 	panel_api GET "/_emulator/callbacks?server=$1" | python3 -c '
@@ -170,7 +173,7 @@ mkdir -p "${tomb%/*}" && echo '{}' > "$tomb" && touch -d '9 days ago' "$tomb"
 in_container systemctl start wingxfer-watchdog.service
 is "$?" 0 "the watchdog service runs to completion"
 ok "the watchdog did its work in the state directory (removed an old tombstone)" test ! -e "$tomb"
-for u in wingxfer-source.service wingxfer-destination.service; do
+for u in wingxfer-source.service wingxfer-destination.service wingxfer-events.service; do
 	is "$(in_container systemctl show -p Result --value "$u")" success "$u has not failed"
 done
 
