@@ -68,6 +68,7 @@ struct wx_transfers_config {
 	int64_t upload_limit;            /* MiB/s on outgoing bodies, node-wide, 0 = none */
 	int64_t nice;                    /* niceness of the worker/receiver, at least; 0 = leave */
 	char *io_priority;               /* "low", "idle" or "normal" (priority.h) */
+	bool preflight;                  /* push: check the destination before the stop hook */
 	struct wx_command hook_stop;
 	struct wx_command hook_kill;
 	struct wx_command hook_create_environment;

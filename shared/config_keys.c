@@ -123,6 +123,10 @@ const struct wx_config_key wx_config_keys[] = {
 	  "low idle normal",
 	  "I/O priority of the same: low (best-effort, level 7), idle (only when no one else "
 	  "uses the disk), normal (leave it)" },
+	{ "system.transfers.preflight", WX_KEY_BOOL, T(preflight), "true", 0, 0, NULL,
+	  "source: before the stop hook, check that the destination answers with valid TLS and "
+	  "(a wingxfer destination) accepts the token, has room and has nothing in the way; "
+	  "on a refusal the server is not stopped" },
 	{ "system.transfers.hooks.stop", WX_KEY_COMMAND, T(hook_stop), NULL, 0, 0, NULL,
 	  "run on the source before archiving, to stop the server (SERVER_UUID, SERVER_DIR set)" },
 	{ "system.transfers.hooks.kill", WX_KEY_COMMAND, T(hook_kill), NULL, 0, 0, NULL,
