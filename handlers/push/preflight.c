@@ -211,7 +211,7 @@ attempt(struct job *job, CURL *c, const char *ua, int64_t size, bool *retry, cha
 	char awhy[900];
 	if (ask(job, c, ua, size, retry, awhy, sizeof awhy) < 0) {
 		if (job->stop == JOB_RUNNING)
-			snprintf(why, whysize, "The destination refuses this transfer: %s", awhy);
+			snprintf(why, whysize, "%s", awhy);
 		return -1;
 	}
 	char sz[32];
@@ -276,7 +276,12 @@ preflight_run(struct job *job, int64_t size, char *why, size_t whysize)
 	curl_easy_cleanup(c);
 	if (job->stop != JOB_RUNNING)
 		return PREFLIGHT_STOPPED;
-	snprintf(why, whysize, "Checked before stopping the server, which was not stopped: "
-	    "%s%s", reason, n > 1 ? " (after retrying)" : "");
+	size_t len = strlen(reason);
+	if (n > 1)
+		snprintf(why, whysize, "Checked before stopping the server, which was not stopped: "
+		    "%s (%d attempts).", reason, n);
+	else
+		snprintf(why, whysize, "Checked before stopping the server, which was not stopped: "
+		    "%s%s", reason, len > 0 && reason[len - 1] == '.' ? "" : ".");
 	return PREFLIGHT_FAILED;
 }

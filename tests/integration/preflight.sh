@@ -136,7 +136,7 @@ for c in 'signature|"key":"not-the-node-token"|signature' 'expired|"exp_offset":
 	u=$(new_server); tok=$(mint "$u" "$opts")
 	spent=$(ls "$WX_TEST_TMP/b/state/tokens" | wc -l)
 	start "$u" "$tok"
-	refused "token refused ($label)" "$u" "refuses this transfer: The destination answered HTTP 40[13]: .*$want"
+	refused "token refused ($label)" "$u" "The destination answered HTTP 40[13]: .*$want"
 	is "$(ls "$WX_TEST_TMP/b/state/tokens" | wc -l)" "$spent" "token refused ($label): b recorded no token"
 done
 moves "token refused, then a good token" "$u" "$(mint "$u")"
