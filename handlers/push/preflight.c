@@ -258,6 +258,9 @@ preflight_run(struct job *job, int64_t size, char *why, size_t whysize)
 	int n;
 	for (n = 1;; n++) {
 		bool retry = false;
+		/* Each attempt is progress for the watchdog (stall_timeout). */
+		job->rec.progress_at = wx_now();
+		job_save(job);
 		if (attempt(job, c, ua, size, &retry, reason, sizeof reason) == 0) {
 			job->curl = c;  /* the upload goes on with this handle and its connection */
 			return PREFLIGHT_OK;
