@@ -64,8 +64,8 @@ keep_answer(char *data, size_t size, size_t nmemb, void *ctx)
 	return n;
 }
 
-static int
-stop_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+int
+job_curl_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
     curl_off_t ulnow)
 {
 	(void)dltotal;
@@ -134,7 +134,7 @@ ask(struct job *job, CURL *c, const char *ua, int64_t size, bool *retry, char *w
 	WX_CURL_SET(c, &set, CURLOPT_WRITEFUNCTION, keep_answer);
 	WX_CURL_SET(c, &set, CURLOPT_WRITEDATA, &a);
 	WX_CURL_SET(c, &set, CURLOPT_NOPROGRESS, 0L);
-	WX_CURL_SET(c, &set, CURLOPT_XFERINFOFUNCTION, stop_progress);
+	WX_CURL_SET(c, &set, CURLOPT_XFERINFOFUNCTION, job_curl_progress);
 	WX_CURL_SET(c, &set, CURLOPT_XFERINFODATA, job);
 	long status = 0;
 	CURLcode rc = set.rc;

@@ -187,6 +187,13 @@ enum preflight_result {
  * retried briefly (shared/backoff.h, PREFLIGHT_ATTEMPTS).
  */
 enum preflight_result preflight_run(struct job *job, int64_t size, char *why, size_t whysize);
+/*
+ * A CURLOPT_XFERINFOFUNCTION for requests without their own progress (the
+ * probe, the preflight): ctx is the job; a cancel or stop signal ends the
+ * request within a second.
+ */
+int job_curl_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+    curl_off_t ulnow);
 
 /* --- upload.c --- */
 /*

@@ -171,18 +171,6 @@ options_header(char *line, size_t size, size_t nitems, void *ctx)
 	return n;
 }
 
-/* The probe's progress callback: a cancel or stop signal ends it within a second. */
-static int
-options_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-    curl_off_t ulnow)
-{
-	(void)dltotal;
-	(void)dlnow;
-	(void)ultotal;
-	(void)ulnow;
-	return job_should_stop(ctx) ? 1 : 0;
-}
-
 static size_t
 discard_answer(char *data, size_t size, size_t nmemb, void *ctx)
 {
@@ -221,7 +209,7 @@ upload_probe(struct job *job, CURL *c, const char *ua, struct caps *caps, long *
 	WX_CURL_SET(c, &set, CURLOPT_HEADERDATA, caps);
 	WX_CURL_SET(c, &set, CURLOPT_WRITEFUNCTION, discard_answer);
 	WX_CURL_SET(c, &set, CURLOPT_NOPROGRESS, 0L);
-	WX_CURL_SET(c, &set, CURLOPT_XFERINFOFUNCTION, options_progress);
+	WX_CURL_SET(c, &set, CURLOPT_XFERINFOFUNCTION, job_curl_progress);
 	WX_CURL_SET(c, &set, CURLOPT_XFERINFODATA, job);
 	CURLcode rc = set.rc;
 	long code = 0;
