@@ -164,7 +164,7 @@ ask(struct job *job, CURL *c, const char *ua, int64_t size, bool *retry, char *w
 		    (long long)size, a.text ? a.text : "");
 	curl_easy_reset(c);
 	curl_slist_free_all(headers);
-	free(url);
+	wx_free_secret(url);  /* may hold the URL's credentials */
 	free(a.text);
 	return rc == CURLE_OK && status == 200 ? 0 : -1;
 }
