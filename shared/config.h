@@ -70,6 +70,7 @@ struct wx_transfers_config {
 	char *io_priority;               /* "low", "idle" or "normal" (priority.h) */
 	int64_t events_heartbeat;        /* s between heartbeats on an event stream */
 	int64_t events_max_duration;     /* s an event stream may stay open */
+	bool preflight;                  /* push: check the destination before the stop hook */
 	struct wx_command hook_stop;
 	struct wx_command hook_kill;
 	struct wx_command hook_create_environment;

@@ -128,6 +128,10 @@ const struct wx_config_key wx_config_keys[] = {
 	{ "system.transfers.events_max_duration", WX_KEY_DURATION, T(events_max_duration), "24h", 1,
 	  30 * DAY, NULL, "wingxfer-events: an event stream is closed after this long even while "
 	  "its transfer runs (the client reconnects)" },
+	{ "system.transfers.preflight", WX_KEY_BOOL, T(preflight), "true", 0, 0, NULL,
+	  "source: before the stop hook, check that the destination answers with valid TLS and "
+	  "(a wingxfer destination) accepts the token, has room and has nothing in the way; "
+	  "on a refusal the server is not stopped" },
 	{ "system.transfers.hooks.stop", WX_KEY_COMMAND, T(hook_stop), NULL, 0, 0, NULL,
 	  "run on the source before archiving, to stop the server (SERVER_UUID, SERVER_DIR set)" },
 	{ "system.transfers.hooks.kill", WX_KEY_COMMAND, T(hook_kill), NULL, 0, 0, NULL,

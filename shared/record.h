@@ -34,6 +34,7 @@ enum wx_status {
 /* Phases (wx_record.phase), in the order a transfer passes them. */
 #define WX_PHASE_QUEUED     "queued"     /* source: the push worker is starting */
 #define WX_PHASE_PREPARING  "preparing"  /* push: config, token; destination: checks */
+#define WX_PHASE_PREFLIGHT  "preflight"  /* push: checking the destination before the stop */
 #define WX_PHASE_STOPPING   "stopping"   /* push: hooks.stop, then hooks.kill */
 #define WX_PHASE_SCANNING   "scanning"   /* push: walking the server's tree */
 #define WX_PHASE_STREAMING  "streaming"  /* push: archiving onto the wire */

@@ -15,6 +15,8 @@
  *   finish.c   success (checksum rule, hook, rename, record, panel, 200)
  *              and failure (cleanup, record, panel, error answer)
  *   cancel.c   DELETE /api/transfers[/:uuid]
+ *   preflight.c  the checks before the body, shared with
+ *              POST /api/transfers/preflight (which spends nothing)
  *
  * Errors: the first failure is recorded with rx_fail() (HTTP status + a
  * sentence for people) and every stage returns -1 from then on; finish.c
@@ -150,6 +152,23 @@ int rx_charge(struct receiver *rx, int64_t bytes, const char *what);
 /* finish.c */
 void rx_finish(struct receiver *rx);          /* answers the request either way */
 void rx_release(struct receiver *rx);         /* frees; closes nothing the request owns */
+
+/* preflight.c: the checks before the body.  Each answers the request itself
+ * when it refuses. */
+/* The transfer token of Authorization (401/403); true with claims filled. */
+bool rx_check_token(struct wx_request *req, struct wx_transfer_claims *claims);
+/* Nothing in the way: no unfinished earlier transfer, <data>/<uuid> vacant (409). */
+bool rx_check_vacancy(struct wx_request *req, const struct wx_state *st, const char *uuid,
+    const char *server_dir);
+/*
+ * Room for need more bytes above system.transfers.disk_reserve: 0, or 507
+ * (msg names the numbers) or 500 (statvfs failed, errno kept).  *free_out
+ * is the free space (-1 when unknown).  Answers nothing.
+ */
+int rx_check_room(const struct wx_config *cfg, int64_t need, int64_t *free_out, char *msg,
+    size_t msgsize);
+/* POST /api/transfers/preflight */
+void dest_preflight(struct wx_request *req);
 
 /* main.c route handlers */
 void dest_post_transfer(struct wx_request *req);

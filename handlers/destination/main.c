@@ -2,6 +2,7 @@
  * wingxfer-destination: the receiving side of a server transfer.
  *
  *   POST   /api/transfers            transfer JWT; receives, verifies, installs
+ *   POST   /api/transfers/preflight  transfer JWT; would it be accepted (spends nothing)
  *   DELETE /api/transfers[/:uuid]    node token; cancels an incoming transfer
  *   GET    /api/transfers/:uuid      node token; progress of an incoming transfer
  *   DELETE /api/servers/:uuid        node token; the same cancel, on Wings' route
@@ -75,6 +76,18 @@ static const char help[] =
 "          503  stopped on this node by the watchdog (stalled, or past\n"
 "               system.transfers.max_duration)\n"
 "          507  not enough disk space above system.transfers.disk_reserve\n"
+"    POST /api/transfers/preflight?size=<bytes>\n"
+"        Authorization: the transfer token, as for the upload.  Asked by a\n"
+"        wingxfer source before it stops the game server: would the upload\n"
+"        be admitted?  Reads no body, takes no lock, writes nothing, and does\n"
+"        not spend the token.  Same refusals as the upload before its body:\n"
+"        401/403 the token, 409 a transfer of this server is running or\n"
+"        awaits the watchdog, <system.data>/<uuid> holds data, or the token\n"
+"        was used; 507 when the free space of system.data is less than\n"
+"        size (the server's size in bytes, 0 if absent) plus\n"
+"        system.transfers.disk_reserve (the error names the numbers); 400 a\n"
+"        malformed size.  200: {\"server\", \"size\", \"free\",\n"
+"        \"disk_reserve\", \"token_expires\"}.\n"
 "    DELETE /api/transfers/<uuid>, DELETE /api/transfers?server=<uuid>,\n"
 "    DELETE /api/transfers with {\"server\": {\"uuid\": \"<uuid>\"}}\n"
 "        Node token.  Cancels an incoming transfer: 202 (the receiving\n"
@@ -90,8 +103,9 @@ static const char help[] =
 "        error, warning, the last log lines.\n"
 "    OPTIONS /api/transfers\n"
 "        No authentication.  204 with Allow and X-Wingxfer-Capabilities:\n"
-"        zstd, gzip: a wingxfer source then sends archive.tar.zst (Go Wings\n"
-"        answers OPTIONS without that header and is sent gzip).\n"
+"        zstd, gzip, preflight: a wingxfer source then sends archive.tar.zst\n"
+"        (Go Wings answers OPTIONS without that header and is sent gzip) and\n"
+"        asks POST /api/transfers/preflight before stopping the server.\n"
 "\n"
 "OPTIONS\n"
 "    --config FILE     the node's config.yml (after $WINGXFER_CONFIG)\n"
@@ -138,6 +152,7 @@ get_status(struct wx_request *req)
 
 static const struct wx_route routes[] = {
 	{ "POST", "/api/transfers", WX_AUTH_NONE, dest_post_transfer },
+	{ "POST", "/api/transfers/preflight", WX_AUTH_NONE, dest_preflight },
 	{ "DELETE", "/api/transfers", WX_AUTH_NODE_TOKEN, dest_delete_transfer },
 	{ "DELETE", "/api/transfers/:uuid", WX_AUTH_NODE_TOKEN, dest_delete_transfer },
 	{ "GET", "/api/transfers/:uuid", WX_AUTH_NODE_TOKEN, get_status },
@@ -152,8 +167,9 @@ main(int argc, char **argv)
 		.help = help,
 		.routes = routes,
 		.nroutes = WX_ARRAY_LEN(routes),
-		/* A wingxfer source sends zstd only to a destination that says so. */
-		.capabilities = "zstd, gzip",
+		/* A wingxfer source sends zstd only to a destination that says so,
+		 * and asks POST /api/transfers/preflight only where it is named. */
+		.capabilities = "zstd, gzip, preflight",
 	};
 	return wx_fcgi_main(&prog, argc, argv);
 }

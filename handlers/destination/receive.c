@@ -30,37 +30,12 @@
 #include "state.h"
 #include "util.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-/* 1 when path is missing or an empty directory, 0 when it holds something, -1 on error. */
-static int
-vacant(const char *path)
-{
-	struct stat st;
-	if (lstat(path, &st) < 0)
-		return errno == ENOENT ? 1 : -1;
-	if (!S_ISDIR(st.st_mode))
-		return 0;
-	DIR *d = opendir(path);
-	if (d == NULL)
-		return -1;
-	int empty = 1;
-	struct dirent *de;
-	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
-			empty = 0;
-			break;
-		}
-	}
-	closedir(d);
-	return empty;
-}
 
 /* Records the token as spent.  1 done, 0 already spent, -1 error. */
 static int
@@ -103,30 +78,8 @@ admit(struct receiver *rx)
 	/* A cancel marker left by an earlier transfer must not stop this one. */
 	wx_cancel_clear(rx->st, rx->uuid);
 
-	struct wx_record old;
-	if (wx_record_load(rx->st, rx->uuid, &old) == 0) {
-		bool stuck = wx_status_active(old.status);
-		wx_record_clear(&old);
-		if (stuck) {
-			wx_req_error(req, 409, "The previous transfer of this server on this node did "
-			    "not finish (its process is gone); the watchdog (wingxfer-watchdog, run "
-			    "from cron every minute) will mark it failed and clean up. Try again after "
-			    "that.");
-			return false;
-		}
-	}
-	int v = vacant(rx->server_dir);
-	if (v == 0) {
-		wx_req_error(req, 409, "This node already has data for this server (<system.data>/"
-		    "<uuid> exists and is not empty). Remove it on this node, or transfer the server "
-		    "elsewhere.");
+	if (!rx_check_vacancy(req, rx->st, rx->uuid, rx->server_dir))
 		return false;
-	}
-	if (v < 0) {
-		wx_err("cannot inspect %s: %s", rx->server_dir, strerror(errno));
-		wx_req_internal_error(req, "server directory");
-		return false;
-	}
 	int s = spend_token(rx);
 	if (s == 0) {
 		wx_req_error(req, 409, "This transfer token was already used to start a transfer; a "
@@ -174,19 +127,12 @@ start(struct receiver *rx)
 static int
 check_reserve(struct receiver *rx)
 {
-	int64_t free_bytes = wx_free_space(rx->cfg->data_directory);
-	if (free_bytes < 0) {
+	int64_t free_bytes;
+	char msg[512];
+	int status = rx_check_room(rx->cfg, 0, &free_bytes, msg, sizeof msg);
+	if (status == 500)
 		rx_detail(rx, "statvfs %s: %s", rx->cfg->data_directory, strerror(errno));
-		return rx_fail(rx, 500, "This node cannot measure the free space of system.data.");
-	}
-	if (free_bytes < rx->cfg->transfers.disk_reserve) {
-		char f[32], r[32];
-		wx_format_bytes(free_bytes, f, sizeof f);
-		wx_format_bytes(rx->cfg->transfers.disk_reserve, r, sizeof r);
-		return rx_fail(rx, 507, "Not enough disk space on this node: %s free, and "
-		    "system.transfers.disk_reserve keeps %s free; nothing was received.", f, r);
-	}
-	return 0;
+	return status != 0 ? rx_fail(rx, status, "%s", msg) : 0;
 }
 
 /* The installer step: GET {remote}/api/remote/servers/{uuid}. */
@@ -267,13 +213,6 @@ void
 dest_post_transfer(struct wx_request *req)
 {
 	const struct wx_config *cfg = req->cfg;
-	const char *why = NULL;
-	const char *token = wx_transfer_bearer(wx_req_env(req, "HTTP_AUTHORIZATION"), &why);
-	if (token == NULL) {
-		wx_req_header(req, "WWW-Authenticate", "Bearer");
-		wx_req_error(req, 401, "%s", why);
-		return;
-	}
 	struct receiver rx;
 	memset(&rx, 0, sizeof rx);
 	rx.req = req;
@@ -281,27 +220,14 @@ dest_post_transfer(struct wx_request *req)
 	rx.lock_fd = -1;
 	rx.staging_fd = -1;
 	rx.rl.fd = -1;
-	char msg[512];
-	struct wx_jwt_policy pol = {
-		.allow_unscoped = cfg->transfers.allow_unscoped_tokens,
-		.max_lifetime = cfg->transfers.max_token_lifetime,
-	};
-	enum wx_jwt_verdict v = wx_transfer_jwt_check(token, cfg->token, wx_now(), &pol, &rx.claims,
-	    msg, sizeof msg);
-	if (v != WX_JWT_OK) {
-		char fp[32];
-		wx_log_fingerprint(token, fp, sizeof fp);
-		wx_warn("transfer token %s refused: %s", fp, msg);
-		if (v == WX_JWT_UNAUTHORIZED)
-			wx_req_header(req, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
-		wx_req_error(req, (int)v, "%s", msg);
+	if (!rx_check_token(req, &rx.claims))
 		return;
-	}
 	memcpy(rx.uuid, rx.claims.sub, sizeof rx.uuid);
 	wx_log_set_transfer(rx.uuid);
 
 	char boundary[WX_MP_MAX_BOUNDARY + 1];
-	why = wx_mp_boundary_from_content_type(wx_req_env(req, "CONTENT_TYPE"), boundary);
+	const char *why = wx_mp_boundary_from_content_type(wx_req_env(req, "CONTENT_TYPE"),
+	    boundary);
 	if (why != NULL) {
 		bool media = strstr(why, "not multipart") != NULL || strstr(why, "no Content-Type");
 		wx_req_error(req, media ? 415 : 400, "The upload must be multipart/form-data: %s.", why);

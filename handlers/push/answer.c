@@ -70,8 +70,10 @@ answer_caps_line(struct caps *caps, const char *line, size_t n)
 		caps->header = true;
 		if (list_has(line + nlen, n - nlen, "zstd"))
 			caps->zstd = true;
+		if (list_has(line + nlen, n - nlen, "preflight"))
+			caps->preflight = true;
 	}
 	/* A new status line (after a 1xx): forget what an earlier block said. */
 	if (n >= 5 && strncmp(line, "HTTP/", 5) == 0)
-		caps->header = caps->zstd = false;
+		caps->header = caps->zstd = caps->preflight = false;
 }

@@ -13,6 +13,7 @@
 struct caps {
 	bool header;            /* X-Wingxfer-Capabilities was in the answer */
 	bool zstd;              /* ... and named zstd */
+	bool preflight;         /* ... and named preflight (POST /api/transfers/preflight) */
 };
 
 /*

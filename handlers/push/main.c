@@ -37,7 +37,8 @@ static const char help[] =
 "DESCRIPTION\n"
 "    The worker of an outgoing transfer.  wingxfer-source starts it detached\n"
 "    when the panel POSTs /api/servers/<uuid>/transfer.  It holds the\n"
-"    transfer's lock for its whole life, runs the stop hook, walks\n"
+"    transfer's lock for its whole life, checks the destination (the\n"
+"    preflight, below), runs the stop hook, walks\n"
 "    <system.data>/<uuid> (never following symlinks), archives it as tar.gz\n"
 "    and streams it, with the requested backups and the install log, as one\n"
 "    chunked multipart POST to the destination.  The destination's answer\n"
@@ -49,6 +50,16 @@ static const char help[] =
 "    Wings, which would store hard links and symlinks as empty files: it is\n"
 "    sent every hard-linked file whole under each name, and no symlinks (a\n"
 "    warning names the first few and gives the count).\n"
+"\n"
+"    The preflight (system.transfers.preflight, on by default), before the\n"
+"    stop hook: the destination must answer OPTIONS with TLS verified\n"
+"    (connection failures and 502/503/504 are retried twice with backoff),\n"
+"    and a wingxfer destination naming \"preflight\" in its capabilities must\n"
+"    answer 200 to POST <url>/preflight?size=<bytes> with the token: it\n"
+"    checks the token without spending it, room for the server's size above\n"
+"    its disk_reserve, and that no data or running transfer of the server is\n"
+"    in the way.  On any refusal the server is not stopped, the transfer\n"
+"    fails with the reason, and the panel is told once.\n"
 "\n"
 "    Run by hand it takes the lock itself (refusing when a transfer of the\n"
 "    server is running) and prints its progress on the terminal.  Without\n"
@@ -188,6 +199,25 @@ stop_poll(void *ctx)
 	return job_should_stop(ctx);
 }
 
+/* The size walk into the job's totals.  0, or -1 with why set (or job->stop). */
+static int
+measure(struct job *job, char *why, size_t whysize)
+{
+	job_phase(job, WX_PHASE_SCANNING);
+	char err[1024];
+	struct walk_totals wt;
+	if (walk_measure(job->server_dir, &wt, stop_poll, job, err, sizeof err) < 0) {
+		if (job->stop == JOB_RUNNING)
+			snprintf(why, whysize, "Failed to get archive for transfer: %s.", err);
+		return -1;
+	}
+	job->progress.bytes_total = wt.bytes;
+	job->progress.files_total = wt.entries;
+	job->peer.walk_symlinks = wt.symlinks;      /* peer_decide adjusts the totals */
+	job->peer.walk_link_bytes = wt.link_bytes;
+	return 0;
+}
+
 static enum outcome
 run(struct job *job, char *why, size_t whysize)
 {
@@ -204,22 +234,25 @@ run(struct job *job, char *why, size_t whysize)
 	}
 	if (job_should_stop(job))
 		return OUT_STOPPED;
+	/* The preflight asks the destination for room for the size the walk
+	 * finds while the server runs; the walk after the stop gives the totals
+	 * of what is archived. */
+	if (job->cfg->transfers.preflight) {
+		if (measure(job, why, whysize) < 0)
+			return job->stop != JOB_RUNNING ? OUT_STOPPED : OUT_FAILED;
+		switch (preflight_run(job, job->progress.bytes_total, why, whysize)) {
+		case PREFLIGHT_OK:
+			break;
+		case PREFLIGHT_STOPPED:
+			return OUT_STOPPED;
+		default:
+			return OUT_FAILED;
+		}
+	}
 	if (stop_server(job, why, whysize) < 0)
 		return job->stop != JOB_RUNNING ? OUT_STOPPED : OUT_FAILED;
-
-	job_phase(job, WX_PHASE_SCANNING);
-	char err[1024];
-	struct walk_totals wt;
-	if (walk_measure(job->server_dir, &wt, stop_poll, job, err, sizeof err) < 0) {
-		if (job->stop != JOB_RUNNING)
-			return OUT_STOPPED;
-		snprintf(why, whysize, "Failed to get archive for transfer: %s.", err);
-		return OUT_FAILED;
-	}
-	job->progress.bytes_total = wt.bytes;
-	job->progress.files_total = wt.entries;
-	job->peer.walk_symlinks = wt.symlinks;      /* peer_decide adjusts the totals */
-	job->peer.walk_link_bytes = wt.link_bytes;
+	if (measure(job, why, whysize) < 0)
+		return job->stop != JOB_RUNNING ? OUT_STOPPED : OUT_FAILED;
 	switch (upload_run(job, why, whysize)) {
 	case UPLOAD_PUSHED:
 		return OUT_COMPLETED;
@@ -306,6 +339,9 @@ main(int argc, char **argv)
 	}
 	char why[1200] = "";
 	enum outcome out = run(&job, why, sizeof why);
+	if (job.curl != NULL)
+		curl_easy_cleanup(job.curl);  /* the preflight's, when the upload never took it */
+	job.curl = NULL;
 	code = outcome_finish(&job, out, why);
 	wx_cancel_clear(&job.st, job.uuid);
 	curl_global_cleanup();

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "answer.h"
 #include "compress.h"
 #include "record.h"
 #include "state.h"
@@ -90,6 +91,10 @@ struct job {
 	int64_t skipped;         /* sockets, FIFOs, devices left out */
 	struct peer peer;
 	struct curl_slist *connect_to; /* CURLOPT_CONNECT_TO of the matching override, or NULL */
+	bool probed;             /* the preflight asked OPTIONS: caps, caps_why hold the answer */
+	struct caps caps;
+	char caps_why[300];
+	CURL *curl;              /* the preflight's handle, taken over by the upload; or NULL */
 };
 
 /* Skipped sockets, FIFOs and devices named in the log; the rest are counted. */
@@ -167,7 +172,48 @@ int stop_server(struct job *job, char *why, size_t whysize);
 struct wx_curl_set;
 void connect_to_apply(CURL *c, struct job *job, struct wx_curl_set *s);
 
+/* --- preflight.c --- */
+enum preflight_result {
+	PREFLIGHT_OK = 0,    /* the destination would take it (or, Go Wings, answers) */
+	PREFLIGHT_FAILED,    /* why says what is in the way */
+	PREFLIGHT_STOPPED,   /* job->stop is set */
+};
+/*
+ * Before the stop hook: the destination is reachable with TLS verified (the
+ * OPTIONS probe, whose answer the upload reuses), and, when its
+ * capabilities name preflight, POST /api/transfers/preflight?size=size with
+ * the token says it would admit the upload (token, room, nothing in the
+ * way) without spending the token.  Connection failures and 502/503/504 are
+ * retried briefly (shared/backoff.h, PREFLIGHT_ATTEMPTS).
+ */
+enum preflight_result preflight_run(struct job *job, int64_t size, char *why, size_t whysize);
+/*
+ * A CURLOPT_XFERINFOFUNCTION for requests without their own progress (the
+ * probe, the preflight): ctx is the job; a cancel or stop signal ends the
+ * request within a second.
+ */
+int job_curl_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+    curl_off_t ulnow);
+
 /* --- upload.c --- */
+/*
+ * What every request to the destination shares: wx_curl_setup's options
+ * (URL, TLS verification, User-Agent, connect timeout; timeout seconds for
+ * the whole request, 0 for none), HTTP/1.1 with TCP keepalive, and
+ * system.transfers.connect_to.
+ */
+void upload_connection_opts(CURL *c, struct job *job, const char *ua, char *errbuf, long timeout,
+    struct wx_curl_set *s);
+/*
+ * Asks the destination what it is (OPTIONS, no credentials): caps says
+ * whether a 2xx answer carried X-Wingxfer-Capabilities and what it named;
+ * *status is the HTTP status (0 when none came); why (size 300) says why
+ * zstd is not to be sent, "" when it named zstd.  Returns the transfer's
+ * CURLcode.  Resets c afterwards (its open connection stays for the POST).
+ * Polls job_should_stop.
+ */
+CURLcode upload_probe(struct job *job, CURL *c, const char *ua, struct caps *caps, long *status,
+    char *why, size_t whysize);
 enum upload_result {
 	UPLOAD_PUSHED = 0,   /* the destination answered 200 or 202 */
 	UPLOAD_FAILED,       /* why says what went wrong */

@@ -171,18 +171,6 @@ options_header(char *line, size_t size, size_t nitems, void *ctx)
 	return n;
 }
 
-/* The probe's progress callback: a cancel or stop signal ends it within a second. */
-static int
-options_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-    curl_off_t ulnow)
-{
-	(void)dltotal;
-	(void)dlnow;
-	(void)ultotal;
-	(void)ulnow;
-	return job_should_stop(ctx) ? 1 : 0;
-}
-
 static size_t
 discard_answer(char *data, size_t size, size_t nmemb, void *ctx)
 {
@@ -196,8 +184,8 @@ discard_answer(char *data, size_t size, size_t nmemb, void *ctx)
  * User-Agent, connect timeout; timeout seconds for the whole request, 0 for
  * none), HTTP/1.1 with TCP keepalive, and system.transfers.connect_to.
  */
-static void
-connection_opts(CURL *c, struct job *job, const char *ua, char *errbuf, long timeout,
+void
+upload_connection_opts(CURL *c, struct job *job, const char *ua, char *errbuf, long timeout,
     struct wx_curl_set *s)
 {
 	const struct wx_curl_request r = { job->request_url ? job->request_url : job->rec.url, ua,
@@ -208,25 +196,20 @@ connection_opts(CURL *c, struct job *job, const char *ua, char *errbuf, long tim
 	connect_to_apply(c, job, s);
 }
 
-/*
- * Asks the destination what it is (OPTIONS, no credentials): caps says
- * whether a 2xx answer carried X-Wingxfer-Capabilities and whether it named
- * zstd; why (size 300) says why not, "" when it named zstd.  Resets c
- * afterwards (its open connection stays for the POST).
- */
-static void
-probe(struct job *job, CURL *c, const char *ua, struct caps *caps, char *why, size_t whysize)
+CURLcode
+upload_probe(struct job *job, CURL *c, const char *ua, struct caps *caps, long *status,
+    char *why, size_t whysize)
 {
 	char errbuf[CURL_ERROR_SIZE] = "";
 	struct wx_curl_set set = WX_CURL_SET_INIT;
-	connection_opts(c, job, ua, errbuf,
+	upload_connection_opts(c, job, ua, errbuf,
 	    (long)job->cfg->transfers.connect_timeout + OPTIONS_TIMEOUT, &set);
 	WX_CURL_SET(c, &set, CURLOPT_CUSTOMREQUEST, "OPTIONS");
 	WX_CURL_SET(c, &set, CURLOPT_HEADERFUNCTION, options_header);
 	WX_CURL_SET(c, &set, CURLOPT_HEADERDATA, caps);
 	WX_CURL_SET(c, &set, CURLOPT_WRITEFUNCTION, discard_answer);
 	WX_CURL_SET(c, &set, CURLOPT_NOPROGRESS, 0L);
-	WX_CURL_SET(c, &set, CURLOPT_XFERINFOFUNCTION, options_progress);
+	WX_CURL_SET(c, &set, CURLOPT_XFERINFOFUNCTION, job_curl_progress);
 	WX_CURL_SET(c, &set, CURLOPT_XFERINFODATA, job);
 	CURLcode rc = set.rc;
 	long code = 0;
@@ -237,8 +220,9 @@ probe(struct job *job, CURL *c, const char *ua, struct caps *caps, char *why, si
 		wx_curl_set_describe(&set, errbuf, sizeof errbuf);
 	}
 	curl_easy_reset(c);
+	*status = rc == CURLE_OK ? code : 0;
 	if (rc != CURLE_OK || code < 200 || code > 299)
-		caps->header = caps->zstd = false;
+		caps->header = caps->zstd = caps->preflight = false;
 	if (rc != CURLE_OK && set.rc != CURLE_OK)
 		snprintf(why, whysize, "OPTIONS not sent: %s", errbuf);
 	else if (rc != CURLE_OK)
@@ -253,6 +237,7 @@ probe(struct job *job, CURL *c, const char *ua, struct caps *caps, char *why, si
 		snprintf(why, whysize, "its X-Wingxfer-Capabilities does not name zstd");
 	else
 		why[0] = '\0';
+	return rc;
 }
 
 /*
@@ -265,9 +250,15 @@ choose_codec(struct job *job, CURL *c, const char *ua)
 {
 	const struct wx_transfers_config *tc = &job->cfg->transfers;
 	bool want_zstd = strcmp(tc->compression, "zstd") == 0;
-	struct caps caps = { false, false };
+	struct caps caps = { false, false, false };
 	char why[300];
-	probe(job, c, ua, &caps, why, sizeof why);
+	long status;
+	if (job->probed) {
+		caps = job->caps;  /* the preflight asked already (preflight.c) */
+		wx_strlcpy(why, job->caps_why, sizeof why);
+	} else {
+		(void)upload_probe(job, c, ua, &caps, &status, why, sizeof why);
+	}
 	if (job->stop != JOB_RUNNING)
 		return;  /* upload_run stops before the POST */
 	if (!caps.header)
@@ -316,7 +307,8 @@ upload_run(struct job *job, char *why, size_t whysize)
 	memset(&u, 0, sizeof u);
 	u.job = job;
 	u.rl.fd = -1;
-	CURL *c = curl_easy_init();
+	CURL *c = job->curl != NULL ? job->curl : curl_easy_init();
+	job->curl = NULL;  /* the preflight's handle: its connection is reused */
 	if (c == NULL) {
 		snprintf(why, whysize, "Cannot set up the upload (libcurl failed to start).");
 		return UPLOAD_FAILED;
@@ -344,7 +336,7 @@ upload_run(struct job *job, char *why, size_t whysize)
 	}
 	struct curl_slist *headers = headers_for(&u);
 	struct wx_curl_set set = WX_CURL_SET_INIT;
-	connection_opts(c, job, ua, errbuf, 0, &set);
+	upload_connection_opts(c, job, ua, errbuf, 0, &set);
 	WX_CURL_SET(c, &set, CURLOPT_POST, 1L);
 	WX_CURL_SET(c, &set, CURLOPT_READFUNCTION, read_body);
 	WX_CURL_SET(c, &set, CURLOPT_READDATA, &u);

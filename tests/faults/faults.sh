@@ -10,7 +10,8 @@
 #   - the panel answering 500 once, and dropping the connection once;
 #   - the destination's receiving process stopped (SIGSTOP: it stops reading);
 #   - disk full on the destination: a small tmpfs as its data directory, out
-#     of bytes and out of inodes (root only).
+#     of bytes and out of inodes (root only); with the preflight the source
+#     learns it before stopping the server.
 # After each, both watchdogs run until nothing is active, and the invariants
 # of tests/faults/lib.sh are checked: no staging, the source tree intact,
 # exactly one callback per node that ended the transfer, a success only with
@@ -239,6 +240,21 @@ if [ "$(id -u)" != 0 ]; then
 elif ! tmpfs_node f1 size=8m || ! tmpfs_node f2 size=64m,nr_inodes=400; then
 	skip "disk full on the destination" "cannot mount a tmpfs here (mount -t tmpfs failed)"
 else
+	# With the preflight (on by default) the source asks f1 first: no room for
+	# the tree, so the server is never stopped and f1 never starts receiving.
+	DEST_NAME=f1
+	U=$(newuuid)
+	go "$U" f1
+	wait_worker "$SRC/state" "$U" 60
+	settle "$U" "$SRC" "$WX_TEST_TMP/f1"
+	is "$(statuses "$U" "$WX_TEST_TMP/f1")" "failed:(no record)" \
+		"disk full, preflight: the source fails, the destination never started"
+	like "$(rec "$SRC/state" "$U" '["error"]')" 'before stopping the server.*507: Not enough disk space' \
+		"disk full, preflight: the source says why, before the stop"
+	invariants "disk full, preflight" "$U" "$SRC" "$WX_TEST_TMP/f1"
+	rm -rf "${SRC:?}/data/$U"
+	# The receiving side's own checks while the disk fills: without the preflight.
+	sed -i 's/^    connect_timeout: 3$/    connect_timeout: 3\n    preflight: false/' "$SRC/config.yml"
 	for f in f1 f2; do
 		if [ $f = f2 ]; then
 			TEMPLATE="$WX_TEST_TMP/many" TEMPLATE_MANIFEST="$WX_TEST_TMP/many.manifest"
@@ -264,6 +280,7 @@ for i in range(1500):
 		note "disk-full-$f $(statuses "$U" "$WX_TEST_TMP/$f"): $(rec "$WX_TEST_TMP/$f/state" "$U" '["error"]')"
 		rm -rf "${SRC:?}/data/$U"
 	done
+	sed -i '/^    preflight: false$/d' "$SRC/config.yml"
 	# A server that fits still arrives.
 	TEMPLATE="$WX_TEST_TMP/small" TEMPLATE_MANIFEST="$WX_TEST_TMP/small.manifest"
 	python3 "$top_srcdir/tests/lib/trees.py" make "$TEMPLATE" --files 20 >/dev/null

@@ -138,7 +138,7 @@ fail_case reject401 'HTTP 401: The required authorization headers were not prese
 fail_case reject409 'HTTP 409: A server with this identifier already exists' \
 	--mode reject --status 409 --error "A server with this identifier already exists on this instance."
 fail_case late500 'HTTP 500: checksums do not match' --mode late --status 500 --error "checksums do not match"
-fail_case refused 'could not be sent to the destination: (Couldn.t connect|Could not connect)' refuse
+fail_case refused 'before stopping the server, which was not stopped: The destination could not be reached: OPTIONS failed: (Couldn.t connect|Could not connect)' refuse
 SIZE=24000000 fail_case stall 'No data could be sent to the destination for 3 s' --mode stall --after 65536
 fail_case dropped 'could not be sent to the destination' --mode close --after 65536
 fail_case mute 'did not answer within 5 s after the upload' --mode mute

@@ -77,8 +77,11 @@ for kind in apache lighttpd beside-wings; do
 				done
 				continue
 			fi
-			want=$( { awk -v pat="$pattern" '$2 == pat { print $1 }' "$WX_TEST_TMP/routes-$p"; echo OPTIONS; } |
-				sort -u | tr '\n' ' ')
+			# Every pattern the path matches (:uuid is any segment: a literal
+			# /api/transfers/preflight also matches /api/transfers/:uuid).
+			want=$( { while read -r m pat; do re="^${pat//:uuid/[^/]+}\$"
+					[[ $path =~ $re ]] && echo "$m"; done < "$WX_TEST_TMP/routes-$p"
+				echo OPTIONS; } | sort -u | tr '\n' ' ')
 			ask OPTIONS "$url$path"
 			is "$CODE $ALLOW" "204 $want" "$kind: OPTIONS $pattern reaches wingxfer-$p (Allow: $want)"
 			for m in $(awk -v pat="$pattern" '$2 == pat { print $1 }' "$WX_TEST_TMP/routes-$p"); do
