@@ -312,11 +312,9 @@ gen_game(struct gen *g, uint64_t total)
 	uint64_t each = cfg / count;
 	for (uint64_t i = 0; cfg > 0; i++) {
 		char dir[4300];
-		if (i % 40 == 0) {
-			snprintf(dir, sizeof dir, "%s/%s%03llu", g->root, i < count / 2 ? "config/c" : "plugins/P",
-			    (unsigned long long)(i / 40));
-			make_dir(dir);
-		}
+		snprintf(dir, sizeof dir, "%s/%s%03llu", g->root, i < count / 2 ? "config/c" : "plugins/P",
+		    (unsigned long long)(i / 40));
+		make_dir(dir);	/* EEXIST is fine */
 		uint64_t size = each / 2 + wx_bench_xorshift(&g->rng) % (each + 1);
 		if (size > cfg || i + 1 >= count)
 			size = cfg;
