@@ -21,7 +21,6 @@
 #include "log.h"
 #include "util.h"
 #include "walk.h"
-#include "prefetch.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -38,7 +37,6 @@
 struct tar {
 	struct job *job;
 	struct walk *walk;
-	struct prefetch *pf;	/* read-ahead in walk order; NULL without */
 	struct inode_map *links;
 	struct archive *a;
 	struct archive_entry *entry;
@@ -97,7 +95,6 @@ tar_open(struct job *job, wx_compress_sink sink, void *sink_ctx, char *err, size
 	t->walk = walk_open(job->server_dir, err, errsize);
 	if (t->walk == NULL)
 		goto fail;
-	t->pf = prefetch_start(job->server_dir);
 	int level = (int)job->cfg->transfers.compression_level;
 	if (job->codec == WX_COMPRESS_ZSTD)
 		level = zstd_level(level);
@@ -140,7 +137,6 @@ tar_close(struct tar *t)
 	archive_entry_free(t->entry);
 	wx_compressor_free(t->comp);
 	inode_map_free(t->links);
-	prefetch_stop(t->pf);
 	walk_close(t->walk);
 	free(t->path);
 	free(t->buf);
@@ -212,8 +208,6 @@ static int
 add_entry(struct tar *t, const struct walk_entry *e)
 {
 	struct stat st = e->st;
-	if (S_ISREG(st.st_mode))
-		prefetch_opened(t->pf, st.st_size);	/* where the walk is, archived or not */
 	if (!walk_archivable(st.st_mode)) {
 		if (++t->job->skipped <= JOB_NAMED_SKIPS)
 			wx_info("skipped %s %s: sockets, FIFOs and devices are not transferred",
