@@ -14,6 +14,14 @@
  *   bench-data small DIR [--files N] [--seed S]
  *       N regular files (default 200 000) of 0-4 KiB, same contents, 100 per
  *       directory.
+ *   bench-data game DIR [--bytes N] [--seed S]
+ *       A game server of N bytes (default 1 GiB): 55 % region files of 4 MiB
+ *       (world, nether and end region/r.X.Z.mca: incompressible chunks padded to 4 KiB
+ *       sectors, deflate saves ~5 %), 15 % jars of 64 KiB-8 MiB (plugins/,
+ *       libraries/: zip-like, already compressed), 20 % text logs of
+ *       64 KiB-16 MiB (logs/), 10 % in ~2 000 configs of 8-128 KiB
+ *       (config/, plugins/NAME/; ~2 000 per GiB, at least 20), five
+ *       relative symlinks and four empty directories.
  *   bench-data big DIR [--bytes N] [--seed S]
  *       one file of N bytes (default 4 GiB): 1 MiB of random bytes, 1 MiB of
  *       zeros (written, not sparse), alternating.
@@ -215,10 +223,129 @@ gen_big(struct gen *g, uint64_t size)
 	g->bytes = size;
 }
 
+enum fill { FILL_REGION, FILL_JAR, FILL_TEXT };
+
+/* A file of size bytes of one kind of content, filled bufsize bytes at a time. */
+static void
+make_kind_file(struct gen *g, const char *path, uint64_t size, enum fill kind)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0)
+		die("cannot create", path);
+	for (uint64_t off = 0; off < size;) {
+		size_t n = size - off < g->bufsize ? (size_t)(size - off) : g->bufsize;
+		if (kind == FILL_REGION)
+			wx_bench_fill_region(g->buf, n, &g->data);
+		else if (kind == FILL_JAR)
+			wx_bench_fill_jar(g->buf, n, &g->data);
+		else
+			wx_bench_fill_text(g->buf, n, &g->data);
+		write_all(fd, g->buf, n, path);
+		off += n;
+	}
+	if (close(fd) < 0)
+		die("cannot close", path);
+	set_mtime(path, false);
+	g->files++;
+	g->bytes += size;
+}
+
+static void
+make_link(const char *target, const char *path)
+{
+	if (symlink(target, path) < 0)
+		die("cannot create symlink", path);
+	set_mtime(path, true);
+}
+
+/* Files of log-uniform sizes in [lo, hi] under dir until budget is spent. */
+static void
+game_files(struct gen *g, const char *dir, const char *prefix, const char *ext, uint64_t budget,
+    uint64_t lo, uint64_t hi, enum fill kind)
+{
+	char path[4400];
+	for (unsigned i = 0; budget > 0; i++) {
+		uint64_t size = log_uniform(&g->rng, lo, hi);
+		if (size > budget)
+			size = budget;
+		snprintf(path, sizeof path, "%s/%s%03u%s", dir, prefix, i, ext);
+		make_kind_file(g, path, size, kind);
+		budget -= size;
+	}
+}
+
+static void
+gen_game(struct gen *g, uint64_t total)
+{
+	static const char *worlds[] = { "world/region", "world_nether/DIM-1/region",
+		"world_the_end/DIM1/region" };
+	static const char *dirs[] = { "world", "world/region", "world_nether", "world_nether/DIM-1",
+		"world_nether/DIM-1/region", "world_the_end", "world_the_end/DIM1",
+		"world_the_end/DIM1/region", "world/datapacks", "plugins", "libraries", "logs",
+		"config", "cache", "crash-reports" };
+	char path[4400];
+	for (size_t i = 0; i < WX_ARRAY_LEN(dirs); i++) {
+		snprintf(path, sizeof path, "%s/%s", g->root, dirs[i]);
+		make_dir(path);
+	}
+	/* Regions: 55 %, whole 4 MiB files (the last may be shorter), 70/20/10 over the worlds. */
+	uint64_t budget = total / 100 * 55;
+	for (unsigned i = 0; budget > 0; i++) {
+		unsigned w = i % 10 < 7 ? 0 : i % 10 < 9 ? 1 : 2;
+		uint64_t size = budget < 4 * MIB ? budget : 4 * MIB;
+		snprintf(path, sizeof path, "%s/%s/r.%d.%d.mca", g->root, worlds[w],
+		    (int)(i % 16) - 8, (int)(i / 16) - 4);
+		make_kind_file(g, path, size, FILL_REGION);
+		budget -= size;
+	}
+	snprintf(path, sizeof path, "%s/plugins", g->root);
+	game_files(g, path, "Plugin", ".jar", total / 100 * 10, 64 * 1024, 8 * MIB, FILL_JAR);
+	snprintf(path, sizeof path, "%s/libraries", g->root);
+	game_files(g, path, "lib", ".jar", total / 100 * 5, 64 * 1024, 8 * MIB, FILL_JAR);
+	snprintf(path, sizeof path, "%s/logs", g->root);
+	game_files(g, path, "2026-11-", ".log", total / 100 * 20, 64 * 1024, 16 * MIB, FILL_TEXT);
+	/* Configs: 10 % in ~2 000 files per GiB (20 at least), 40 per directory. */
+	uint64_t cfg = total - total / 100 * 55 - total / 100 * 15 - total / 100 * 20;
+	uint64_t count = total / (1024 * MIB / 2000);
+	if (count < 20)
+		count = 20;
+	uint64_t each = cfg / count;
+	for (uint64_t i = 0; cfg > 0; i++) {
+		char dir[4300];
+		snprintf(dir, sizeof dir, "%s/%s%03llu", g->root, i < count / 2 ? "config/c" : "plugins/P",
+		    (unsigned long long)(i / 40));
+		make_dir(dir);	/* EEXIST is fine */
+		uint64_t size = each / 2 + wx_bench_xorshift(&g->rng) % (each + 1);
+		if (size > cfg || i + 1 >= count)
+			size = cfg;
+		snprintf(path, sizeof path, "%s/%s%03llu/conf%05llu.yml", g->root,
+		    i < count / 2 ? "config/c" : "plugins/P", (unsigned long long)(i / 40),
+		    (unsigned long long)i);
+		make_kind_file(g, path, size, FILL_TEXT);
+		cfg -= size;
+	}
+	snprintf(path, sizeof path, "%s/plugins/P%03llu/shared.yml", g->root, (unsigned long long)(count / 2 / 40 + 1));
+	make_link("../../config/c000/conf00000.yml", path);
+	snprintf(path, sizeof path, "%s/server.jar", g->root);
+	make_link("libraries/lib000.jar", path);
+	snprintf(path, sizeof path, "%s/logs/latest.log", g->root);
+	make_link("2026-11-000.log", path);
+	snprintf(path, sizeof path, "%s/plugins/world-link", g->root);
+	make_link("../world", path);
+	snprintf(path, sizeof path, "%s/config/c000/self", g->root);
+	make_link(".", path);
+	static const char *empty[] = { "world/datapacks", "cache", "crash-reports", "world/playerdata" };
+	for (size_t i = 0; i < WX_ARRAY_LEN(empty); i++) {
+		snprintf(path, sizeof path, "%s/%s", g->root, empty[i]);
+		make_dir(path);
+		set_mtime(path, false);
+	}
+}
+
 static int
 usage(void)
 {
-	fprintf(stderr, "usage: bench-data mixed|small|big DIR [--bytes N] [--files N] [--seed S]\n");
+	fprintf(stderr, "usage: bench-data mixed|small|big|game DIR [--bytes N] [--files N] [--seed S]\n");
 	return 2;
 }
 
@@ -250,7 +377,7 @@ main(int argc, char **argv)
 	memset(&g, 0, sizeof g);
 	g.rng = 0x9e3779b97f4a7c15ULL ^ (uint64_t)seed;
 	g.data = 0xd1b54a32d192ed03ULL ^ ((uint64_t)seed << 1);
-	g.bufsize = MIB;
+	g.bufsize = 4 * MIB;	/* a region file at once */
 	g.buf = xmalloc(g.bufsize);
 	if (wx_strlcpy(g.root, argv[2], sizeof g.root) >= sizeof g.root)
 		return usage();
@@ -260,6 +387,8 @@ main(int argc, char **argv)
 		gen_mixed(&g, bytes >= 0 ? (uint64_t)bytes : 1024 * MIB);
 	else if (strcmp(kind, "small") == 0)
 		gen_small(&g, (uint64_t)files);
+	else if (strcmp(kind, "game") == 0)
+		gen_game(&g, bytes >= 0 ? (uint64_t)bytes : 1024 * MIB);
 	else if (strcmp(kind, "big") == 0)
 		gen_big(&g, bytes >= 0 ? (uint64_t)bytes : 4096 * MIB);
 	else

@@ -1,6 +1,7 @@
 #include "autoconf.h"
 
 #include "pgzip.h"
+#include "incompressible.h"
 #include "util.h"
 
 #include <errno.h>
@@ -41,6 +42,7 @@ struct worker {
 	z_stream strm;
 	bool strm_ok;
 	struct libdeflate_compressor *ld;	/* WX_PGZIP_LIBDEFLATE_MEMBERS */
+	struct libdeflate_compressor *ld0;	/* level 0 (stored), for incompressible slices */
 	pthread_t tid;
 	bool running;
 };
@@ -107,18 +109,68 @@ reserve_out(struct slot *s, size_t need)
  * outputs can be concatenated; member-per-block framing finishes each.
  * Sets s->zerr on a zlib error.
  */
-/* One block as one complete gzip member (header, deflate, CRC-32, ISIZE), by libdeflate. */
+/* Length of the run of slices from off on that wx_incompressible() judges as
+ * *store: the first slice decides *store, the run ends at the first slice
+ * judged otherwise. */
+static size_t
+slice_run(const unsigned char *data, size_t len, size_t off, bool *store)
+{
+	size_t end = off;
+	for (bool first = true; end < len; first = false) {
+		size_t n = len - end < WX_PGZIP_SLICE ? len - end : WX_PGZIP_SLICE;
+		bool inc = wx_incompressible(data + end, n);
+		if (first)
+			*store = inc;
+		else if (inc != *store)
+			break;
+		end += n;
+	}
+	return end - off;
+}
+
+/*
+ * One block as complete gzip members (header, deflate, CRC-32, ISIZE), by
+ * libdeflate: one member per run of WX_PGZIP_SLICE slices that look
+ * incompressible (stored, by the level-0 compressor ld0) or not (deflated
+ * at the stream's level by ld).  Without ld0 (level 0, or kept for
+ * measurement), one deflated member.
+ */
 static void
-compress_member(struct libdeflate_compressor *ld, struct slot *s)
+compress_member(struct libdeflate_compressor *ld, struct libdeflate_compressor *ld0, struct slot *s)
 {
 	const unsigned char *data = s->in + WINDOW;
 	s->outlen = 0;
 	s->zerr = Z_OK;
 	s->crc = 0;
-	reserve_out(s, libdeflate_gzip_compress_bound(ld, s->inlen));
-	s->outlen = libdeflate_gzip_compress(ld, data, s->inlen, s->out, s->outcap);
-	if (s->outlen == 0)
-		s->zerr = Z_BUF_ERROR;	/* cannot happen: the buffer has the bound */
+	if (ld0 == NULL) {
+		reserve_out(s, libdeflate_gzip_compress_bound(ld, s->inlen));
+		s->outlen = libdeflate_gzip_compress(ld, data, s->inlen, s->out, s->outcap);
+		if (s->outlen == 0)
+			s->zerr = Z_BUF_ERROR;	/* cannot happen: the buffer has the bound */
+		return;
+	}
+	/* Each member's bound on its own: the sum over runs is at most the
+	 * whole block's bound plus a member's overhead per slice. */
+	size_t slices = s->inlen / WX_PGZIP_SLICE + 1;
+	reserve_out(s, libdeflate_gzip_compress_bound(ld, s->inlen) + slices * 64);
+	size_t off = 0;
+	do {
+		bool store = false;
+		size_t n = slice_run(data, s->inlen, off, &store);
+		struct libdeflate_compressor *c = store ? ld0 : ld;
+		if (libdeflate_gzip_compress_bound(c, n) > s->outcap - s->outlen) {
+			s->zerr = Z_BUF_ERROR;	/* cannot happen: see the reserve */
+			return;
+		}
+		size_t made = libdeflate_gzip_compress(c, data + off, n, s->out + s->outlen,
+		    s->outcap - s->outlen);
+		if (made == 0) {
+			s->zerr = Z_BUF_ERROR;
+			return;
+		}
+		s->outlen += made;
+		off += n;
+	} while (off < s->inlen);
 }
 
 static void
@@ -189,7 +241,7 @@ worker_main(void *arg)
 		pthread_mutex_unlock(&z->mu);
 
 		if (w->ld != NULL)
-			compress_member(w->ld, s);
+			compress_member(w->ld, w->ld0, s);
 		else
 			compress_block(z, &w->strm, s);
 
@@ -409,6 +461,14 @@ wx_pgzip_new(const struct wx_pgzip_opts *opts, wx_compress_sink sink, void *ctx,
 				wx_pgzip_free(z);
 				return NULL;
 			}
+			if (z->level > 0 && !opts->no_store) {
+				w->ld0 = libdeflate_alloc_compressor(0);
+				if (w->ld0 == NULL) {
+					snprintf(err, errsize, "libdeflate cannot store (level 0)");
+					wx_pgzip_free(z);
+					return NULL;
+				}
+			}
 			continue;
 		}
 		int ret = deflateInit2(&w->strm, z->level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY);
@@ -544,6 +604,8 @@ wx_pgzip_free(struct wx_pgzip *z)
 			deflateEnd(&z->workers[i].strm);
 		if (z->workers[i].ld != NULL)
 			libdeflate_free_compressor(z->workers[i].ld);
+		if (z->workers[i].ld0 != NULL)
+			libdeflate_free_compressor(z->workers[i].ld0);
 	}
 	for (size_t i = 0; i < z->nslots; i++) {
 		free(z->slots[i].in);

@@ -27,6 +27,11 @@
  * compress/gzip and klauspost/pgzip (multistream is their default) and
  * libarchive; a reader that stops after one member does not (zlib inflate
  * used once).  What wx_compressor_new uses for gzip.  Levels 0..9 as zlib.
+ * At levels 1..9 each block is cut into WX_PGZIP_SLICE slices, and each run
+ * of slices that look incompressible (shared/incompressible.h: region-file
+ * chunks, jars) becomes a member of stored deflate blocks, the other runs
+ * deflated members: the same stream shape for every reader, no deflate CPU
+ * spent on data it cannot shrink (no_store turns this off, for measurement).
  *
  * Memory bound: max_blocks blocks exist at once (one being filled by the
  * caller, the rest queued, compressing, or done and waiting to be emitted in
@@ -45,12 +50,15 @@
 
 #include "compress.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define WX_PGZIP_BLOCK_DEFAULT ((size_t)256 * 1024)
 #define WX_PGZIP_BLOCK_MIN ((size_t)4096)
 #define WX_PGZIP_BLOCK_MAX ((size_t)64 * 1024 * 1024)
+/* Unit of the stored-or-deflated decision (WX_PGZIP_LIBDEFLATE_MEMBERS). */
+#define WX_PGZIP_SLICE ((size_t)16 * 1024)
 /* One worker's deflate state: deflateInit2(level, -15, memLevel 8) takes
  * 2^17 + 2^17 bytes plus the z_stream and deflate_state structures. */
 #define WX_PGZIP_THREAD_STATE ((size_t)268 * 1024)
@@ -70,6 +78,8 @@ struct wx_pgzip_opts {
 	enum wx_pgzip_framing framing;
 	int max_blocks;		/* blocks in memory at once (filling, queued, compressing,
 				   waiting to be emitted), 0 = default; at least 2 */
+	bool no_store;		/* WX_PGZIP_LIBDEFLATE_MEMBERS: deflate every slice, even
+				   incompressible ones (for measurement) */
 };
 
 struct wx_pgzip;

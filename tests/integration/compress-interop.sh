@@ -41,6 +41,23 @@ print(n)
 PY
 }
 
+# stored_members FILE: members whose first deflate block is stored (BTYPE 00;
+# our encoder writes 10-byte headers, no optional fields).
+stored_members() {
+	python3 - "$1" <<'PY'
+import sys, zlib
+data = open(sys.argv[1], "rb").read()
+n = 0
+while data:
+    if len(data) > 10 and (data[10] >> 1) & 3 == 0:
+        n += 1
+    d = zlib.decompressobj(31)
+    d.decompress(data)
+    data = d.unused_data
+print(n)
+PY
+}
+
 check_gzip() {	# LABEL ARGS...
 	local label=$1; shift
 	"$CAT" "$@" < "$T/in" > "$T/out.gz"; local rc=$?
@@ -66,7 +83,13 @@ check_gzip "member per block" --format gzip-members --level 1 --threads 2 --bloc
 is "$(members "$T/out.gz")" 49 "member per block: 49 members (3 MiB + 17 bytes in 64 KiB blocks)"
 # What wingxfer-push sends as gzip: libdeflate, one member per block.
 check_gzip "libdeflate members, level 1" --format gzip-libdeflate --level 1 --threads 2
-is "$(members "$T/out.gz")" 13 "libdeflate members: 13 members (3 MiB + 17 bytes in 256 KiB blocks)"
+# The input's 100 000-byte random runs are stored, as their own members.
+m=$(members "$T/out.gz")
+ok "libdeflate members: more than a member a block (got $m): incompressible runs apart" test "$m" -gt 13
+s=$(stored_members "$T/out.gz")
+ok "libdeflate members: some stored (got $s), some deflated" test "$s" -ge 10 -a "$s" -lt "$m"
+check_gzip "libdeflate members, no store" --format gzip-libdeflate-nostore --level 1 --threads 2
+is "$(members "$T/out.gz")" 13 "libdeflate members, no store: 13 members (3 MiB + 17 bytes in 256 KiB blocks)"
 check_gzip "libdeflate members, level 0" --format gzip-libdeflate --level 0 --threads 2
 check_gzip "libdeflate members, level 9, 64 KiB blocks" --format gzip-libdeflate --level 9 --threads 3 --block 65536
 mkdir -p "$T/tree/sub" && cp "$T/in" "$T/tree/sub/data" && ln -s sub/data "$T/tree/link"

@@ -3,7 +3,8 @@
  * (tests/integration/compress-interop.sh pipes its output into gzip -dc,
  * python3, bsdcat, zstd) and for trying the compressors by hand.
  *
- *   compress_cat [--format gzip|gzip-members|gzip-libdeflate|zstd] [--level N] [--threads N]
+ *   compress_cat [--format gzip|gzip-members|gzip-libdeflate|gzip-libdeflate-nostore|zstd]
+ *                [--level N] [--threads N]
  *                [--block BYTES]
  *
  * Exit 0 on success, 1 on a compression or I/O error, 2 on bad usage.
@@ -67,12 +68,14 @@ main(int argc, char **argv)
 		enum wx_pgzip_framing framing = WX_PGZIP_ONE_MEMBER;
 		if (strcmp(format, "gzip-members") == 0)
 			framing = WX_PGZIP_MEMBER_PER_BLOCK;
-		else if (strcmp(format, "gzip-libdeflate") == 0)
+		else if (strcmp(format, "gzip-libdeflate") == 0 ||
+		    strcmp(format, "gzip-libdeflate-nostore") == 0)
 			framing = WX_PGZIP_LIBDEFLATE_MEMBERS;
 		else if (strcmp(format, "gzip") != 0)
 			return usage("unknown format");
 		struct wx_pgzip_opts o = { .level = (int)level, .threads = (int)threads,
-			.block_size = (size_t)block, .framing = framing };
+			.block_size = (size_t)block, .framing = framing,
+			.no_store = strcmp(format, "gzip-libdeflate-nostore") == 0 };
 		gz = wx_pgzip_new(&o, write_stdout, NULL, err, sizeof err);
 	} else if (strcmp(format, "zstd") == 0) {
 		struct wx_zstd_opts o = { .level = (int)level, .threads = (int)threads,
