@@ -183,6 +183,18 @@ backup_part(struct receiver *rx, const char *raw_name, bool checksum)
 		return rx_fail(rx, 400, "The upload has two backup parts with the same name; nothing "
 		    "was installed.");
 	char *dir = xasprintf("%s/%s", rx->cfg->backup_directory, rx->uuid);
+	if (rx->parts_dir != NULL) {
+		/* sandbox.c puts it in place and creates dir then */
+		b->tmp_path = xasprintf("%s/.%s.wingxfer-partial", rx->parts_dir, name);
+		b->final_path = xasprintf("%s/%s", dir, name);
+		free(dir);
+		bool cut = false;
+		if (receive_file(rx, "backup", b->tmp_path, b->sha256, 0, &cut) < 0)
+			return -1;
+		b->received = true;
+		rx_log(rx, "Received backup %s.", name);
+		return 0;
+	}
 	struct stat st;
 	bool existed = lstat(dir, &st) == 0;
 	if (wx_mkdirs(dir, 0700) < 0) {
@@ -210,13 +222,14 @@ install_log_part(struct receiver *rx)
 	if (rx->install_log_tmp != NULL)
 		return 0; /* the first one counts; a second is ignored */
 	char *dir = xasprintf("%s/install", rx->cfg->log_directory);
-	if (wx_mkdirs(dir, 0750) < 0) {
+	if (rx->parts_dir == NULL && wx_mkdirs(dir, 0750) < 0) {
 		wx_warn("cannot create %s for the install log: %s", dir, strerror(errno));
 		rx_log(rx, "The install log was not kept: %s cannot be created.", dir);
 		free(dir);
 		return 0; /* not worth failing the transfer for */
 	}
-	rx->install_log_tmp = xasprintf("%s/.%s.log.wingxfer-partial", dir, rx->uuid);
+	rx->install_log_tmp = xasprintf("%s/.%s.log.wingxfer-partial",
+	    rx->parts_dir != NULL ? rx->parts_dir : dir, rx->uuid);
 	rx->install_log_final = xasprintf("%s/%s.log", dir, rx->uuid);
 	free(dir);
 	char sha[65];
