@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <linux/landlock.h>
 #include <seccomp.h>
 #include <stdarg.h>
@@ -32,11 +33,27 @@ fail(char *err, size_t errsize, const char *fmt, ...)
 	return -1;
 }
 
+/* Empties the effective, permitted and inheritable capability sets (a
+ * process that stays uid 0 keeps none of root's powers). */
+static int
+drop_caps(char *err, size_t errsize)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+	struct __user_cap_data_struct d[2];
+	memset(d, 0, sizeof d);
+	(void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+	if (syscall(SYS_capset, &h, d) < 0)
+		return fail(err, errsize, "capset: %s", strerror(errno));
+	return 0;
+}
+
 int
 wx_drop_to(int64_t uid, int64_t gid, char *err, size_t errsize)
 {
-	if (geteuid() != 0 || uid < 0 || gid < 0)
+	if (geteuid() != 0)
 		return 0;
+	if (uid < 0 || gid < 0)
+		return drop_caps(err, errsize);
 	gid_t g = (gid_t)gid;
 	uid_t u = (uid_t)uid;
 	if (setgroups(1, &g) < 0)
@@ -54,7 +71,7 @@ wx_drop_to(int64_t uid, int64_t gid, char *err, size_t errsize)
 	if (u != 0 && (setuid(0) == 0 || seteuid(0) == 0))
 		return fail(err, errsize, "root could be regained after dropping to uid %lld",
 		    (long long)uid);
-	return 0;
+	return u == 0 ? drop_caps(err, errsize) : 0;
 }
 
 /* ---- resource limits ---- */

@@ -39,8 +39,9 @@ struct wx_confine_report {
  * Switches to uid/gid for good: setgroups to gid alone, setresgid,
  * setresuid, each checked, then checks that root cannot be regained.  When
  * the process is not root, nothing changes and 0 is returned (the tests run
- * the programs as an ordinary user).  uid or gid < 0 (system.user unknown):
- * nothing changes, 0.  -1 with err filled on failure.
+ * the programs as an ordinary user).  A process that stays uid 0 (uid 0
+ * asked for, or uid or gid < 0: system.user unknown) drops every
+ * capability instead.  -1 with err filled on failure.
  */
 int wx_drop_to(int64_t uid, int64_t gid, char *err, size_t errsize);
 
