@@ -150,16 +150,27 @@ close_other_fds(const int *keep, int n)
 	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (null < 0 || dup2(null, 0) < 0)
 		return -1;
+	int from = 3;
+	for (;;) {
+		int next = -1;         /* the lowest kept fd >= from */
+		for (int i = 0; i < n; i++)
+			if (keep[i] >= from && (next < 0 || keep[i] < next))
+				next = keep[i];
+		if (next < 0)
+			break;
+		for (int fd = from; fd < next; fd++)
+			(void)close(fd);
+		from = next + 1;
+	}
+#ifdef HAVE_CLOSE_RANGE
+	if (close_range((unsigned)from, ~0U, 0) == 0)
+		return 0;
+#endif
 	long max = sysconf(_SC_OPEN_MAX);
 	if (max < 0 || max > 65536)
 		max = 65536;
-	for (int fd = 3; fd < max; fd++) {
-		bool kept = false;
-		for (int i = 0; i < n; i++)
-			kept = kept || keep[i] == fd;
-		if (!kept)
-			(void)close(fd);
-	}
+	for (int fd = from; fd < max; fd++)
+		(void)close(fd);
 	return 0;
 }
 
