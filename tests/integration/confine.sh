@@ -102,9 +102,15 @@ extractor_of() {
 }
 field() { sed -n "s/^$2:[[:space:]]*//p" "/proc/$1/status"; }
 
+# why_not: what the node was doing when a wait timed out.
+why_not() {
+	ps -eo pid,ppid,user,stat,wchan:24,cmd | grep '[w]ingxfer-dest' | sed 's/^/# /'
+	node_log c-apache | tail -n 20 | sed 's/^/# /'
+	tail -n 5 "$DEST_DIR/web/error.log" 2>/dev/null | sed 's/^/# /'
+}
 U=$(new_server)
 held_upload "$U"
-wait_for "a process extracting into staging" 60 extractor_of "$U"
+wait_for "a process extracting into staging" 60 extractor_of "$U" || why_not
 PARENT=$(field "$EXTRACTOR" PPid)
 is "$(field "$EXTRACTOR" Uid)" "$NOBODY	$NOBODY	$NOBODY	$NOBODY" "the extractor runs as system.user (nobody)"
 is "$(field "$EXTRACTOR" Gid)" "$NOGROUP	$NOGROUP	$NOGROUP	$NOGROUP" "... with its group"
@@ -127,7 +133,7 @@ ok "... no staging or parts directory left" test ! -e "$DATA/.wingxfer-staging/$
 # --- the extractor dies mid-transfer -------------------------------------
 U=$(new_server)
 held_upload "$U"
-wait_for "a process extracting into staging" 60 extractor_of "$U"
+wait_for "a process extracting into staging" 60 extractor_of "$U" || why_not
 kill -KILL "$EXTRACTOR"
 finish_upload
 is "$CODE" 500 "the extractor killed mid-transfer: 500"
