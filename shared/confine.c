@@ -263,11 +263,11 @@ apply_seccomp(char *err, size_t errsize)
 		if (add_rule(ctx, SCMP_ACT_KILL_PROCESS, killed_syscalls[i], err, errsize) < 0)
 			goto out;
 	/* abort() signals itself; signals to other processes are refused. */
-	int r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
-	    SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid()));
+	const struct scmp_arg_cmp self = { .arg = 0, .op = SCMP_CMP_EQ,
+		.datum_a = (scmp_datum_t)getpid(), .datum_b = 0 };
+	int r = seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1, &self);
 	if (r == 0)
-		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1,
-		    SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid()));
+		r = seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1, &self);
 	if (r < 0) {
 		fail(err, errsize, "seccomp: rule for tgkill/kill: %s", strerror(-r));
 		goto out;
