@@ -183,21 +183,11 @@ backup_part(struct receiver *rx, const char *raw_name, bool checksum)
 		return rx_fail(rx, 400, "The upload has two backup parts with the same name; nothing "
 		    "was installed.");
 	char *dir = xasprintf("%s/%s", rx->cfg->backup_directory, rx->uuid);
-	if (rx->parts_dir != NULL) {
-		/* sandbox.c puts it in place and creates dir then */
-		b->tmp_path = xasprintf("%s/.%s.wingxfer-partial", rx->parts_dir, name);
-		b->final_path = xasprintf("%s/%s", dir, name);
-		free(dir);
-		bool cut = false;
-		if (receive_file(rx, "backup", b->tmp_path, b->sha256, 0, &cut) < 0)
-			return -1;
-		b->received = true;
-		rx_log(rx, "Received backup %s.", name);
-		return 0;
-	}
 	struct stat st;
-	bool existed = lstat(dir, &st) == 0;
-	if (wx_mkdirs(dir, 0700) < 0) {
+	bool existed = rx->parts_dir != NULL || lstat(dir, &st) == 0;
+	/* In the sandbox (sandbox.c) the partial file waits in the parts
+	 * directory and the parent creates dir afterwards. */
+	if (rx->parts_dir == NULL && wx_mkdirs(dir, 0700) < 0) {
 		rx_detail(rx, "mkdir %s: %s", dir, strerror(errno));
 		free(dir);
 		return rx_fail(rx, 500, "This node cannot create its backup directory "
@@ -205,7 +195,8 @@ backup_part(struct receiver *rx, const char *raw_name, bool checksum)
 	}
 	if (!existed && rx->backup_dir_made == NULL)
 		rx->backup_dir_made = xstrdup(dir);
-	b->tmp_path = xasprintf("%s/.%s.wingxfer-partial", dir, name);
+	b->tmp_path = xasprintf("%s/.%s.wingxfer-partial", rx->parts_dir != NULL ? rx->parts_dir : dir,
+	    name);
 	b->final_path = xasprintf("%s/%s", dir, name);
 	free(dir);
 	bool cut = false;
