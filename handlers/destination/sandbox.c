@@ -228,6 +228,10 @@ child_main(struct receiver *rx, const char *boundary, pid_t parent, int in, int 
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != parent)
 		_exit(3);
 	wx_log_use_syslog(NULL);        /* syslog(3) would need a socket: stderr */
+	/* The node token is in this copy of the parent's memory; the parser
+	 * has no use for it, and its error text goes back to the sender. */
+	if (rx->cfg->token != NULL)
+		explicit_bzero(rx->cfg->token, strlen(rx->cfg->token));
 	int keep[] = { in, out, rx->staging_fd, parts_fd };
 	if (close_other_fds(keep, 4) < 0) {
 		snprintf(err, sizeof err, "descriptors: %s", strerror(errno));
