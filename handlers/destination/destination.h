@@ -17,6 +17,9 @@
  *   cancel.c   DELETE /api/transfers[/:uuid]
  *   preflight.c  the checks before the body, shared with
  *              POST /api/transfers/preflight (which spends nothing)
+ *   sandbox.c  the body's parsing (parts.c, extract.c, gunzip.c) in a child
+ *              process without root and confined (confine.h); this process
+ *              feeds it the body and takes back its outcome
  *
  * Errors: the first failure is recorded with rx_fail() (HTTP status + a
  * sentence for people) and every stage returns -1 from then on; finish.c
@@ -97,6 +100,15 @@ struct receiver {
 	int64_t skipped;                /* devices, FIFOs, sockets */
 	int64_t warnings;               /* libarchive warnings on entries */
 
+	/* the confined child (sandbox.c) */
+	bool in_sandbox;                /* this process is the child: rx_log, rx_progress
+	                                 * go to sandbox_fd, cancels are the parent's */
+	int sandbox_fd;                 /* child: messages to the parent */
+	int64_t sandbox_sent_ms;        /* child: last progress message */
+	char *parts_dir;                /* <staging_root>/<uuid>.parts: backups and the
+	                                 * install log while receiving; NULL: beside
+	                                 * their final place (no sandbox) */
+
 	/* other parts */
 	struct rx_backup *backups;
 	int nbackups;
@@ -148,6 +160,16 @@ int rx_parts_install(struct receiver *rx);    /* renames backups/logs into place
 int rx_extract(struct receiver *rx);
 /* Reserves bytes against build.disk_space and the free space; 0 or -1. */
 int rx_charge(struct receiver *rx, int64_t bytes, const char *what);
+
+/* sandbox.c: runs the body's parsing in the confined child; 0 or -1. */
+int rx_sandbox_run(struct receiver *rx, const char *boundary);
+/* In the child: gives up root for system.user and confines this process to
+ * the staging and parts directories (the same call production makes; the
+ * tests probe it).  0, or -1 with err filled. */
+int rx_sandbox_enter(struct receiver *rx, int parts_fd, char *err, size_t errsize);
+/* In the child: one message to the parent (sandbox.c's protocol). */
+void rx_sandbox_log(struct receiver *rx, const char *msg);
+void rx_sandbox_progress(struct receiver *rx, bool force);
 
 /* finish.c */
 void rx_finish(struct receiver *rx);          /* answers the request either way */

@@ -279,6 +279,9 @@ rx_release(struct receiver *rx)
 	wx_mp_free(rx->mp);
 	EVP_MD_CTX_free(rx->sha);
 	rx_parts_cleanup(rx);
+	if (rx->parts_dir != NULL && wx_remove_tree(rx->parts_dir) < 0)
+		wx_warn("cannot remove %s: %s", rx->parts_dir, strerror(errno));
+	free(rx->parts_dir);
 	free(rx->server_dir);
 	free(rx->staging_root);
 	free(rx->staging);

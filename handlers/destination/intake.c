@@ -51,6 +51,10 @@ rx_log(struct receiver *rx, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
+	if (rx->in_sandbox) {
+		rx_sandbox_log(rx, msg);
+		return;
+	}
 	wx_info("%s", msg);
 	if (wx_events_append(rx->st, rx->uuid, "transfer logs", msg) < 0)
 		wx_warn("cannot append to the events file of %s", rx->uuid);
@@ -59,8 +63,8 @@ rx_log(struct receiver *rx, const char *fmt, ...)
 bool
 rx_cancel_check(struct receiver *rx, bool now)
 {
-	if (rx->cancelled)
-		return true;
+	if (rx->cancelled || rx->in_sandbox)
+		return rx->cancelled; /* the parent watches for cancels and kills the child */
 	int64_t t = wx_mono_ms();
 	if (!now && !wx_interrupted && t - rx->last_cancel_ms < 100)
 		return false;
@@ -82,6 +86,10 @@ rx_cancel_check(struct receiver *rx, bool now)
 void
 rx_progress(struct receiver *rx, bool force)
 {
+	if (rx->in_sandbox) {
+		rx_sandbox_progress(rx, force);
+		return;
+	}
 	int64_t t = wx_mono_ms();
 	if (!force && t - rx->last_save_ms < 1000)
 		return;

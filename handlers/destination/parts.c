@@ -184,8 +184,10 @@ backup_part(struct receiver *rx, const char *raw_name, bool checksum)
 		    "was installed.");
 	char *dir = xasprintf("%s/%s", rx->cfg->backup_directory, rx->uuid);
 	struct stat st;
-	bool existed = lstat(dir, &st) == 0;
-	if (wx_mkdirs(dir, 0700) < 0) {
+	bool existed = rx->parts_dir != NULL || lstat(dir, &st) == 0;
+	/* In the sandbox (sandbox.c) the partial file waits in the parts
+	 * directory and the parent creates dir afterwards. */
+	if (rx->parts_dir == NULL && wx_mkdirs(dir, 0700) < 0) {
 		rx_detail(rx, "mkdir %s: %s", dir, strerror(errno));
 		free(dir);
 		return rx_fail(rx, 500, "This node cannot create its backup directory "
@@ -193,7 +195,8 @@ backup_part(struct receiver *rx, const char *raw_name, bool checksum)
 	}
 	if (!existed && rx->backup_dir_made == NULL)
 		rx->backup_dir_made = xstrdup(dir);
-	b->tmp_path = xasprintf("%s/.%s.wingxfer-partial", dir, name);
+	b->tmp_path = xasprintf("%s/.%s.wingxfer-partial", rx->parts_dir != NULL ? rx->parts_dir : dir,
+	    name);
 	b->final_path = xasprintf("%s/%s", dir, name);
 	free(dir);
 	bool cut = false;
@@ -210,13 +213,14 @@ install_log_part(struct receiver *rx)
 	if (rx->install_log_tmp != NULL)
 		return 0; /* the first one counts; a second is ignored */
 	char *dir = xasprintf("%s/install", rx->cfg->log_directory);
-	if (wx_mkdirs(dir, 0750) < 0) {
+	if (rx->parts_dir == NULL && wx_mkdirs(dir, 0750) < 0) {
 		wx_warn("cannot create %s for the install log: %s", dir, strerror(errno));
 		rx_log(rx, "The install log was not kept: %s cannot be created.", dir);
 		free(dir);
 		return 0; /* not worth failing the transfer for */
 	}
-	rx->install_log_tmp = xasprintf("%s/.%s.log.wingxfer-partial", dir, rx->uuid);
+	rx->install_log_tmp = xasprintf("%s/.%s.log.wingxfer-partial",
+	    rx->parts_dir != NULL ? rx->parts_dir : dir, rx->uuid);
 	rx->install_log_final = xasprintf("%s/%s.log", dir, rx->uuid);
 	free(dir);
 	char sha[65];

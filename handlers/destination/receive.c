@@ -201,12 +201,7 @@ run(struct receiver *rx, const char *boundary)
 	wx_strlcpy(rx->rec.phase, WX_PHASE_RECEIVING, sizeof rx->rec.phase);
 	rx->last_log_ms = wx_mono_ms(); /* the first progress line after 5 s */
 	rx_progress(rx, true);
-	rx->mp = wx_mp_new(boundary, RX_READ_CHUNK, rx_body_read, rx);
-	if (rx->mp == NULL) {
-		rx_fail(rx, 500, "The multipart parser could not be set up.");
-		return;
-	}
-	(void)rx_read_parts(rx);
+	(void)rx_sandbox_run(rx, boundary);
 }
 
 void

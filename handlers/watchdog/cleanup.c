@@ -186,7 +186,11 @@ clean_staging(struct wd *w)
 	while ((de = readdir(d)) != NULL) {
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
-		if (!wx_uuid_valid(de->d_name)) {
+		/* <uuid> and <uuid>.parts (the destination's backups and install log) */
+		char id[37];
+		wx_strlcpy(id, de->d_name, sizeof id);
+		bool parts = strlen(de->d_name) == 42 && strcmp(de->d_name + 36, ".parts") == 0;
+		if (!wx_uuid_valid(parts ? id : de->d_name)) {
 			wd_note(w, NULL, "%s/%s is not a transfer's staging directory; left alone", base,
 			    de->d_name);
 			continue;
@@ -196,8 +200,9 @@ clean_staging(struct wd *w)
 	}
 	closedir(d);
 	for (size_t i = 0; i < n; i++) {
-		const char *uuid = names[i];
-		char *path = wx_path_join(base, uuid);
+		char uuid[37];
+		wx_strlcpy(uuid, names[i], sizeof uuid);
+		char *path = wx_path_join(base, names[i]);
 		struct stat sb;
 		struct wx_record r;
 		bool active = false;

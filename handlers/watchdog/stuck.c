@@ -155,6 +155,10 @@ end_transfer(struct wd *w, struct wx_record *r, int fd, const char *reason)
 			else
 				snprintf(staging_note, sizeof staging_note, "; removed %s", staging);
 		}
+		char *parts = xasprintf("%s.parts", staging);
+		if (!w->dry_run && lstat(parts, &sb) == 0 && wx_remove_tree(parts) < 0)
+			wd_error(w, uuid, "cannot remove %s: %s", parts, strerror(errno));
+		free(parts);
 		free(staging);
 	}
 
