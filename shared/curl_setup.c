@@ -3,9 +3,11 @@
 
 #include "curl_setup.h"
 #include "config.h"
+#include "util.h"
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 
 void
 wx_curl_setup(CURL *c, const struct wx_config *cfg, const struct wx_curl_request *r,
@@ -51,4 +53,21 @@ wx_curl_headers(const char *const *lines, size_t n)
 		h = more;
 	}
 	return h;
+}
+
+size_t
+wx_curl_keep_answer(char *data, size_t size, size_t nmemb, void *answer)
+{
+	struct wx_curl_answer *a = answer;
+	size_t n = size * nmemb;
+	size_t take = a->len < a->max ? a->max - a->len : 0;
+	if (take > n)
+		take = n;
+	if (take > 0) {
+		a->text = xrealloc(a->text, a->len + take + 1);
+		memcpy(a->text + a->len, data, take);
+		a->len += take;
+		a->text[a->len] = '\0';
+	}
+	return n;
 }

@@ -53,6 +53,19 @@ void wx_curl_setup(CURL *c, const struct wx_config *cfg, const struct wx_curl_re
 /* A header list of the n lines; NULL when out of memory (nothing kept) or n is 0. */
 struct curl_slist *wx_curl_headers(const char *const *lines, size_t n);
 
+/*
+ * An answer's body as libcurl hands it over, kept up to max bytes (the rest
+ * is read and dropped) and NUL-terminated; text is NULL until a byte came.
+ * Use wx_curl_keep_answer as CURLOPT_WRITEFUNCTION with the struct as
+ * CURLOPT_WRITEDATA; free(text) after.
+ */
+struct wx_curl_answer {
+	char *text;
+	size_t len;
+	size_t max;
+};
+size_t wx_curl_keep_answer(char *data, size_t size, size_t nmemb, void *answer);
+
 /* "libcurl refused CURLOPT_X (its message)" into buf, for people. */
 void wx_curl_set_describe(const struct wx_curl_set *s, char *buf, size_t size);
 

@@ -50,27 +50,6 @@ wx_panel_transfer_id(const struct wx_record *r, char *buf, size_t size)
 
 /* --- one HTTP request ------------------------------------------------------- */
 
-struct body_buf {
-	char *data;
-	size_t len;
-};
-
-static size_t
-on_body(char *p, size_t size, size_t nmemb, void *ud)
-{
-	struct body_buf *b = ud;
-	size_t n = size * nmemb;
-	size_t room = MAX_RESPONSE - b->len;
-	size_t take = n < room ? n : room; /* the rest is read and dropped */
-	if (take > 0) {
-		b->data = xrealloc(b->data, b->len + take + 1);
-		memcpy(b->data + b->len, p, take);
-		b->len += take;
-		b->data[b->len] = '\0';
-	}
-	return n;
-}
-
 /* Copies text into out with control characters replaced, trimmed. */
 static void
 clean_copy(char *out, size_t size, const char *text, size_t len)
@@ -182,7 +161,7 @@ wx_panel_request(const struct wx_config *cfg, const char *method, const char *pa
 	const char *lines[] = { auth, "Accept: application/json", "Content-Type: application/json",
 	    "Expect:" };
 	struct curl_slist *h = wx_curl_headers(lines, WX_ARRAY_LEN(lines));
-	struct body_buf b = { NULL, 0 };
+	struct wx_curl_answer b = { NULL, 0, MAX_RESPONSE };
 	char errbuf[CURL_ERROR_SIZE] = "";
 	CURLcode rc = CURLE_OUT_OF_MEMORY;
 	if (h == NULL)
@@ -192,7 +171,7 @@ wx_panel_request(const struct wx_config *cfg, const char *method, const char *pa
 	    (long)cfg->remote_timeout, errbuf };
 	wx_curl_setup(c, cfg, &req, &set);
 	WX_CURL_SET(c, &set, CURLOPT_HTTPHEADER, h);
-	WX_CURL_SET(c, &set, CURLOPT_WRITEFUNCTION, on_body);
+	WX_CURL_SET(c, &set, CURLOPT_WRITEFUNCTION, wx_curl_keep_answer);
 	WX_CURL_SET(c, &set, CURLOPT_WRITEDATA, &b);
 	if (strcmp(method, "POST") == 0) {
 		const char *data = body ? body : "";
@@ -211,7 +190,7 @@ wx_panel_request(const struct wx_config *cfg, const char *method, const char *pa
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 		ans->status = status;
 		if (status < 200 || status > 299)
-			describe_answer(status, b.data, ans->detail, sizeof ans->detail);
+			describe_answer(status, b.text, ans->detail, sizeof ans->detail);
 	}
 done:
 	if (rc != CURLE_OK) {
@@ -228,9 +207,9 @@ done:
 		*p++ = '\0';
 	free(auth);
 	if (resp && rc == CURLE_OK)
-		*resp = b.data ? b.data : xstrdup("");
+		*resp = b.text ? b.text : xstrdup("");
 	else
-		free(b.data);
+		free(b.text);
 	return ans->status;
 }
 

@@ -42,28 +42,6 @@
 #define MAX_ANSWER (16 * 1024)
 #define WAIT_SLICE_MS 100
 
-struct answer {
-	char *text;
-	size_t len;
-};
-
-static size_t
-keep_answer(char *data, size_t size, size_t nmemb, void *ctx)
-{
-	struct answer *a = ctx;
-	size_t n = size * nmemb;
-	size_t take = a->len < MAX_ANSWER ? MAX_ANSWER - a->len : 0;
-	if (take > n)
-		take = n;
-	if (take > 0) {
-		a->text = xrealloc(a->text, a->len + take + 1);
-		memcpy(a->text + a->len, data, take);
-		a->len += take;
-		a->text[a->len] = '\0';
-	}
-	return n;
-}
-
 int
 job_curl_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
     curl_off_t ulnow)
@@ -122,7 +100,7 @@ ask(struct job *job, CURL *c, const char *ua, int64_t size, bool *retry, char *w
 	struct curl_slist *headers = wx_curl_headers(lines, WX_ARRAY_LEN(lines));
 	memset(auth, 0, strlen(auth));
 	free(auth);
-	struct answer a = { NULL, 0 };
+	struct wx_curl_answer a = { NULL, 0, MAX_ANSWER };
 	struct wx_curl_set set = WX_CURL_SET_INIT;
 	upload_connection_opts(c, job, ua, errbuf,
 	    (long)job->cfg->transfers.connect_timeout + PREFLIGHT_TIMEOUT, &set);
@@ -131,7 +109,7 @@ ask(struct job *job, CURL *c, const char *ua, int64_t size, bool *retry, char *w
 	WX_CURL_SET(c, &set, CURLOPT_POSTFIELDS, "");
 	WX_CURL_SET(c, &set, CURLOPT_POSTFIELDSIZE, 0L);
 	WX_CURL_SET(c, &set, CURLOPT_HTTPHEADER, headers);
-	WX_CURL_SET(c, &set, CURLOPT_WRITEFUNCTION, keep_answer);
+	WX_CURL_SET(c, &set, CURLOPT_WRITEFUNCTION, wx_curl_keep_answer);
 	WX_CURL_SET(c, &set, CURLOPT_WRITEDATA, &a);
 	WX_CURL_SET(c, &set, CURLOPT_NOPROGRESS, 0L);
 	WX_CURL_SET(c, &set, CURLOPT_XFERINFOFUNCTION, job_curl_progress);

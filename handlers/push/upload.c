@@ -50,8 +50,7 @@ struct upload {
 	int64_t eof_ms;         /* when the body ended (0 = not yet) */
 	curl_off_t last_ul;
 	int64_t last_ul_ms;
-	char *answer;
-	size_t answer_len;
+	struct wx_curl_answer answer;  /* the destination's answer body */
 	struct wx_ratelimit rl;  /* upload_limit, node-wide */
 	char why[1024];         /* why we aborted the transfer ourselves */
 };
@@ -138,27 +137,11 @@ on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
 	return 0;
 }
 
-static size_t
-read_answer(char *data, size_t size, size_t nmemb, void *ctx)
-{
-	struct upload *u = ctx;
-	size_t n = size * nmemb;
-	size_t room = MAX_ANSWER - u->answer_len;
-	size_t take = n < room ? n : room;
-	if (take > 0) {
-		u->answer = xrealloc(u->answer, u->answer_len + take + 1);
-		memcpy(u->answer + u->answer_len, data, take);
-		u->answer_len += take;
-		u->answer[u->answer_len] = '\0';
-	}
-	return n;
-}
-
 /* "The destination answered HTTP 409: <its error text>". */
 static void
 describe_answer(struct upload *u, long code, char *why, size_t whysize)
 {
-	answer_describe(u->answer ? u->answer : "", u->answer_len, code, why, whysize);
+	answer_describe(u->answer.text ? u->answer.text : "", u->answer.len, code, why, whysize);
 }
 
 /* --- the codec --- */
@@ -307,6 +290,7 @@ upload_run(struct job *job, char *why, size_t whysize)
 	memset(&u, 0, sizeof u);
 	u.job = job;
 	u.rl.fd = -1;
+	u.answer.max = MAX_ANSWER;
 	CURL *c = job->curl != NULL ? job->curl : curl_easy_init();
 	job->curl = NULL;  /* the preflight's handle: its connection is reused */
 	if (c == NULL) {
@@ -342,8 +326,8 @@ upload_run(struct job *job, char *why, size_t whysize)
 	WX_CURL_SET(c, &set, CURLOPT_READDATA, &u);
 	WX_CURL_SET(c, &set, CURLOPT_HTTPHEADER, headers);
 	WX_CURL_SET(c, &set, CURLOPT_UPLOAD_BUFFERSIZE, (long)UPLOAD_BUFFER);
-	WX_CURL_SET(c, &set, CURLOPT_WRITEFUNCTION, read_answer);
-	WX_CURL_SET(c, &set, CURLOPT_WRITEDATA, &u);
+	WX_CURL_SET(c, &set, CURLOPT_WRITEFUNCTION, wx_curl_keep_answer);
+	WX_CURL_SET(c, &set, CURLOPT_WRITEDATA, &u.answer);
 	WX_CURL_SET(c, &set, CURLOPT_NOPROGRESS, 0L);
 	WX_CURL_SET(c, &set, CURLOPT_XFERINFOFUNCTION, on_progress);
 	WX_CURL_SET(c, &set, CURLOPT_XFERINFODATA, &u);
@@ -392,7 +376,7 @@ upload_run(struct job *job, char *why, size_t whysize)
 	curl_slist_free_all(headers);
 	curl_easy_cleanup(c);
 	body_close(u.body);
-	free(u.answer);
+	free(u.answer.text);
 	wx_ratelimit_close(&u.rl);
 	return result;
 }
