@@ -299,3 +299,91 @@ wx_path_join(const char *dir, const char *name)
 		dl--;
 	return xasprintf("%.*s/%s", (int)dl, dir, name);
 }
+
+/* Copies in to out from the start; 0 or -1 with errno. */
+static int
+copy_fd(int in, int out)
+{
+	char buf[64 * 1024];
+	for (;;) {
+		ssize_t n = read(in, buf, sizeof buf);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			return 0;
+		for (ssize_t off = 0; off < n;) {
+			ssize_t w = write(out, buf + off, (size_t)(n - off));
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0)
+				return -1;
+			off += w;
+		}
+	}
+}
+
+/* The EXDEV half of wx_move_file. */
+static int
+copy_across(const char *from, const char *to)
+{
+	int in = open(from, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (in < 0)
+		return -1;
+	struct stat st;
+	int fe = fstat(in, &st) < 0 ? errno : !S_ISREG(st.st_mode) ? EINVAL : 0;
+	if (fe != 0) {
+		close(in);
+		errno = fe;
+		return -1;
+	}
+	char *dir = xstrdup(to);
+	char *slash = strrchr(dir, '/');
+	const char *base = slash != NULL ? slash + 1 : to;
+	if (slash != NULL)
+		*slash = '\0';
+	char *tmp = slash != NULL ? xasprintf("%s/.%s.wingxfer-copy", dir, base)
+	    : xasprintf(".%s.wingxfer-copy", base);
+	int rc = -1, e = 0;
+	int out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (out < 0) {
+		e = errno;
+		goto out;
+	}
+	const struct timespec times[2] = { st.st_atim, st.st_mtim };
+	if (copy_fd(in, out) < 0 || fchown(out, st.st_uid, st.st_gid) < 0 ||
+	    fchmod(out, st.st_mode & 07777) < 0 || futimens(out, times) < 0 || fsync(out) < 0) {
+		e = errno;
+		close(out);
+		unlink(tmp);
+		goto out;
+	}
+	if (close(out) < 0 || rename(tmp, to) < 0) {
+		e = errno;
+		unlink(tmp);
+		goto out;
+	}
+	if (wx_fsync_dir(slash != NULL ? dir : ".") < 0 || unlink(from) < 0) {
+		e = errno;  /* to is complete and durable; from stays too */
+		goto out;
+	}
+	rc = 0;
+out:
+	close(in);
+	free(tmp);
+	free(dir);
+	if (rc < 0)
+		errno = e;
+	return rc;
+}
+
+int
+wx_move_file(const char *from, const char *to)
+{
+	if (rename(from, to) == 0)
+		return 0;
+	if (errno != EXDEV)
+		return -1;
+	return copy_across(from, to);
+}

@@ -21,6 +21,16 @@ int wx_mkdirs(const char *path, mode_t mode);
  */
 int wx_atomic_write(const char *dir, const char *name, const void *data, size_t len);
 
+/*
+ * Moves the regular file from to the path to (replacing it), durably: a
+ * rename when both are on one file system; otherwise (EXDEV: the backup or
+ * log directory on another disk) a copy beside to (mode, owner and mtime
+ * kept, fsynced), renamed over to, its directory fsynced, and only then
+ * from unlinked.  On failure no partial copy remains and from is removed
+ * only if to is complete and durable; returns -1 with errno.
+ */
+int wx_move_file(const char *from, const char *to);
+
 /* fsync(2) of a directory; 0 or -1. */
 int wx_fsync_dir(const char *dir);
 

@@ -310,7 +310,7 @@ rx_parts_install(struct receiver *rx)
 		struct rx_backup *b = &rx->backups[i];
 		if (b->tmp_path == NULL)
 			continue;
-		if (rename(b->tmp_path, b->final_path) < 0) {
+		if (wx_move_file(b->tmp_path, b->final_path) < 0) {
 			wx_err("cannot put backup %s in place: %s", b->final_path, strerror(errno));
 			rc = -1;
 		} else {
@@ -319,7 +319,7 @@ rx_parts_install(struct receiver *rx)
 		}
 	}
 	if (rx->install_log_tmp != NULL) {
-		if (rename(rx->install_log_tmp, rx->install_log_final) < 0) {
+		if (wx_move_file(rx->install_log_tmp, rx->install_log_final) < 0) {
 			wx_err("cannot put the install log %s in place: %s", rx->install_log_final,
 			    strerror(errno));
 			rc = -1;

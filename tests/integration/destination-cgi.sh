@@ -305,6 +305,29 @@ is "$(status_of "$OUT")" 200 "a backup name with ../ is accepted ..."
 ok "... and sanitised to a plain name in the server's backup directory" test -f "$DEST_DIR/backups/$U/evil"
 is "$(find "$WX_TEST_TMP" -name evil | wc -l)" 1 "... nowhere else"
 
+# Backups and the install log on another file system (a separate disk, as
+# often): the extractor writes them beside staging, so they must be copied
+# across, not lost to EXDEV.
+OTHER="$WX_TEST_TMP/otherfs"
+mkdir -p "$OTHER"
+if mount -t tmpfs -o size=16m wingxfer-test "$OTHER"; then
+	cp "$DEST_DIR/config.yml" "$DEST_DIR/config.good"
+	sed -i -e "s|^  backup_directory: .*|  backup_directory: $OTHER/backups|" \
+		-e "s|^  log_directory: .*|  log_directory: $OTHER/logs|" "$DEST_DIR/config.yml"
+	U=$(new_server)
+	dest_post "$(token_for "$U")" "$WX_TEST_TMP/extra.body"
+	is "$(status_of "$OUT")" 200 "backup and log directories on another file system: 200"
+	ok "the backup is copied across whole" cmp "$WX_TEST_TMP/$BK" "$OTHER/backups/$U/$BK"
+	ok "the install log is copied across whole" cmp "$WX_TEST_TMP/install.log" "$OTHER/logs/install/$U.log"
+	is "$(record_of "$U" '.get("warning")')" None "no warning in the record"
+	is "$(find "$OTHER" "$DATA" -name '*.wingxfer-copy' -o -name '*wingxfer-partial*' | wc -l)" 0 \
+		"no copy or partial file left on either side"
+	umount "$OTHER"
+	cp "$DEST_DIR/config.good" "$DEST_DIR/config.yml"
+else
+	ok "a tmpfs for the other-file-system case (needs root)" false
+fi
+
 # --- the create-environment hook ----------------------------------------------
 cat > "$WX_TEST_TMP/hook-ok" <<EOF
 #!/bin/sh

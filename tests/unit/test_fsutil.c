@@ -1,4 +1,5 @@
-/* wx_remove_tree on trees deeper than the open-file limit; the tree rules' path depth. */
+/* wx_remove_tree on trees deeper than the open-file limit; wx_move_file within and
+ * across file systems; the tree rules' path depth. */
 #include "autoconf.h"
 
 #include "archive_paths.h"
@@ -8,7 +9,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -54,6 +57,74 @@ make_deep(const char *dir)
 	return 0;
 }
 
+/* A file at path with text, mode 0640 and mtime 1 000 000 000; 0 or -1. */
+static int
+make_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	const struct timespec t[2] = { { 1000000000, 0 }, { 1000000000, 0 } };
+	size_t n = strlen(text);
+	int rc = write(fd, text, n) == (ssize_t)n && fchmod(fd, 0640) == 0 &&
+	    futimens(fd, t) == 0 ? 0 : -1;
+	return close(fd) == 0 ? rc : -1;
+}
+
+/* from moved to to: to has the text, mode and mtime, from is gone. */
+static void
+check_moved(const char *from, const char *to, const char *text, const char *what)
+{
+	struct stat st;
+	char buf[64] = "";
+	int fd = open(to, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
+	if (fd >= 0)
+		close(fd);
+	ok(n == (ssize_t)strlen(text) && memcmp(buf, text, strlen(text)) == 0, "%s: the content arrives", what);
+	ok(stat(to, &st) == 0 && (st.st_mode & 07777) == 0640 && st.st_mtim.tv_sec == 1000000000,
+	    "%s: mode and mtime kept", what);
+	ok(lstat(from, &st) < 0 && errno == ENOENT, "%s: the original is gone", what);
+}
+
+/* wx_move_file in one directory, and to /dev/shm when that is another file
+ * system (the EXDEV copy). */
+static void
+test_move(void)
+{
+	char *from = wx_path_join(root, "backup.tar.gz");
+	char *to = wx_path_join(root, "moved.tar.gz");
+	ok(make_file(from, "backup bytes") == 0, "a file to move");
+	is_int(wx_move_file(from, to), 0, "same file system: moved");
+	check_moved(from, to, "backup bytes", "same file system");
+
+	char shm[] = "/dev/shm/wx-test-fsutil.XXXXXX";
+	struct stat a, b;
+	if (mkdtemp(shm) == NULL || stat(root, &a) < 0 || stat(shm, &b) < 0 || a.st_dev == b.st_dev) {
+		ok(0, "a second file system at /dev/shm (tmpfs) for the EXDEV copy");
+		free(from);
+		free(to);
+		return;
+	}
+	char *far = wx_path_join(shm, "far.tar.gz");
+	ok(make_file(from, "across the disks") == 0 && make_file(far, "old") == 0,
+	    "a file to move, and an old one at the target");
+	is_int(wx_move_file(from, far), 0, "another file system: copied across, replacing the old one");
+	check_moved(from, far, "across the disks", "another file system");
+	char *copy = wx_path_join(shm, ".far.tar.gz.wingxfer-copy");
+	struct stat st;
+	ok(lstat(copy, &st) < 0, "no temporary copy is left");
+	char *missing = wx_path_join(root, "missing");
+	ok(wx_move_file(missing, far) < 0 && errno == ENOENT, "a missing source: ENOENT, target untouched");
+	ok(stat(far, &st) == 0 && st.st_size == (off_t)strlen("across the disks"), "the target is intact");
+	ok(wx_remove_tree(shm) == 0, "clean up /dev/shm");
+	free(missing);
+	free(copy);
+	free(far);
+	free(from);
+	free(to);
+}
+
 int
 main(void)
 {
@@ -97,6 +168,7 @@ main(void)
 	is_int(wx_entry_path_depth("a//b/./c"), 3, "depth of a//b/./c is 3");
 	is_int(wx_entry_path_depth(".a/..b/c."), 3, "names starting or ending with dots count");
 
+	test_move();
 	ok(wx_remove_tree(root) == 0 && wx_remove_tree(outside) == 0, "clean up");
 	free(file);
 	free(tree);
