@@ -317,6 +317,8 @@ if mount -t tmpfs -o size=16m wingxfer-test "$OTHER"; then
 	U=$(new_server)
 	dest_post "$(token_for "$U")" "$WX_TEST_TMP/extra.body"
 	is "$(status_of "$OUT")" 200 "backup and log directories on another file system: 200"
+	like "$(tail -n 20 "$WX_TEST_TMP/dest.err")" "transfer=$U: received files written to disk \(syncfs" \
+		"the received files are flushed to disk before they are installed"
 	ok "the backup is copied across whole" cmp "$WX_TEST_TMP/$BK" "$OTHER/backups/$U/$BK"
 	ok "the install log is copied across whole" cmp "$WX_TEST_TMP/install.log" "$OTHER/logs/install/$U.log"
 	is "$(record_of "$U" '.get("warning")')" None "no warning in the record"
