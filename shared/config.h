@@ -71,6 +71,10 @@ struct wx_transfers_config {
 	int64_t events_heartbeat;        /* s between heartbeats on an event stream */
 	int64_t events_max_duration;     /* s an event stream may stay open */
 	bool preflight;                  /* push: check the destination before the stop hook */
+	char *chunked;                   /* "auto" or "off" (docs/protocol.md) */
+	int64_t chunk_size;              /* largest chunk sent, bytes (1 MiB .. 96 MiB) */
+	int64_t resume_window;           /* seconds an upload may go without progress */
+	int64_t resume_attempts;         /* consecutive interruptions without progress */
 	struct wx_command hook_stop;
 	struct wx_command hook_kill;
 	struct wx_command hook_create_environment;

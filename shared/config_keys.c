@@ -132,6 +132,18 @@ const struct wx_config_key wx_config_keys[] = {
 	  "source: before the stop hook, check that the destination answers with valid TLS and "
 	  "(a wingxfer destination) accepts the token, has room and has nothing in the way; "
 	  "on a refusal the server is not stopped" },
+	{ "system.transfers.chunked", WX_KEY_CHOICE, T(chunked), "auto", 0, 0, "auto off",
+	  "auto: to a destination that names \"chunked\", send the transfer as resumable chunks "
+	  "(docs/protocol.md); off: always one POST, as Wings does" },
+	{ "system.transfers.chunk_size", WX_KEY_SIZE, T(chunk_size), "32MiB", 1LL << 20,
+	  96LL << 20, NULL, "largest chunk request body sent (1MiB..96MiB: it must fit a "
+	  "100 MB proxy limit such as Cloudflare's); a 413 halves it for the transfer" },
+	{ "system.transfers.resume_window", WX_KEY_DURATION, T(resume_window), "1h", 60,
+	  7 * DAY, NULL, "a chunked transfer that makes no progress for this long fails (both "
+	  "sides); until then it resumes after any interruption" },
+	{ "system.transfers.resume_attempts", WX_KEY_INT, T(resume_attempts), "20", 1, 10000,
+	  NULL, "source: consecutive interruptions without progress before a chunked transfer "
+	  "fails" },
 	{ "system.transfers.hooks.stop", WX_KEY_COMMAND, T(hook_stop), NULL, 0, 0, NULL,
 	  "run on the source before archiving, to stop the server (SERVER_UUID, SERVER_DIR set)" },
 	{ "system.transfers.hooks.kill", WX_KEY_COMMAND, T(hook_kill), NULL, 0, 0, NULL,
