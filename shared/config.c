@@ -301,6 +301,22 @@ set_connect_to_entry(struct loader *ld, const struct wx_config_key *k, yaml_node
 	return 0;
 }
 
+/* A size bound as people write it: "96MiB", "1GiB", "0", or bytes when no
+ * binary unit divides it. */
+static void
+size_words(int64_t n, char *out, size_t size)
+{
+	static const char *const unit[] = { "TiB", "GiB", "MiB", "KiB" };
+	for (int i = 0; i < 4; i++) {
+		int64_t u = (int64_t)1 << (10 * (4 - i));
+		if (n >= u && n % u == 0 && n != INT64_MAX) {
+			snprintf(out, size, "%lld%s", (long long)(n / u), unit[i]);
+			return;
+		}
+	}
+	snprintf(out, size, "%lld bytes", (long long)n);
+}
+
 static int
 set_connect_to(struct loader *ld, const struct wx_config_key *k, yaml_node_t *n, int line)
 {
@@ -385,12 +401,18 @@ set_scalar(struct loader *ld, const struct wx_config_key *k, const char *v, int 
 	case WX_KEY_DURATION:
 		why = wx_parse_duration(v, &num);
 		if (why == NULL && (num < k->min || num > k->max))
-			why = num < k->min ? "is too small" : "is too large";
+			return fail(ld, line, k->name, "\"%s\" is too %s; expected %lld to %lld seconds",
+			    v, num < k->min ? "short" : "long", (long long)k->min, (long long)k->max);
 		break;
 	case WX_KEY_SIZE:
 		why = wx_parse_size(v, &num);
-		if (why == NULL && (num < k->min || num > k->max))
-			why = num < k->min ? "is too small" : "is too large";
+		if (why == NULL && (num < k->min || num > k->max)) {
+			char lo[32], hi[32];
+			size_words(k->min, lo, sizeof lo);
+			size_words(k->max, hi, sizeof hi);
+			return fail(ld, line, k->name, "\"%s\" is too %s; expected %s to %s", v,
+			    num < k->min ? "small" : "large", lo, hi);
+		}
 		break;
 	case WX_KEY_CHOICE: {
 		size_t vlen = strlen(v);

@@ -184,6 +184,21 @@ test_errors(void)
 	has_str(err, "\"12\" is too large; expected a whole number from 0 to 9", "it gives the range");
 	wx_config_free(cfg);
 
+	cfg = load(BASE "system:\n  transfers:\n    chunk_size: 100MB\n", err, sizeof err);
+	ok(cfg == NULL, "a chunk_size over 96 MiB is an error (it must fit a 100 MB proxy limit)");
+	has_str(err, "system.transfers.chunk_size: \"100MB\" is too large; expected 1MiB to 96MiB",
+	    "it gives the range in the units people write");
+	wx_config_free(cfg);
+
+	cfg = load(BASE "system:\n  transfers:\n    chunk_size: 96MiB\n", err, sizeof err);
+	ok(cfg != NULL && cfg->transfers.chunk_size == 96LL << 20, "chunk_size 96MiB is the largest allowed");
+	wx_config_free(cfg);
+
+	cfg = load(BASE "system:\n  transfers:\n    resume_window: 10s\n", err, sizeof err);
+	ok(cfg == NULL, "an out-of-range duration is an error");
+	has_str(err, "\"10s\" is too short; expected 60 to 604800 seconds", "it gives the range in seconds");
+	wx_config_free(cfg);
+
 	cfg = load(BASE "system:\n  transfers:\n    perform_checksum_checks: maybe\n", err, sizeof err);
 	ok(cfg == NULL, "a bad boolean is an error");
 	has_str(err, "expected true or false", "it says what a boolean is");
