@@ -541,7 +541,7 @@ links_differ(const struct wx_ps_manifest *want, const struct wx_ps_manifest *got
 
 int
 wx_ps_verify(int rootfd, const struct wx_ps_manifest *want, const bool *hash,
-    char *err, size_t errsize)
+    bool final, char *err, size_t errsize)
 {
 	struct wx_ps_manifest got;
 	char why[512];
@@ -564,8 +564,11 @@ wx_ps_verify(int rootfd, const struct wx_ps_manifest *want, const bool *hash,
 		}
 		const struct wx_ps_entry *w = &want->e[i], *g = &got.e[j];
 		const char *what = NULL;
+		bool unsettled = !final && w->type == WX_PS_FILE && !w->has_sha;
 		if (w->type != g->type)
 			what = "type differs";
+		else if (unsettled)
+			what = NULL;
 		else if (w->type != WX_PS_LINK && w->mode != g->mode)
 			what = "mode differs";
 		else if (w->size != g->size)
@@ -578,7 +581,7 @@ wx_ps_verify(int rootfd, const struct wx_ps_manifest *want, const bool *hash,
 			snprintf(err, errsize, "%s: %s", w->path, what);
 			goto out;
 		}
-		if (w->type == WX_PS_FILE && (hash == NULL || hash[i])) {
+		if (w->type == WX_PS_FILE && !unsettled && (hash == NULL || hash[i])) {
 			unsigned char sha[WX_PS_SHA_LEN];
 			if (!w->has_sha) {
 				snprintf(err, errsize, "%s: the source's manifest has no SHA-256", w->path);

@@ -58,9 +58,12 @@ void wx_ps_delta_mark(const struct wx_ps_delta *d, const struct wx_ps_manifest *
  * type, mode (not for symlinks), size, mtime and symlink target; two files
  * share an inode exactly when want says so; and, for each regular file with
  * hash[i] set (every one when hash is NULL), that its SHA-256 equals want's
- * (which must be known).  0, or -1 with err naming the first difference.
+ * (which must be known).  Before the final round (final false) a file
+ * whose SHA-256 want does not know (it changed while being sent; the next
+ * round sends it again) is checked for its type only.  0, or -1 with err
+ * naming the first difference.
  */
 int wx_ps_verify(int rootfd, const struct wx_ps_manifest *want, const bool *hash,
-    char *err, size_t errsize);
+    bool final, char *err, size_t errsize);
 
 #endif
