@@ -259,6 +259,7 @@ wx_ps_compare(struct wx_ps_manifest *old, struct wx_ps_manifest *new, struct wx_
 				op = add_op(d, WX_PS_OP_RENAME, e->path);
 				op->from = xstrdup(old->e[rename_of[j]].path);
 				op->entry = (ptrdiff_t)j;
+				mark_parent(new, op->from, meta);
 				base = rename_of[j];
 			} else if (o && !claimed[o - old->e] && (o->ino == e->ino || o->nlink == 1)) {
 				base = o - old->e;
@@ -289,28 +290,52 @@ wx_ps_compare(struct wx_ps_manifest *old, struct wx_ps_manifest *new, struct wx_
 	free(leader);
 }
 
-/* Opens the regular file at path under rootfd, never through a symlink. */
+static bool
+gone_errno(int e)
+{
+	return e == ENOENT || e == ENOTDIR || e == ELOOP;
+}
+
+/* Opens the regular file at path under rootfd, never through a symlink.
+ * -2: it is gone or no longer a regular file (a running server removed or
+ * replaced it since the scan); -1: another error, err filled. */
 static int
 open_file(int rootfd, const char *path, char *err, size_t errsize)
 {
 	const char *leaf;
 	int dfd = wx_ps_open_parent(rootfd, path, &leaf);
 	if (dfd < 0) {
+		if (gone_errno(errno))
+			return -2;
 		snprintf(err, errsize, "%s: cannot open its directory: %s", path, strerror(errno));
 		return -1;
 	}
 	int fd = openat(dfd, leaf, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 	int e = errno;
 	close(dfd);
-	struct stat st;
-	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		snprintf(err, errsize, "%s: cannot open the file: %s", path,
-		    fd < 0 ? strerror(e) : "not a regular file any more");
-		if (fd >= 0)
-			close(fd);
+	if (fd < 0) {
+		if (gone_errno(e))
+			return -2;
+		snprintf(err, errsize, "%s: cannot open the file: %s", path, strerror(e));
 		return -1;
 	}
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return -2;
+	}
 	return fd;
+}
+
+/* A file gone since the scan: an empty file now, unknown to the next round
+ * (which finds it gone or changed). */
+static void
+mark_gone(struct wx_ps_entry *e)
+{
+	e->has_sha = false;
+	e->racy = true;
+	wx_ps_blocks_free(e->blocks);
+	e->blocks = NULL;
 }
 
 static void
@@ -336,8 +361,16 @@ wx_ps_delta_plan(int rootfd, const struct wx_ps_manifest *old,
 		if (op->kind == WX_PS_OP_FILE) {
 			const struct wx_ps_entry *b = op->base >= 0 ? &old->e[op->base] : NULL;
 			int fd = open_file(rootfd, op->path, err, errsize);
-			if (fd < 0)
+			if (fd == -1)
 				return -1;
+			if (fd == -2) {
+				/* sent as an empty file, base or not */
+				op->size = 0;
+				op->base = -1;
+				mark_gone(&new->e[op->entry]);
+				d->op[keep++] = *op;
+				continue;
+			}
 			char why[256];
 			int rc = wx_ps_plan_file(fd, b ? b->blocks : NULL,
 			    b && b->has_sha ? b->sha : NULL,
@@ -390,8 +423,22 @@ wx_ps_delta_send(int rootfd, struct wx_ps_manifest *new, struct wx_ps_delta *d,
 		if (op->kind != WX_PS_OP_FILE && op->kind != WX_PS_OP_PATCH)
 			continue;
 		int fd = open_file(rootfd, op->path, err, errsize);
-		if (fd < 0)
+		if (fd == -1)
 			return -1;
+		if (fd == -2) {
+			/* gone since the plan: zeros keep the promised length */
+			static const unsigned char zeros[4096];
+			for (int64_t left = wx_ps_plan_bytes(&op->plan); left > 0;) {
+				size_t n = left < (int64_t)sizeof zeros ? (size_t)left : sizeof zeros;
+				if (emit(ctx, zeros, n) < 0) {
+					snprintf(err, errsize, "%s: could not pass the data on", op->path);
+					return -1;
+				}
+				left -= (int64_t)n;
+			}
+			mark_gone(&new->e[op->entry]);
+			continue;
+		}
 		char why[256];
 		bool stable;
 		int rc = wx_ps_send_file(fd, &op->plan, emit, ctx, &stable, why, sizeof why);

@@ -301,6 +301,15 @@ wx_ps_manifest_free(struct wx_ps_manifest *m)
 	memset(m, 0, sizeof *m);
 }
 
+/* Forgets the entry added last (a running server removed it meanwhile). */
+static void
+drop_last(struct wx_ps_manifest *m)
+{
+	m->n--;
+	free(m->e[m->n].path);
+	free(m->e[m->n].target);
+}
+
 static bool
 not_older(const struct timespec *t, const struct timespec *start)
 {
@@ -399,6 +408,10 @@ scan_dir(struct scan *s, int fd, dev_t dev, size_t depth)
 			char target[WX_ENTRY_PATH_MAX + 1];
 			ssize_t n = readlinkat(dirfd(d), name, target, sizeof target);
 			s->path[plen] = '\0';
+			if (n < 0 && (errno == ENOENT || errno == EINVAL)) {
+				drop_last(s->m);   /* gone or replaced since the stat */
+				continue;
+			}
 			if (n < 0) {
 				scan_fail(s, name, "cannot read the symlink", errno);
 				goto out;
@@ -419,6 +432,11 @@ scan_dir(struct scan *s, int fd, dev_t dev, size_t depth)
 			}
 			int sub = openat(dirfd(d), name,
 			    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (sub < 0 && (errno == ENOENT || errno == ENOTDIR || errno == ELOOP)) {
+				s->path[plen] = '\0';
+				drop_last(s->m);   /* gone or replaced since the stat */
+				continue;
+			}
 			if (sub < 0) {
 				int err = errno;
 				s->path[plen] = '\0';

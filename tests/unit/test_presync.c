@@ -209,6 +209,9 @@ struct mem {
  * running server between the plan and the send). */
 static void (*during_send)(void);
 
+/* Set by a test: called once, right after the scan. */
+static void (*after_scan)(void);
+
 static int
 mem_emit(void *ctx, const void *p, size_t n)
 {
@@ -263,6 +266,10 @@ run_round(const struct timespec *start, struct round_result *res)
 	if (wx_ps_scan(srcfd, start, &cur, err, sizeof err) < 0) {
 		printf("# scan: %s\n", err);
 		return;
+	}
+	if (after_scan) {
+		after_scan();
+		after_scan = NULL;
 	}
 	wx_ps_compare(&prev, &cur, &d);
 	if (wx_ps_delta_plan(srcfd, &prev, &cur, &d, err, sizeof err) < 0) {
@@ -617,8 +624,16 @@ test_blocks(void)
 static void
 scribble_block3(void)
 {
-	if (write_at("torn", 3 * WX_PS_BLOCK_SIZE + 10, "written meanwhile", 17) < 0)
+	if (write_at("torn", 3 * WX_PS_BLOCK_SIZE + 10, "written meanwhile", 17) < 0 ||
+	    unlink(at(src, "zz-gone-before-send")) < 0)
 		ok(0, "scribble");
+}
+
+static void
+remove_before_plan(void)
+{
+	if (unlink(at(src, "zz-gone-before-plan")) < 0 || unlink(at(src, "zz-old-gone")) < 0)
+		ok(0, "remove");
 }
 
 static void
@@ -626,16 +641,25 @@ test_torn_send(void)
 {
 	unsigned char *d = random_bytes(5 * WX_PS_BLOCK_SIZE);
 	struct round_result *r = xmalloc(sizeof *r);
-	ok(put("torn", d, 5 * WX_PS_BLOCK_SIZE) == 0, "a new 5-block file");
+	ok(put_text("zz-old-gone", "old") == 0, "an old file that will vanish");
+	run_round(NULL, r);
+	ok(r->rc == 0 && put_text("zz-old-gone", "old, changed") == 0, "synced, then changed");
+	ok(put("torn", d, 5 * WX_PS_BLOCK_SIZE) == 0 && put_text("zz-gone-before-send", "soon gone") == 0 &&
+	    put_text("zz-gone-before-plan", "gone at once") == 0, "a new 5-block file and two that vanish");
 	during_send = scribble_block3;
+	after_scan = remove_before_plan;
 	run_round(NULL, r);
 	is_int(r->rc, 0, "the round applies; the non-final check skips the unsettled file");
 	ptrdiff_t i = wx_ps_find(&prev, "torn");
 	ok(i >= 0 && prev.e[i].racy && !prev.e[i].has_sha && prev.e[i].blocks &&
 	    !prev.e[i].blocks->valid[3] && prev.e[i].blocks->valid[2],
 	    "written while sent: racy, SHA-256 unknown, block 3 unknown");
+	ok(ops_have(r, "file zz-gone-before-plan 0") && strstr(r->text, "file zz-gone-before-send 9\n") &&
+	    ops_have(r, "file zz-old-gone 0"), "files gone since the scan: empty, or zeros after the plan");
 	run_round(NULL, r);
 	is_int(r->rc, 0, "next round applies");
+	ok(ops_have(r, "delete zz-gone-before-plan") && ops_have(r, "delete zz-gone-before-send") &&
+	    ops_have(r, "delete zz-old-gone"), "next round: the vanished files are deleted");
 	ok(strstr(r->text, "patch torn 327680 1\n196608 65536\n") != NULL,
 	    "next round: block 3 only (%lld bytes)", (long long)r->data);
 	char err[512];
