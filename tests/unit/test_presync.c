@@ -491,6 +491,10 @@ test_rounds(void)
 	rc |= wx_remove_tree(at(src, "t_file2dir")) | symlink("a", at(src, "t_file2dir"));
 	rc |= unlink(at(src, "hard2"));
 	rc |= put_text("racy.txt", "racy-3\n");
+	rc |= link(at(src, "hard1"), at(src, "hard0"));              /* a new first member */
+	rc |= rename(at(src, "swap-x"), at(src, "mode.txt"));        /* replace by rename */
+	rc |= rename(at(src, "b/renamed.txt"), at(src, "a/sub/back.txt"));
+	rc |= mkdir(at(src, "b/renamed.txt"), 0755);                 /* the old path is a dir now */
 	ok(rc == 0, "round 3 changes made");
 	run_round(NULL, r);
 	is_int(r->rc, 0, "round 3 applies and verifies");
@@ -502,6 +506,11 @@ test_rounds(void)
 	    "truncated region: cut, and the one short last block");
 	ok(ops_have(r, "delete t_file2dir") && ops_have(r, "symlink t_file2dir a"), "directory -> symlink");
 	ok(ops_have(r, "delete hard2"), "a removed hard link is a delete");
+	ok(ops_have(r, "file hard0 15") && ops_have(r, "link hard1 hard0") && ops_have(r, "link hard3 hard0"),
+	    "a new link sorting first leads the group: data once, the others linked to it");
+	ok(ops_have(r, "rename mode.txt swap-x"), "a file renamed over another: a rename");
+	ok(ops_have(r, "rename a/sub/back.txt b/renamed.txt") && ops_have(r, "mkdir b/renamed.txt"),
+	    "moved away, and a directory made at its old path");
 
 	/* Round 4: nothing changed: nothing sent. */
 	run_round(NULL, r);
@@ -520,18 +529,18 @@ test_rounds(void)
 	check_equal("final");
 
 	/* The verification notices a change to the staged copy. */
-	int fd = openat(dstfd, "mode.txt", O_WRONLY | O_CLOEXEC);
-	ok(fd >= 0 && pwrite(fd, "MODE", 4, 0) == 4, "corrupt a staged file");
+	int fd = openat(dstfd, "a/sub/deep.txt", O_WRONLY | O_CLOEXEC);
+	ok(fd >= 0 && pwrite(fd, "DEEP", 4, 0) == 4, "corrupt a staged file");
 	if (fd >= 0)
 		close(fd);
 	struct stat st;
-	lstat(at(src, "mode.txt"), &st);
+	lstat(at(src, "a/sub/deep.txt"), &st);
 	struct timespec t[2] = { st.st_mtim, st.st_mtim };
-	utimensat(dstfd, "mode.txt", t, 0);
-	ok(wx_ps_verify(dstfd, &fin, NULL, true, err, sizeof err) < 0 && strstr(err, "mode.txt: SHA-256 differs"),
+	utimensat(dstfd, "a/sub/deep.txt", t, 0);
+	ok(wx_ps_verify(dstfd, &fin, NULL, true, err, sizeof err) < 0 && strstr(err, "a/sub/deep.txt: SHA-256 differs"),
 	    "verification: a changed file is found (%s)", err);
-	fd = openat(dstfd, "mode.txt", O_WRONLY | O_CLOEXEC);
-	ok(fd >= 0 && pwrite(fd, "mode", 4, 0) == 4 && futimens(fd, t) == 0, "put it back");
+	fd = openat(dstfd, "a/sub/deep.txt", O_WRONLY | O_CLOEXEC);
+	ok(fd >= 0 && pwrite(fd, "deep", 4, 0) == 4 && futimens(fd, t) == 0, "put it back");
 	if (fd >= 0)
 		close(fd);
 	wx_ps_manifest_free(&fin);
