@@ -619,22 +619,12 @@ wx_ps_delta_parse(const char *text, size_t len, struct wx_ps_delta *d,
 			}
 			break;
 		}
-		case WX_PS_OP_META: {
-			int64_t mode = 0;
-			bool ok = lens[2] >= 1 && lens[2] <= 5;
-			for (size_t c = 0; ok && c < lens[2]; c++) {
-				if (tok[2][c] < '0' || tok[2][c] > '7')
-					ok = false;
-				else
-					mode = mode * 8 + (tok[2][c] - '0');
-			}
-			if (!ok || mode > 07777)
+		case WX_PS_OP_META:
+			if (wx_ps_token_mode(tok[2], lens[2], &op->mode) < 0)
 				return ops_fail(d, err, errsize, line, "bad mode");
-			op->mode = (uint32_t)mode;
 			if (wx_ps_token_time(tok[3], lens[3], &op->mtime) < 0)
 				return ops_fail(d, err, errsize, line, "bad time");
 			break;
-		}
 		case WX_PS_OP_DELETE:
 		case WX_PS_OP_MKDIR:
 			break;

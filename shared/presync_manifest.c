@@ -144,6 +144,23 @@ wx_ps_token_i64(const char *tok, size_t n, int64_t min, int64_t max, int64_t *ou
 }
 
 int
+wx_ps_token_mode(const char *tok, size_t n, uint32_t *out)
+{
+	uint32_t mode = 0;
+	if (n < 1 || n > 5)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (tok[i] < '0' || tok[i] > '7')
+			return -1;
+		mode = mode * 8 + (uint32_t)(tok[i] - '0');
+	}
+	if (mode > 07777)
+		return -1;
+	*out = mode;
+	return 0;
+}
+
+int
 wx_ps_token_time(const char *tok, size_t n, struct timespec *out)
 {
 	const char *dot = memchr(tok, '.', n);
@@ -580,18 +597,10 @@ wx_ps_manifest_parse(const char *text, size_t len, size_t max_entries,
 			return parse_fail(m, err, errsize, line, "wrong number of fields");
 		struct wx_ps_entry *e = add_entry(m);
 		e->type = type;
-		int64_t mode, size, ino, nlink;
-		bool octal_ok = lens[1] <= 5;
-		mode = 0;
-		for (size_t i = 0; octal_ok && i < lens[1]; i++) {
-			if (tok[1][i] < '0' || tok[1][i] > '7')
-				octal_ok = false;
-			else
-				mode = mode * 8 + (tok[1][i] - '0');
-		}
-		if (!octal_ok || mode > 07777 || (type == WX_PS_LINK && mode != 0))
+		int64_t size, ino, nlink;
+		if (wx_ps_token_mode(tok[1], lens[1], &e->mode) < 0 ||
+		    (type == WX_PS_LINK && e->mode != 0))
 			return parse_fail(m, err, errsize, line, "bad mode");
-		e->mode = (uint32_t)mode;
 		if (wx_ps_token_i64(tok[2], lens[2], 0, INT64_MAX, &size) < 0 ||
 		    (type == WX_PS_DIR && size != 0))
 			return parse_fail(m, err, errsize, line, "bad size");

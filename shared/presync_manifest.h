@@ -127,6 +127,9 @@ int wx_ps_next_line(const char *text, size_t len, size_t *pos, size_t max_line,
 /* Parses a whole decimal token in [min, max]; 0 or -1. */
 int wx_ps_token_i64(const char *tok, size_t n, int64_t min, int64_t max, int64_t *out);
 
+/* Parses 1 to 5 octal digits, at most 07777; 0 or -1. */
+int wx_ps_token_mode(const char *tok, size_t n, uint32_t *out);
+
 /* Parses "<sec>.<9-digit nsec>"; 0 or -1. */
 int wx_ps_token_time(const char *tok, size_t n, struct timespec *out);
 
