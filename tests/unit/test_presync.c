@@ -450,7 +450,7 @@ test_rounds(void)
 	 * ctime too put back. */
 	struct wx_ps_manifest old2, copy;
 	size_t mlen;
-	char err[512];
+	char err[512] = "";
 	char *mtext = wx_ps_manifest_format(&prev, &mlen);
 	ok(wx_ps_manifest_parse(mtext, mlen, WX_PS_MAX_ENTRIES, &copy, err, sizeof err) == 0 &&
 	    wx_ps_manifest_parse(mtext, mlen, WX_PS_MAX_ENTRIES, &old2, err, sizeof err) == 0,
@@ -561,7 +561,7 @@ test_blocks(void)
 {
 	size_t n = 5 * WX_PS_BLOCK_SIZE + 100;
 	unsigned char *data = random_bytes(n);
-	char err[256];
+	char err[256] = "";
 	ok(put("blk", data, n) == 0, "a file of 5 blocks and a bit");
 	int fd = open(at(src, "blk"), O_RDONLY | O_CLOEXEC);
 	struct wx_ps_plan p1, p2;
@@ -671,7 +671,7 @@ test_torn_send(void)
 	    ops_have(r, "delete zz-old-gone"), "next round: the vanished files are deleted");
 	ok(strstr(r->text, "patch torn 327680 1\n196608 65536\n") != NULL,
 	    "next round: block 3 only (%lld bytes)", (long long)r->data);
-	char err[512];
+	char err[512] = "";
 	ok(wx_ps_verify(dstfd, &prev, NULL, true, err, sizeof err) == 0, "final check passes (%s)", err);
 	check_equal("after a torn send");
 	free(r);
@@ -692,7 +692,7 @@ fail_after(void *ctx, void *p, size_t n)
 static void
 test_reapply(void)
 {
-	char err[512];
+	char err[512] = "";
 	int rc = 0;
 	unsigned char *d1 = random_bytes(300000);
 	rc |= put("crash-a", d1, 300000) | put_text("crash-b", "b\n") | put_text("crash-c", "c\n");
@@ -782,7 +782,7 @@ test_hostile_manifests(void)
 		{ HDR "2\n" ROOT "f 644 1 1.000000000 1.000000000 2 1 - - a \n", "malformed" },
 		{ HDR "99999999999\n" ROOT, "over the limit" },
 	};
-	char err[512];
+	char err[512] = "";
 	for (size_t i = 0; i < WX_ARRAY_LEN(bad); i++) {
 		struct wx_ps_manifest m;
 		int rc = wx_ps_manifest_parse(bad[i].text, strlen(bad[i].text), 1000, &m, err, sizeof err);
@@ -848,7 +848,7 @@ test_hostile_ops(void)
 		  "file b 1\n", "more ops" },
 		{ "wingxfer-presync-ops 1 2 1\nfile a 9223372036854775807\nfile b 1\n", "overflows" },
 	};
-	char err[512];
+	char err[512] = "";
 	for (size_t i = 0; i < WX_ARRAY_LEN(bad); i++) {
 		struct wx_ps_delta d;
 		int rc = wx_ps_delta_parse(bad[i].text, strlen(bad[i].text), &d, err, sizeof err);
@@ -861,7 +861,7 @@ test_hostile_ops(void)
 static void
 test_symlink_escape(void)
 {
-	char err[512];
+	char err[512] = "";
 	char text[256];
 	struct stat st;
 	ok(symlinkat(outside, dstfd, "escape") == 0, "a symlink to outside in the staged tree");
