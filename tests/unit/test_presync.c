@@ -19,7 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char root[] = "/tmp/wx-test-presync.XXXXXX";
@@ -740,6 +742,125 @@ test_reapply(void)
 	free(r);
 }
 
+/* --- as an unprivileged user ---------------------------------------------------- */
+
+/* chown -R (no symlink following) */
+static int
+chown_tree(const char *path, uid_t uid, gid_t gid)
+{
+	struct stat st;
+	if (lchown(path, uid, gid) < 0 || lstat(path, &st) < 0)
+		return -1;
+	if (!S_ISDIR(st.st_mode))
+		return 0;
+	DIR *d = opendir(path);
+	if (d == NULL)
+		return -1;
+	int rc = 0;
+	struct dirent *de;
+	while (rc == 0 && (de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		char sub[2048];
+		snprintf(sub, sizeof sub, "%s/%s", path, de->d_name);
+		rc = chown_tree(sub, uid, gid);
+	}
+	closedir(d);
+	return rc;
+}
+
+/* In the child, as nobody: two rounds over read-only directories and a
+ * read-only file.  Exit status: 0, or the step that failed. */
+static int
+unprivileged_child(void)
+{
+	struct round_result *r = xmalloc(sizeof *r);
+	char why[2048] = "";
+	struct ino_map links = { .n = 0 };
+	unsigned char *big = random_bytes(300000);
+	wx_ps_manifest_free(&prev);
+	memset(&prev, 0, sizeof prev);
+	round_no = 0;
+	run_round(NULL, r);
+	if (r->rc < 0)
+		return 1;
+	if (!trees_equal(src, dst, &links, why, sizeof why))
+		return printf("# %s\n", why), 2;
+	/* the server changes things inside its read-only directory */
+	if (chmod(at(src, "ro"), 0755) < 0 || chmod(at(src, "ro/f"), 0644) < 0 ||
+	    write_at("ro/f", 140000, "patched", 7) < 0 || put_text("ro/new", "new\n") < 0 ||
+	    chmod(at(src, "ro/sub"), 0755) < 0 || unlink(at(src, "ro/sub/gone")) < 0 ||
+	    chmod(at(src, "ro/sub"), 0555) < 0 || chmod(at(src, "ro/f"), 0444) < 0 ||
+	    chmod(at(src, "ro"), 0555) < 0)
+		return 3;
+	run_round(NULL, r);
+	if (r->rc < 0)
+		return 4;
+	if (!strstr(r->text, "patch ro/f 300000 1\n131072 65536\n"))
+		return printf("# %s\n", r->text), 5;
+	links.n = 0;
+	if (!trees_equal(src, dst, &links, why, sizeof why))
+		return printf("# %s\n", why), 6;
+	wx_ps_manifest_free(&prev);
+	free(big);
+	free(r);
+	return 0;
+}
+
+static void
+test_unprivileged(void)
+{
+	if (geteuid() != 0) {
+		ok(1, "# SKIP not root: the tests above ran unprivileged already");
+		return;
+	}
+	char s2[600], d2[600], w2[600];
+	snprintf(s2, sizeof s2, "%s/src2", root);
+	snprintf(d2, sizeof d2, "%s/dst2", root);
+	snprintf(w2, sizeof w2, "%s/work2", root);
+	unsigned char *big = random_bytes(300000);
+	int rc = mkdir(s2, 0755) | mkdir(d2, 0755) | mkdir(w2, 0700) | chmod(root, 0711);
+	char *saved_src = xstrdup(src), *saved_dst = xstrdup(dst);
+	wx_strlcpy(src, s2, sizeof src);
+	wx_strlcpy(dst, d2, sizeof dst);
+	rc |= mkdir(at(src, "ro"), 0755) | mkdir(at(src, "ro/sub"), 0755);
+	rc |= put("ro/f", big, 300000) | put_text("ro/sub/gone", "x\n") | chmod(at(src, "ro/f"), 0444);
+	rc |= chmod(at(src, "ro/sub"), 0555) | chmod(at(src, "ro"), 0555);
+	rc |= chown_tree(s2, 65534, 65534) | chown_tree(d2, 65534, 65534) | chown_tree(w2, 65534, 65534);
+	ok(rc == 0, "a tree with read-only directories and a read-only file, owned by nobody");
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		int fs = open(s2, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		int fd = open(d2, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		int fw = open(w2, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fs < 0 || fd < 0 || fw < 0 || setgroups(0, NULL) < 0 || setgid(65534) < 0 ||
+		    setuid(65534) < 0)
+			_exit(100);
+		srcfd = fs;
+		dstfd = fd;
+		workfd = fw;
+		int status = unprivileged_child();
+		fflush(stdout);
+		_exit(status);
+	}
+	int status = -1;
+	bool waited = pid > 0 && waitpid(pid, &status, 0) == pid;
+	ok(waited && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	    "as nobody: synced, then patched a read-only file and changed a read-only directory (step %d)",
+	    WIFEXITED(status) ? WEXITSTATUS(status) : -status);
+	struct stat st;
+	ok(stat(at(dst, "ro"), &st) == 0 && (st.st_mode & 07777) == 0555 &&
+	    stat(at(dst, "ro/f"), &st) == 0 && (st.st_mode & 07777) == 0444,
+	    "the read-only modes are back after the apply");
+	wx_strlcpy(src, saved_src, sizeof src);
+	wx_strlcpy(dst, saved_dst, sizeof dst);
+	free(saved_src);
+	free(saved_dst);
+	free(big);
+	chmod(root, 0700);
+}
+
 /* --- hostile input ---------------------------------------------------------- */
 
 #define HDR "wingxfer-presync-manifest 1 1.000000000 "
@@ -940,6 +1061,7 @@ main(void)
 	test_blocks();
 	test_torn_send();
 	test_reapply();
+	test_unprivileged();
 	test_hostile_manifests();
 	test_hostile_ops();
 	test_symlink_escape();
