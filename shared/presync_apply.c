@@ -19,12 +19,14 @@
 #define JOURNAL "journal"
 #define PHASE_DONE 5
 #define IO_CHUNK (64 * 1024)
+#define ID_LEN (2 * WX_PS_SHA_LEN)
 
 struct apply {
 	int rootfd, workfd;
 	char *err;
 	size_t errsize;
 	unsigned char *buf;
+	char id[ID_LEN + 1];        /* the delta's, for the journal */
 };
 
 static int
@@ -39,11 +41,12 @@ fail(struct apply *a, const char *path, const char *what, int errnum)
 
 /* --- journal ------------------------------------------------------------- */
 
+/* The journal: "round <k> phase <p> <SHA-256 of the op list>\n". */
 static int
-journal_write(int workfd, int64_t round, int phase)
+journal_write(int workfd, int64_t round, int phase, const char *id)
 {
-	char text[64];
-	int n = snprintf(text, sizeof text, "round %lld phase %d\n", (long long)round, phase);
+	char text[128];
+	int n = snprintf(text, sizeof text, "round %lld phase %d %s\n", (long long)round, phase, id);
 	int fd = openat(workfd, JOURNAL ".tmp", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -1;
@@ -57,41 +60,66 @@ journal_write(int workfd, int64_t round, int phase)
 	return 0;
 }
 
-int
-wx_ps_journal_read(int workfd, int64_t *round, int *phase)
+static int
+journal_load(int workfd, int64_t *round, int *phase, char *id)
 {
 	*round = 0;
 	*phase = 0;
+	id[0] = '\0';
 	int fd = openat(workfd, JOURNAL, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -1;
-	char text[64];
+	char text[128];
 	ssize_t n = read(fd, text, sizeof text - 1);
 	close(fd);
 	if (n <= 0)
 		return -1;
 	text[n] = '\0';
-	char *nl = strchr(text, '\n');
-	if (nl == NULL || strncmp(text, "round ", 6) != 0)
-		return -1;
-	*nl = '\0';
-	char *sp = strchr(text + 6, ' ');
-	if (sp == NULL || strncmp(sp, " phase ", 7) != 0)
-		return -1;
-	*sp = '\0';
+	const char *tok[5];
+	size_t lens[5], pos = 0;
 	int64_t r, p;
-	if (wx_parse_i64(text + 6, 1, INT64_MAX, &r) || wx_parse_i64(sp + 7, 1, PHASE_DONE, &p))
+	if (wx_ps_next_line(text, (size_t)n, &pos, sizeof text, tok, lens, 5) != 5 ||
+	    lens[0] != 5 || memcmp(tok[0], "round", 5) != 0 || lens[2] != 5 ||
+	    memcmp(tok[2], "phase", 5) != 0 || lens[4] != ID_LEN ||
+	    wx_ps_token_i64(tok[1], lens[1], 1, INT64_MAX, &r) < 0 ||
+	    wx_ps_token_i64(tok[3], lens[3], 1, PHASE_DONE, &p) < 0) {
+		errno = EINVAL;
 		return -1;
+	}
 	*round = r;
 	*phase = (int)p;
+	memcpy(id, tok[4], ID_LEN);
+	id[ID_LEN] = '\0';
 	return 0;
+}
+
+int
+wx_ps_journal_read(int workfd, int64_t *round, int *phase)
+{
+	char id[ID_LEN + 1];
+	return journal_load(workfd, round, phase, id);
+}
+
+/* The SHA-256 of d's text form, in hex: which delta the journal speaks of. */
+static int
+delta_id(const struct wx_ps_delta *d, char *id)
+{
+	size_t len;
+	char *text = wx_ps_delta_format(d, &len);
+	unsigned char md[WX_PS_SHA_LEN];
+	unsigned int mdlen;
+	int rc = EVP_Digest(text, len, md, &mdlen, EVP_sha256(), NULL) == 1 ? 0 : -1;
+	free(text);
+	if (rc == 0)
+		wx_hex(md, WX_PS_SHA_LEN, id);
+	return rc;
 }
 
 /* Durability of everything so far, then the journal's next phase. */
 static int
 advance(struct apply *a, int64_t round, int phase)
 {
-	if (syncfs(a->rootfd) < 0 || journal_write(a->workfd, round, phase) < 0)
+	if (syncfs(a->rootfd) < 0 || journal_write(a->workfd, round, phase, a->id) < 0)
 		return fail(a, "journal", "cannot record the apply's progress", errno);
 	return 0;
 }
@@ -391,19 +419,24 @@ wx_ps_apply(int rootfd, int workfd, int64_t round, const struct wx_ps_delta *d,
 	struct apply a = { .rootfd = rootfd, .workfd = workfd, .err = err, .errsize = errsize };
 	int64_t jround;
 	int phase;
+	char jid[ID_LEN + 1];
 	if (round < 1)
 		return fail(&a, "journal", "rounds count from 1", 0);
-	if (wx_ps_journal_read(workfd, &jround, &phase) < 0)
+	if (delta_id(d, a.id) < 0)
+		return fail(&a, "journal", "SHA-256 failed", 0);
+	if (journal_load(workfd, &jround, &phase, jid) < 0)
 		return fail(&a, "journal", "unreadable", errno);
 	if (jround > round)
 		return fail(&a, "journal", "a later round is already applied", 0);
+	if (jround == round && strcmp(jid, a.id) != 0)
+		return fail(&a, "journal", "this round was begun with a different delta", 0);
 	if (jround == round && phase == PHASE_DONE)
 		return 0;
 	if (jround < round) {
 		if (jround > 0 && phase != PHASE_DONE)
 			return fail(&a, "journal", "an earlier round was left half-applied", 0);
 		phase = 1;
-		if (journal_write(workfd, round, phase) < 0)
+		if (journal_write(workfd, round, phase, a.id) < 0)
 			return fail(&a, "journal", "cannot write", errno);
 	}
 	a.buf = xmalloc(IO_CHUNK);

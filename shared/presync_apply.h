@@ -30,9 +30,12 @@ typedef int (*wx_ps_read_fn)(void *ctx, void *buf, size_t n);
 
 /*
  * Applies round `round` (>= 1) of d to the tree under rootfd, reading the
- * data of FILE and PATCH ops, in op order, through read.  Resumes at the
- * journal's phase when the journal says this round is in progress; returns
- * 0 at once when it says this round is applied.  0, or -1 with err naming
+ * data of FILE and PATCH ops, in op order, through read.  The journal
+ * names the round, its phase and the SHA-256 of d's text form.  Resumes
+ * at the journal's phase when it says this round is in progress with this
+ * delta; returns 0 at once when it says this round is applied; refuses a
+ * later round than the one in progress, an older round, and this round
+ * with another delta.  0, or -1 with err naming
  * the op's path (the journal then still says "in progress": apply the same
  * delta again, or discard the staged tree).
  */
