@@ -502,6 +502,17 @@ wx_ps_scan(int rootfd, const struct timespec *start, struct wx_ps_manifest *m,
 		return -1;
 	}
 	qsort(m->e, m->n, sizeof *m->e, entry_cmp);
+	/* readdir may return a name twice while the directory changes: keep one */
+	size_t keep = m->n ? 1 : 0;
+	for (size_t i = 1; i < m->n; i++) {
+		if (strcmp(m->e[i].path, m->e[keep - 1].path) == 0) {
+			free(m->e[i].path);
+			free(m->e[i].target);
+			continue;
+		}
+		m->e[keep++] = m->e[i];
+	}
+	m->n = keep;
 	return 0;
 }
 
