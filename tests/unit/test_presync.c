@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <grp.h>
+#include <signal.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -868,6 +870,136 @@ test_unprivileged(void)
 	chmod(root, 0700);
 }
 
+/* --- rounds while a writer runs, then the final round -------------------------- */
+
+#define REGIONS 4
+#define REGION_SIZE (1024 * 1024)
+
+/* The stand-in game server: rewrites 4 KiB sectors of region files,
+ * appends to its log, makes, renames and removes temporary files, and
+ * changes a mode now and then, until it is killed. */
+static void __attribute__((noreturn))
+writer(void)
+{
+	uint64_t x = 88172645463325252ULL;
+	unsigned char sector[4096];
+	for (unsigned long i = 0;; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		memset(sector, (int)(x & 0xff), sizeof sector);
+		char name[64];
+		/* players stay near spawn: two regions, their first 256 KiB */
+		snprintf(name, sizeof name, "world/r.%u.mca", (unsigned)(x % 2));
+		int64_t off = (int64_t)((x >> 8) % 64) * 4096;
+		char line[64];
+		int n = snprintf(line, sizeof line, "tick %lu\n", i);
+		if (write_at(name, off, sector, sizeof sector) < 0 || append("logs/latest.log", line, (size_t)n) < 0)
+			_exit(1);
+		if (i % 20 == 0) {
+			char a[64], b[64];
+			snprintf(a, sizeof a, "tmp/t%lu", i);
+			snprintf(b, sizeof b, "tmp/done%lu", i);
+			if (put_text(a, "temporary\n") < 0 || rename(at(src, a), at(src, b)) < 0)
+				_exit(2);
+			snprintf(b, sizeof b, "tmp/done%lu", i - 40);
+			if (i >= 40 && unlink(at(src, b)) < 0)
+				_exit(3);
+		}
+		if (i % 50 == 0 && chmod(at(src, "server.properties"), (i / 50) % 2 ? 0600 : 0644) < 0)
+			_exit(4);
+		struct timespec pace = { 0, 200000 };
+		nanosleep(&pace, NULL);
+	}
+}
+
+static void
+test_live_writer(void)
+{
+	char s3[600], d3[600], w3[600];
+	snprintf(s3, sizeof s3, "%s/src3", root);
+	snprintf(d3, sizeof d3, "%s/dst3", root);
+	snprintf(w3, sizeof w3, "%s/work3", root);
+	char *saved_src = xstrdup(src), *saved_dst = xstrdup(dst);
+	int saved[3] = { srcfd, dstfd, workfd };
+	struct wx_ps_manifest saved_prev = prev;
+	int64_t saved_round = round_no;
+	memset(&prev, 0, sizeof prev);
+	round_no = 0;
+	wx_strlcpy(src, s3, sizeof src);
+	wx_strlcpy(dst, d3, sizeof dst);
+	int rc = mkdir(s3, 0755) | mkdir(d3, 0755) | mkdir(w3, 0700);
+	rc |= mkdir(at(src, "world"), 0755) | mkdir(at(src, "logs"), 0755) | mkdir(at(src, "tmp"), 0755);
+	unsigned char *region = random_bytes(REGION_SIZE);
+	for (int r = 0; r < REGIONS; r++) {
+		char name[64];
+		snprintf(name, sizeof name, "world/r.%d.mca", r);
+		rc |= put(name, region, REGION_SIZE);
+	}
+	rc |= put_text("logs/latest.log", "start\n") | put_text("server.properties", "motd=hi\n");
+	srcfd = open(s3, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	dstfd = open(d3, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	workfd = open(w3, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ok(rc == 0 && srcfd >= 0 && dstfd >= 0 && workfd >= 0, "a small server tree");
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0)
+		writer();
+	struct round_result *r = xmalloc(sizeof *r);
+	int64_t sent[3] = { 0 };
+	for (int k = 0; k < 3; k++) {
+		run_round(NULL, r);
+		sent[k] = r->data;
+		is_int(r->rc, 0, "live round %d applies and passes the check before the final round", k + 1);
+	}
+	int status = -1;
+	ok(pid > 0 && kill(pid, SIGTERM) == 0 && waitpid(pid, &status, 0) == pid &&
+	    WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM, "the writer ran until stopped (status %d)", status);
+	ok(sent[1] < REGIONS * REGION_SIZE / 2 && sent[2] < REGIONS * REGION_SIZE / 2,
+	    "live rounds 2 and 3 send a fraction of the tree (%lld, %lld of %d bytes)",
+	    (long long)sent[1], (long long)sent[2], REGIONS * REGION_SIZE);
+	run_round(NULL, r);
+	is_int(r->rc, 0, "the final round applies");
+	/* what the destination checks: the final manifest, as sent */
+	struct wx_ps_manifest fin, again;
+	char err[512] = "";
+	size_t len;
+	char *text = wx_ps_manifest_format(&prev, &len);
+	ok(wx_ps_manifest_parse(text, len, WX_PS_MAX_ENTRIES, &fin, err, sizeof err) == 0 &&
+	    wx_ps_verify(dstfd, &fin, NULL, true, err, sizeof err) == 0,
+	    "the final check against the final manifest, every file hashed (%s)", err);
+	free(text);
+	/* and nothing is left to send: files stamped in the scan's last tick
+	 * are re-read (racy) and found equal */
+	struct wx_ps_delta more;
+	ok(wx_ps_scan(srcfd, NULL, &again, err, sizeof err) == 0, "scan the stopped tree again");
+	wx_ps_compare(&prev, &again, &more);
+	ok(wx_ps_delta_plan(srcfd, &prev, &again, &more, err, sizeof err) == 0, "plan");
+	size_t ns = 0;
+	for (size_t k = 0; k < more.n; k++)
+		ns += more.op[k].kind != WX_PS_OP_META;
+	ok(ns == 0 && wx_ps_delta_data_bytes(&more) == 0, "the stopped tree needs nothing more (%zu ops)", ns);
+	wx_ps_delta_free(&more);
+	wx_ps_manifest_free(&again);
+	check_equal("after live rounds and the final one");
+	wx_ps_manifest_free(&fin);
+	wx_ps_manifest_free(&prev);
+	close(srcfd);
+	close(dstfd);
+	close(workfd);
+	srcfd = saved[0];
+	dstfd = saved[1];
+	workfd = saved[2];
+	prev = saved_prev;
+	round_no = saved_round;
+	wx_strlcpy(src, saved_src, sizeof src);
+	wx_strlcpy(dst, saved_dst, sizeof dst);
+	free(saved_src);
+	free(saved_dst);
+	free(region);
+	free(r);
+}
+
 /* --- hostile input ---------------------------------------------------------- */
 
 #define HDR "wingxfer-presync-manifest 1 1.000000000 "
@@ -1062,6 +1194,7 @@ main(void)
 	test_torn_send();
 	test_reapply();
 	test_unprivileged();
+	test_live_writer();
 	test_hostile_manifests();
 	test_hostile_ops();
 	test_symlink_escape();
