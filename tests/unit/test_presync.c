@@ -941,6 +941,7 @@ test_live_writer(void)
 	dstfd = open(d3, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	workfd = open(w3, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	ok(rc == 0 && srcfd >= 0 && dstfd >= 0 && workfd >= 0, "a small server tree");
+	free(region);
 	fflush(stdout);
 	pid_t pid = fork();
 	if (pid == 0)
@@ -996,7 +997,6 @@ test_live_writer(void)
 	wx_strlcpy(dst, saved_dst, sizeof dst);
 	free(saved_src);
 	free(saved_dst);
-	free(region);
 	free(r);
 }
 
