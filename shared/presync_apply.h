@@ -49,24 +49,4 @@ int wx_ps_apply(int rootfd, int workfd, int64_t round, const struct wx_ps_delta 
  */
 int wx_ps_journal_read(int workfd, int64_t *round, int *phase);
 
-/*
- * Marks in hash[] (one per entry of want) the regular files d wrote or
- * moved: FILE, PATCH, RENAME and LINK targets.
- */
-void wx_ps_delta_mark(const struct wx_ps_delta *d, const struct wx_ps_manifest *want,
-    bool *hash);
-
-/*
- * Checks the tree under rootfd against want: the same paths; per entry the
- * type, mode (not for symlinks), size, mtime and symlink target; two files
- * share an inode exactly when want says so; and, for each regular file with
- * hash[i] set (every one when hash is NULL), that its SHA-256 equals want's
- * (which must be known).  Before the final round (final false) a file
- * whose SHA-256 want does not know (it changed while being sent; the next
- * round sends it again) is checked for its type only.  0, or -1 with err
- * naming the first difference.
- */
-int wx_ps_verify(int rootfd, const struct wx_ps_manifest *want, const bool *hash,
-    bool final, char *err, size_t errsize);
-
 #endif

@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "presync_text.h"
+
 #define WX_PS_SHA_LEN 32
 
 enum wx_ps_type {
@@ -67,6 +69,9 @@ struct wx_ps_manifest {
 int wx_ps_scan(int rootfd, const struct timespec *start, struct wx_ps_manifest *m,
     char *err, size_t errsize);
 
+/* Appends a zeroed entry to m (for the scan and the parser). */
+struct wx_ps_entry *wx_ps_manifest_add(struct wx_ps_manifest *m);
+
 /* Frees what m holds (blocks included) and zeroes it; NULL is fine. */
 void wx_ps_manifest_free(struct wx_ps_manifest *m);
 
@@ -95,43 +100,6 @@ int wx_ps_parent(const char *path, char *out, size_t size);
  * fd, or -1 with errno.
  */
 int wx_ps_open_parent(int rootfd, const char *path, const char **leaf);
-
-/* A growable byte buffer for the text forms. */
-struct wx_ps_buf {
-	char *p;
-	size_t len, cap;
-};
-void wx_ps_buf_add(struct wx_ps_buf *b, const void *data, size_t n);
-void wx_ps_buf_printf(struct wx_ps_buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-/* Appends s with every byte outside '!'..'~' and '%' written as %XX. */
-void wx_ps_buf_escaped(struct wx_ps_buf *b, const char *s);
-
-/*
- * Decodes one %XX-escaped token of n bytes into a new string; NULL (with
- * *why) if it has a bad escape, a raw byte outside '!'..'~', a NUL after
- * decoding, or decodes to more than max bytes.
- */
-char *wx_ps_unescape(const char *tok, size_t n, size_t max, const char **why);
-
-/*
- * Splits the next line of text[*pos..len) into at most max space-separated
- * tokens (pointers into text, not terminated; lengths in lens).  Returns the
- * token count, 0 at the end of text, or -1 when the line has more tokens,
- * an empty token, a byte other than '\n' ending it, or is longer than
- * max_line.  *pos moves past the line.
- */
-int wx_ps_next_line(const char *text, size_t len, size_t *pos, size_t max_line,
-    const char **tok, size_t *lens, int max);
-
-/* Parses a whole decimal token in [min, max]; 0 or -1. */
-int wx_ps_token_i64(const char *tok, size_t n, int64_t min, int64_t max, int64_t *out);
-
-/* Parses 1 to 5 octal digits, at most 07777; 0 or -1. */
-int wx_ps_token_mode(const char *tok, size_t n, uint32_t *out);
-
-/* Parses "<sec>.<9-digit nsec>"; 0 or -1. */
-int wx_ps_token_time(const char *tok, size_t n, struct timespec *out);
 
 /*
  * The text form:

@@ -10,6 +10,7 @@
 #include "presync_blocks.h"
 #include "presync_delta.h"
 #include "presync_manifest.h"
+#include "presync_verify.h"
 #include "tap.h"
 #include "util.h"
 
