@@ -55,6 +55,11 @@ struct wx_ps_delta {
 
 void wx_ps_delta_free(struct wx_ps_delta *d);
 
+/* Appends an op of that kind for path (copied; NULL: none yet), entry and
+ * base -1, everything else zero. */
+struct wx_ps_op *wx_ps_delta_add(struct wx_ps_delta *d, enum wx_ps_op_kind kind,
+    const char *path);
+
 /*
  * The operations that turn a tree matching old into one matching new
  * (both sorted, as scanned or parsed).  Phase order: RENAMEs, DELETEs, then
