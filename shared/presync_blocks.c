@@ -1,0 +1,264 @@
+#include "autoconf.h"
+
+#include "presync_blocks.h"
+
+#include "util.h"
+
+#include <errno.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define B ((int64_t)WX_PS_BLOCK_SIZE)
+
+void
+wx_ps_blocks_free(struct wx_ps_blocks *b)
+{
+	if (b == NULL)
+		return;
+	free(b->hash);
+	free(b->valid);
+	free(b);
+}
+
+void
+wx_ps_plan_free(struct wx_ps_plan *p)
+{
+	free(p->ranges);
+	wx_ps_blocks_free(p->blocks);
+	memset(p, 0, sizeof *p);
+}
+
+int64_t
+wx_ps_plan_bytes(const struct wx_ps_plan *p)
+{
+	int64_t sum = 0;
+	for (size_t i = 0; i < p->nranges; i++)
+		sum += p->ranges[i].len;
+	return sum;
+}
+
+/* Reads up to n bytes at off; the count (short only at EOF), or -1. */
+static ssize_t
+pread_full(int fd, unsigned char *buf, size_t n, int64_t off)
+{
+	size_t got = 0;
+	while (got < n) {
+		ssize_t r = pread(fd, buf + got, n - got, (off_t)(off + (int64_t)got));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	return (ssize_t)got;
+}
+
+static int
+sha256(EVP_MD_CTX *ctx, const unsigned char *buf, size_t n, unsigned char *out)
+{
+	unsigned int len;
+	if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
+	    EVP_DigestUpdate(ctx, buf, n) != 1 || EVP_DigestFinal_ex(ctx, out, &len) != 1)
+		return -1;
+	return 0;
+}
+
+static void
+add_range(struct wx_ps_plan *p, size_t *cap, int64_t off, int64_t len)
+{
+	if (len <= 0)
+		return;
+	if (p->nranges > 0) {
+		struct wx_ps_range *last = &p->ranges[p->nranges - 1];
+		if (last->off + last->len == off) {
+			last->len += len;
+			return;
+		}
+	}
+	if (p->nranges == *cap) {
+		*cap = *cap ? *cap * 2 : 8;
+		p->ranges = xrealloc(p->ranges, *cap * sizeof *p->ranges);
+	}
+	p->ranges[p->nranges++] = (struct wx_ps_range){ off, len };
+}
+
+static int64_t
+block_len(int64_t size, size_t i)
+{
+	int64_t left = size - (int64_t)i * B;
+	return left < B ? left : B;
+}
+
+int
+wx_ps_plan_file(int fd, const struct wx_ps_blocks *old_blocks,
+    const unsigned char *old_sha, int64_t old_size, struct wx_ps_plan *plan,
+    char *err, size_t errsize)
+{
+	memset(plan, 0, sizeof *plan);
+	unsigned char *buf = xmalloc((size_t)B);
+	EVP_MD_CTX *whole = EVP_MD_CTX_new(), *blk = EVP_MD_CTX_new();
+	size_t nblocks = 0, cap = 0, bcap = 0;
+	unsigned char (*hash)[WX_PS_SHA_LEN] = NULL;
+	/* prefix: the new bytes [k*B, old_size) of the old last, partial block k */
+	bool prefix_same = true;
+	int rc = -1;
+	if (whole == NULL || blk == NULL || EVP_DigestInit_ex(whole, EVP_sha256(), NULL) != 1) {
+		snprintf(err, errsize, "SHA-256 unavailable");
+		goto out;
+	}
+	for (;;) {
+		ssize_t n = pread_full(fd, buf, (size_t)B, plan->size);
+		if (n < 0) {
+			snprintf(err, errsize, "read: %s", strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		if (EVP_DigestUpdate(whole, buf, (size_t)n) != 1)
+			goto hash_fail;
+		if (nblocks == bcap) {
+			bcap = bcap ? bcap * 2 : 64;
+			hash = xrealloc(hash, bcap * sizeof *hash);
+		}
+		if (sha256(blk, buf, (size_t)n, hash[nblocks]) < 0)
+			goto hash_fail;
+		if (old_blocks && old_size % B != 0 && (int64_t)nblocks == old_size / B &&
+		    n >= old_size % B && (size_t)nblocks < old_blocks->n) {
+			unsigned char h[WX_PS_SHA_LEN];
+			if (sha256(blk, buf, (size_t)(old_size % B), h) < 0)
+				goto hash_fail;
+			prefix_same = old_blocks->valid[nblocks] &&
+			    memcmp(h, old_blocks->hash[nblocks], WX_PS_SHA_LEN) == 0;
+		}
+		nblocks++;
+		plan->size += n;
+		if (n < B)
+			break;
+	}
+	unsigned int len;
+	if (EVP_DigestFinal_ex(whole, plan->sha, &len) != 1)
+		goto hash_fail;
+	if (plan->size >= WX_PS_BLOCKS_MIN) {
+		plan->blocks = xcalloc(1, sizeof *plan->blocks);
+		plan->blocks->size = plan->size;
+		plan->blocks->n = nblocks;
+		plan->blocks->hash = hash;
+		hash = NULL;
+		plan->blocks->valid = xmalloc(nblocks ? nblocks : 1);
+		memset(plan->blocks->valid, 1, nblocks);
+	}
+	if (old_sha && old_size == plan->size && memcmp(old_sha, plan->sha, WX_PS_SHA_LEN) == 0) {
+		plan->same = true;
+		rc = 0;
+		goto out;
+	}
+	bool have_base = old_blocks && old_blocks->size == old_size && plan->blocks;
+	if (!have_base) {
+		add_range(plan, &cap, 0, plan->size);
+		rc = 0;
+		goto out;
+	}
+	const struct wx_ps_blocks *nb = plan->blocks;
+	bool old_full_same = true;
+	for (size_t i = 0; i < (size_t)(old_size / B); i++)
+		if (i >= nb->n || !old_blocks->valid[i] ||
+		    memcmp(old_blocks->hash[i], nb->hash[i], WX_PS_SHA_LEN) != 0)
+			old_full_same = false;
+	if (plan->size > old_size && old_full_same && prefix_same) {
+		plan->append = true;
+		add_range(plan, &cap, old_size, plan->size - old_size);
+		rc = 0;
+		goto out;
+	}
+	for (size_t i = 0; i < nb->n; i++) {
+		bool same = i < old_blocks->n && old_blocks->valid[i] &&
+		    block_len(old_size, i) == block_len(plan->size, i) &&
+		    memcmp(old_blocks->hash[i], nb->hash[i], WX_PS_SHA_LEN) == 0;
+		if (!same)
+			add_range(plan, &cap, (int64_t)i * B, block_len(plan->size, i));
+	}
+	/* All blocks equal and the size too, yet no old SHA to say so. */
+	plan->same = plan->nranges == 0 && plan->size == old_size;
+	rc = 0;
+	goto out;
+hash_fail:
+	snprintf(err, errsize, "SHA-256 failed");
+out:
+	if (rc < 0)
+		wx_ps_plan_free(plan);
+	free(hash);
+	free(buf);
+	EVP_MD_CTX_free(whole);
+	EVP_MD_CTX_free(blk);
+	return rc;
+}
+
+int
+wx_ps_send_file(int fd, struct wx_ps_plan *plan, wx_ps_emit_fn emit, void *ctx,
+    bool *stable, char *err, size_t errsize)
+{
+	*stable = true;
+	unsigned char *buf = xmalloc((size_t)B);
+	EVP_MD_CTX *whole = EVP_MD_CTX_new(), *blk = EVP_MD_CTX_new();
+	int rc = -1;
+	if (whole == NULL || blk == NULL || EVP_DigestInit_ex(whole, EVP_sha256(), NULL) != 1) {
+		snprintf(err, errsize, "SHA-256 unavailable");
+		goto out;
+	}
+	for (size_t r = 0; r < plan->nranges; r++) {
+		int64_t off = plan->ranges[r].off, end = off + plan->ranges[r].len;
+		for (int64_t bstart = off - off % B; bstart < end; bstart += B) {
+			size_t i = (size_t)(bstart / B);
+			int64_t want = block_len(plan->size, i);
+			ssize_t n = pread_full(fd, buf, (size_t)want, bstart);
+			if (n < 0) {
+				snprintf(err, errsize, "read: %s", strerror(errno));
+				goto out;
+			}
+			if (n < want) {
+				memset(buf + n, 0, (size_t)(want - n));
+				*stable = false;
+			}
+			int64_t from = off > bstart ? off : bstart;
+			int64_t to = end < bstart + want ? end : bstart + want;
+			if (emit(ctx, buf + (from - bstart), (size_t)(to - from)) < 0) {
+				snprintf(err, errsize, "could not pass the data on");
+				goto out;
+			}
+			if (plan->blocks) {
+				unsigned char h[WX_PS_SHA_LEN];
+				if (sha256(blk, buf, (size_t)want, h) < 0)
+					goto hash_fail;
+				if (memcmp(h, plan->blocks->hash[i], WX_PS_SHA_LEN) != 0) {
+					plan->blocks->valid[i] = 0;
+					*stable = false;
+				}
+			} else if (EVP_DigestUpdate(whole, buf + (from - bstart), (size_t)(to - from)) != 1) {
+				goto hash_fail;
+			}
+		}
+	}
+	if (plan->blocks == NULL) {
+		unsigned char h[WX_PS_SHA_LEN];
+		unsigned int len;
+		if (EVP_DigestFinal_ex(whole, h, &len) != 1)
+			goto hash_fail;
+		/* without blocks the ranges are the whole file */
+		if (memcmp(h, plan->sha, WX_PS_SHA_LEN) != 0)
+			*stable = false;
+	}
+	rc = 0;
+	goto out;
+hash_fail:
+	snprintf(err, errsize, "SHA-256 failed");
+out:
+	free(buf);
+	EVP_MD_CTX_free(whole);
+	EVP_MD_CTX_free(blk);
+	return rc;
+}
