@@ -95,6 +95,7 @@ struct job {
 	struct caps caps;
 	char caps_why[300];
 	CURL *curl;              /* the preflight's handle, taken over by the upload; or NULL */
+	int64_t chunk_size;      /* > 0: the chunked upload with chunks of this size (chunked.c) */
 };
 
 /* Skipped sockets, FIFOs and devices named in the log; the rest are counted. */
@@ -222,10 +223,26 @@ enum upload_result {
 /* Archives, compresses and streams the server to rec.url. */
 enum upload_result upload_run(struct job *job, char *why, size_t whysize);
 
+/* --- chunked.c: the resumable upload (docs/protocol.md) --- */
+struct body;
+/*
+ * Sends the body (*bodyp, from body_open) as chunks of job->chunk_size to
+ * <url>/uploads with c (set up for the destination) until the destination
+ * says the upload completed, resuming after interruptions; on a failure or
+ * a stop the upload is deleted on the destination.  *bodyp may be replaced
+ * (the body made again from its start): body_close it after.
+ */
+enum upload_result chunked_run(struct job *job, CURL *c, const char *ua, struct body **bodyp,
+    char *why, size_t whysize);
+
 /* --- body.c: the multipart request body --- */
 struct body;
-/* Plans the parts (backups and install log found on disk).  NULL with err. */
-struct body *body_open(struct job *job, char *err, size_t errsize);
+/*
+ * Plans the parts (backups and install log found on disk).  boundary: the
+ * multipart boundary to use (60 hex digits; the same body again), or NULL
+ * for a new random one.  NULL with err.
+ */
+struct body *body_open(struct job *job, const char *boundary, char *err, size_t errsize);
 /* The random multipart boundary (60 hex digits). */
 const char *body_boundary(const struct body *b);
 /*

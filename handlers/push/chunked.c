@@ -1,0 +1,1132 @@
+/*
+ * The chunked, resumable upload (docs/protocol.md §3, §4): the body that
+ * the single POST would carry (body.c), cut into PATCH requests of at most
+ * job->chunk_size bytes to <url>/uploads/<id>, each with its SHA-256.
+ *
+ * The body is produced once, in order, into a private spool holding at most
+ * one chunk (an unlinked 0600 file in the state directory, so the worker's
+ * memory does not grow with the chunk size) and is kept there until the
+ * destination acknowledged it.  After an interruption (connection error or
+ * cut, a timeout, a 5xx or a non-JSON answer from any hop, a digest refused)
+ * the worker waits with Wings' backoff, asks the destination for its offset
+ * and sends from there: an offset inside the spool re-sends at most that
+ * chunk; an offset before it (the destination lost acknowledged bytes)
+ * makes the body again from the start with the same boundary, checks what
+ * it skips against the destination's prefix_sha256, and goes on.  A 413
+ * from any hop halves the chunk size (not below 1 MiB).  Bounded by
+ * resume_attempts consecutive interruptions without progress and by
+ * resume_window since the last acknowledged byte; then the upload fails and
+ * is deleted (DELETE), as it is on a cancel.  No request waits more than
+ * CH_ANSWER_WAIT seconds for its answer; after the last chunk the outcome
+ * is polled with GET for at most response_timeout.
+ *
+ * The record keeps extra.chunked (upload id and counters, shown by the
+ * status outputs) and extra.resume (upload URL, its secret, the boundary):
+ * the record file is 0600 and extra.resume is never shown or logged.
+ */
+#include "autoconf.h"
+
+#include "push.h"
+#include "backoff.h"
+#include "config.h"
+#include "curl_setup.h"
+#include "log.h"
+#include "ratelimit.h"
+#include "url_redact.h"
+#include "util.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CH_MIN_CHUNK (1LL << 20)
+#define CH_ANSWER_WAIT 60         /* s: the longest wait for one answer (or response_timeout) */
+#define CH_POLL_MS 2000           /* GET interval after the last chunk */
+#define CH_DELETE_TIMEOUT 10L     /* s, after connecting */
+#define CH_BUSY_MAX_MS 10000      /* longest Retry-After honoured */
+#define CH_IO (256 * 1024)        /* spool and hashing buffer */
+#define CH_MAX_ANSWER (16 * 1024)
+#define CH_LIMITED_READ (128 * 1024)
+
+/* What an answer's headers said. */
+struct ch_headers {
+	bool has_offset;
+	int64_t offset;           /* Upload-Offset */
+	char location[512];
+	int64_t retry_after;      /* seconds, -1 = none */
+	bool json;                /* Content-Type: application/json */
+};
+
+struct chunked {
+	struct job *job;
+	CURL *c;
+	const char *ua;
+	struct body *body;
+	char *base;               /* <request url>/uploads (may hold credentials) */
+	char *url;                /* <base>/<id> */
+	char id[33];
+	char secret[65];
+	int64_t chunk;            /* chunk size in use */
+	int64_t acked;            /* the destination's offset */
+	/* The spool holds body bytes [spool_off, produced). */
+	int spool;
+	int64_t spool_off, produced;
+	bool body_eof;
+	EVP_MD_CTX *whole;        /* SHA-256 of body bytes [0, produced) */
+	unsigned char *io;        /* CH_IO bytes */
+	int64_t sent_hi;          /* the furthest body offset put on the wire */
+	int64_t interruptions, resumes, resent;
+	int64_t consecutive;      /* interruptions since the offset last moved */
+	int64_t progress_ms;      /* when the offset last moved (monotonic) */
+	struct wx_backoff backoff;
+	struct wx_ratelimit rl;
+	/* The current request. */
+	int64_t req_off, req_len, req_pos;
+	curl_off_t last_ul;
+	int64_t last_ul_ms, sent_all_ms;
+	bool has_body;
+	struct wx_curl_answer answer;
+	struct ch_headers h;
+	json_object *json;        /* the answer parsed, when it is a JSON object */
+	char errbuf[CURL_ERROR_SIZE];
+	char why[1024];           /* why the worker aborted the request itself */
+	bool final;               /* the destination said the upload is final */
+	int64_t answer_wait;      /* ms: the longest wait for one answer */
+};
+
+enum ch_answer {
+	CH_OK,                    /* 2xx: see the status */
+	CH_INTERRUPTED,           /* try again after the backoff */
+	CH_REFUSED,               /* a final refusal: why is set */
+	CH_STOPPED,               /* job->stop */
+};
+
+static void
+set_why(char *why, size_t whysize, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void
+set_why(char *why, size_t whysize, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, whysize, fmt, ap);
+	va_end(ap);
+}
+
+/* --- the record --- */
+
+static void
+record_counters(struct chunked *u)
+{
+	struct job *job = u->job;
+	json_object *j = json_object_new_object();
+	json_object_object_add(j, "upload", json_object_new_string(u->id));
+	json_object_object_add(j, "acked", json_object_new_int64(u->acked));
+	json_object_object_add(j, "chunk_size", json_object_new_int64(u->chunk));
+	json_object_object_add(j, "interruptions", json_object_new_int64(u->interruptions));
+	json_object_object_add(j, "resumes", json_object_new_int64(u->resumes));
+	json_object_object_add(j, "resent_bytes", json_object_new_int64(u->resent));
+	json_object_object_add(job->rec.extra, "chunked", j);
+}
+
+/* extra.resume: what a new worker needs to go on (never shown, never logged). */
+static void
+record_resume(struct chunked *u)
+{
+	struct job *job = u->job;
+	char *shown = wx_url_redact(u->url);
+	json_object *j = json_object_new_object();
+	json_object_object_add(j, "url", json_object_new_string(shown));
+	json_object_object_add(j, "secret", json_object_new_string(u->secret));
+	json_object_object_add(j, "boundary", json_object_new_string(body_boundary(u->body)));
+	json_object_object_add(j, "codec",
+	    json_object_new_string(wx_compress_format_name(job->codec)));
+	json_object_object_add(j, "level",
+	    json_object_new_int64(job->cfg->transfers.compression_level));
+	json_object_object_add(job->rec.extra, "resume", j);
+	free(shown);
+}
+
+static void
+save(struct chunked *u)
+{
+	record_counters(u);
+	job_save(u->job);
+}
+
+/* --- the spool --- */
+
+static int
+spool_open(struct chunked *u, char *why, size_t whysize)
+{
+	const char *dir = u->job->st.dir;
+	u->spool = open(dir, O_RDWR | O_TMPFILE | O_CLOEXEC, 0600);
+	if (u->spool < 0) {
+		/* No O_TMPFILE on this file system: a named file, unlinked at once. */
+		char *path = xasprintf("%s/transfers/%s.spool.XXXXXX", dir, u->job->uuid);
+		mode_t old = umask(077);
+		u->spool = mkostemp(path, O_CLOEXEC);
+		umask(old);
+		if (u->spool >= 0)
+			(void)unlink(path);
+		free(path);
+	}
+	if (u->spool < 0) {
+		set_why(why, whysize, "Cannot make the chunk spool in %s: %s.", dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+spool_write(struct chunked *u, const unsigned char *p, size_t n, int64_t at)
+{
+	while (n > 0) {
+		ssize_t w = pwrite(u->spool, p, n, (off_t)at);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+		at += w;
+	}
+	return 0;
+}
+
+/* n bytes of the spool at body offset off into buf; 0 or -1. */
+static int
+spool_read(struct chunked *u, void *buf, size_t n, int64_t off)
+{
+	unsigned char *p = buf;
+	int64_t at = off - u->spool_off;
+	while (n > 0) {
+		ssize_t r = pread(u->spool, p, n, (off_t)at);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		p += r;
+		n -= (size_t)r;
+		at += r;
+	}
+	return 0;
+}
+
+/*
+ * Produces up to u->chunk further bytes of the body into the spool (which
+ * then starts where the body stood).  0, or -1 with why set (or job->stop).
+ */
+static int
+spool_fill(struct chunked *u, char *why, size_t whysize)
+{
+	u->spool_off = u->produced;
+	if (ftruncate(u->spool, 0) < 0) {
+		set_why(why, whysize, "Cannot reuse the chunk spool: %s.", strerror(errno));
+		return -1;
+	}
+	int64_t have = 0;
+	while (have < u->chunk && !u->body_eof) {
+		size_t want = u->chunk - have > CH_IO ? CH_IO : (size_t)(u->chunk - have);
+		ssize_t n = body_read(u->body, u->io, want);
+		if (n < 0) {
+			if (u->job->stop == JOB_RUNNING)
+				set_why(why, whysize, "%s", body_error(u->body));
+			return -1;
+		}
+		if (n == 0) {
+			u->body_eof = true;
+			break;
+		}
+		if (EVP_DigestUpdate(u->whole, u->io, (size_t)n) != 1 ||
+		    spool_write(u, u->io, (size_t)n, have) < 0) {
+			set_why(why, whysize, "Cannot keep the chunk in its spool: %s.",
+			    errno ? strerror(errno) : "SHA-256 failed");
+			return -1;
+		}
+		have += n;
+	}
+	u->produced += have;
+	return 0;
+}
+
+/* "sha-256=:<base64>:" of a digest. */
+static void
+sf_digest(const unsigned char md[32], char *out, size_t size)
+{
+	unsigned char b64[48];
+	EVP_EncodeBlock(b64, md, 32);
+	snprintf(out, size, "sha-256=:%s:", (const char *)b64);
+}
+
+/* The digest of body bytes [off, off + len) from the spool; 0 or -1. */
+static int
+range_digest(struct chunked *u, int64_t off, int64_t len, char *out, size_t size)
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	int rc = md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 ? 0 : -1;
+	while (rc == 0 && len > 0) {
+		size_t n = len > CH_IO ? CH_IO : (size_t)len;
+		if (spool_read(u, u->io, n, off) < 0 || EVP_DigestUpdate(md, u->io, n) != 1)
+			rc = -1;
+		off += (int64_t)n;
+		len -= (int64_t)n;
+	}
+	unsigned char d[EVP_MAX_MD_SIZE];
+	unsigned int dl = 0;
+	if (rc == 0 && (EVP_DigestFinal_ex(md, d, &dl) != 1 || dl != 32))
+		rc = -1;
+	EVP_MD_CTX_free(md);
+	if (rc == 0)
+		sf_digest(d, out, size);
+	return rc;
+}
+
+/* --- requests --- */
+
+static bool
+pace_stop(void *ctx)
+{
+	return job_should_stop(ctx);
+}
+
+static size_t
+read_chunk(char *buf, size_t size, size_t nitems, void *ctx)
+{
+	struct chunked *u = ctx;
+	int64_t left = u->req_len - u->req_pos;
+	size_t want = size * nitems;
+	if ((int64_t)want > left)
+		want = (size_t)left;
+	if (want == 0)
+		return 0;
+	if (u->rl.rate > 0 && want > CH_LIMITED_READ)
+		want = CH_LIMITED_READ;
+	if (wx_ratelimit_take(&u->rl, (int64_t)want, pace_stop, u->job) < 0)
+		return CURL_READFUNC_ABORT;
+	if (spool_read(u, buf, want, u->req_off + u->req_pos) < 0) {
+		wx_ratelimit_give(&u->rl, (int64_t)want);
+		set_why(u->why, sizeof u->why, "Cannot read the chunk spool: %s.",
+		    errno ? strerror(errno) : "it is short");
+		return CURL_READFUNC_ABORT;
+	}
+	u->req_pos += (int64_t)want;
+	return want;
+}
+
+static int
+on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+    curl_off_t ulnow)
+{
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	struct chunked *u = ctx;
+	struct job *job = u->job;
+	int64_t now = wx_mono_ms();
+	if (job_should_stop(job))
+		return 1;
+	if (ulnow != u->last_ul) {
+		u->last_ul = ulnow;
+		u->last_ul_ms = now;
+		if (u->has_body) {
+			job->progress.bytes_sent = u->req_off + ulnow;
+			if (u->req_off + ulnow > u->sent_hi)
+				u->sent_hi = u->req_off + ulnow;
+		}
+	}
+	if (u->sent_all_ms == 0 && (!u->has_body || ulnow >= u->req_len))
+		u->sent_all_ms = now;
+	if (u->sent_all_ms == 0 &&
+	    now - u->last_ul_ms >= job->cfg->transfers.stall_timeout * 1000) {
+		set_why(u->why, sizeof u->why, "no byte could be sent for %lld s "
+		    "(system.transfers.stall_timeout)", (long long)job->cfg->transfers.stall_timeout);
+		return 1;
+	}
+	if (u->sent_all_ms != 0 && now - u->sent_all_ms >= u->answer_wait) {
+		set_why(u->why, sizeof u->why, "no answer within %lld s",
+		    (long long)(u->answer_wait / 1000));
+		return 1;
+	}
+	progress_update(job, false);
+	return 0;
+}
+
+/* Stops nothing: the DELETE after a stop must still go out. */
+static int
+no_stop_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+    curl_off_t ulnow)
+{
+	(void)ctx;
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return 0;
+}
+
+static bool
+header_is(const char *line, size_t n, const char *name, const char **value, size_t *vlen)
+{
+	size_t l = strlen(name);
+	if (n <= l || strncasecmp(line, name, l) != 0 || line[l] != ':')
+		return false;
+	size_t i = l + 1;
+	while (i < n && (line[i] == ' ' || line[i] == '\t'))
+		i++;
+	size_t e = n;
+	while (e > i && (line[e - 1] == '\r' || line[e - 1] == '\n' || line[e - 1] == ' '))
+		e--;
+	*value = line + i;
+	*vlen = e - i;
+	return true;
+}
+
+static bool
+parse_count(const char *v, size_t n, int64_t *out)
+{
+	char buf[24];
+	if (n == 0 || n >= sizeof buf)
+		return false;
+	memcpy(buf, v, n);
+	buf[n] = '\0';
+	return wx_parse_i64(buf, 0, INT64_MAX, out) == NULL;
+}
+
+static size_t
+on_header(char *line, size_t size, size_t nitems, void *ctx)
+{
+	struct ch_headers *h = ctx;
+	size_t n = size * nitems;
+	const char *v;
+	size_t vl;
+	if (n >= 5 && strncmp(line, "HTTP/", 5) == 0) {
+		memset(h, 0, sizeof *h);
+		h->retry_after = -1;
+	} else if (header_is(line, n, "Upload-Offset", &v, &vl)) {
+		h->has_offset = parse_count(v, vl, &h->offset);
+	} else if (header_is(line, n, "Retry-After", &v, &vl)) {
+		if (!parse_count(v, vl, &h->retry_after))
+			h->retry_after = -1;
+	} else if (header_is(line, n, "Location", &v, &vl)) {
+		if (vl < sizeof h->location) {
+			memcpy(h->location, v, vl);
+			h->location[vl] = '\0';
+		}
+	} else if (header_is(line, n, "Content-Type", &v, &vl)) {
+		h->json = vl >= 16 && strncasecmp(v, "application/json", 16) == 0;
+	}
+	return n;
+}
+
+/*
+ * One request to url: method, header lines (the upload's secret or the
+ * token is added by the caller), and, when len >= 0, body bytes [off,
+ * off + len) of the spool.  *code is the HTTP status (0: none came).
+ * Leaves the answer in u->answer, u->h and u->json.
+ */
+static CURLcode
+request(struct chunked *u, const char *method, const char *url, const char *const *lines,
+    size_t nlines, int64_t off, int64_t len, bool deleting, long *code)
+{
+	struct job *job = u->job;
+	CURL *c = u->c;
+	curl_easy_reset(c);
+	free(u->answer.text);
+	u->answer.text = NULL;
+	u->answer.len = 0;
+	json_object_put(u->json);
+	u->json = NULL;
+	memset(&u->h, 0, sizeof u->h);
+	u->h.retry_after = -1;
+	u->why[0] = u->errbuf[0] = '\0';
+	u->has_body = len >= 0;
+	u->req_off = off;
+	u->req_len = len >= 0 ? len : 0;
+	u->req_pos = 0;
+	u->last_ul = 0;
+	u->last_ul_ms = wx_mono_ms();
+	u->sent_all_ms = 0;
+	*code = 0;
+
+	struct curl_slist *headers = wx_curl_headers(lines, nlines);
+	struct wx_curl_set set = WX_CURL_SET_INIT;
+	long whole = deleting ? (long)job->cfg->transfers.connect_timeout + CH_DELETE_TIMEOUT : 0;
+	upload_connection_opts(c, job, u->ua, u->errbuf, whole, &set);
+	WX_CURL_SET(c, &set, CURLOPT_URL, url);
+	if (len >= 0) {
+		WX_CURL_SET(c, &set, CURLOPT_UPLOAD, 1L);
+		WX_CURL_SET(c, &set, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
+		WX_CURL_SET(c, &set, CURLOPT_READFUNCTION, read_chunk);
+		WX_CURL_SET(c, &set, CURLOPT_READDATA, u);
+		WX_CURL_SET(c, &set, CURLOPT_UPLOAD_BUFFERSIZE, (long)CH_IO);
+	} else if (strcmp(method, "POST") == 0) {
+		WX_CURL_SET(c, &set, CURLOPT_POST, 1L);
+		WX_CURL_SET(c, &set, CURLOPT_POSTFIELDS, "");
+		WX_CURL_SET(c, &set, CURLOPT_POSTFIELDSIZE, 0L);
+	}
+	if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0)
+		WX_CURL_SET(c, &set, CURLOPT_CUSTOMREQUEST, method);
+	WX_CURL_SET(c, &set, CURLOPT_HTTPHEADER, headers);
+	WX_CURL_SET(c, &set, CURLOPT_HEADERFUNCTION, on_header);
+	WX_CURL_SET(c, &set, CURLOPT_HEADERDATA, &u->h);
+	WX_CURL_SET(c, &set, CURLOPT_WRITEFUNCTION, wx_curl_keep_answer);
+	WX_CURL_SET(c, &set, CURLOPT_WRITEDATA, &u->answer);
+	WX_CURL_SET(c, &set, CURLOPT_NOPROGRESS, 0L);
+	WX_CURL_SET(c, &set, CURLOPT_XFERINFOFUNCTION, deleting ? no_stop_progress : on_progress);
+	WX_CURL_SET(c, &set, CURLOPT_XFERINFODATA, u);
+	CURLcode rc = set.rc;
+	if (rc != CURLE_OK || headers == NULL) {
+		if (rc != CURLE_OK)
+			wx_curl_set_describe(&set, u->why, sizeof u->why);
+		else
+			set_why(u->why, sizeof u->why, "out of memory for its headers");
+		curl_slist_free_all(headers);
+		return rc != CURLE_OK ? rc : CURLE_OUT_OF_MEMORY;
+	}
+	rc = curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, code);
+	curl_slist_free_all(headers);
+	if (u->answer.text != NULL && u->h.json) {
+		json_object *j = json_tokener_parse(u->answer.text);
+		if (j != NULL && json_object_is_type(j, json_type_object))
+			u->json = j;
+		else
+			json_object_put(j);
+	}
+	if (u->has_body && u->last_ul > 0 && job->progress.bytes_sent < u->req_off + u->last_ul)
+		job->progress.bytes_sent = u->req_off + u->last_ul;
+	return rc;
+}
+
+static const char *
+json_str(json_object *j, const char *key)
+{
+	json_object *v;
+	if (j == NULL || !json_object_object_get_ex(j, key, &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+static bool
+json_count(json_object *j, const char *key, int64_t *out)
+{
+	json_object *v;
+	if (j == NULL || !json_object_object_get_ex(j, key, &v) ||
+	    !json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0)
+		return false;
+	*out = json_object_get_int64(v);
+	return true;
+}
+
+/* Whether the answer's "code" is token. */
+static bool
+code_is(struct chunked *u, const char *token)
+{
+	const char *c = json_str(u->json, "code");
+	return c != NULL && strcmp(c, token) == 0;
+}
+
+/*
+ * What a request's result means.  Interruptions: no answer, a 5xx (but
+ * 503 busy), an answer that is not the destination's JSON, a 400
+ * digest_mismatch.  why says what happened (for the log, or for people
+ * when refused).
+ */
+static enum ch_answer
+classify(struct chunked *u, CURLcode rc, long code, char *why, size_t whysize)
+{
+	if (u->job->stop != JOB_RUNNING)
+		return CH_STOPPED;
+	if (rc != CURLE_OK && code != 413) {
+		if (u->why[0] != '\0')
+			set_why(why, whysize, "%s", u->why);
+		else
+			set_why(why, whysize, "%s%s%s%s", curl_easy_strerror(rc),
+			    u->errbuf[0] ? " (" : "", u->errbuf, u->errbuf[0] ? ")" : "");
+		return CH_INTERRUPTED;
+	}
+	if (code >= 200 && code < 300)
+		return CH_OK;
+	answer_describe(u->answer.text ? u->answer.text : "", u->answer.len, code, why, whysize);
+	if (code >= 500 || u->json == NULL || code_is(u, "digest_mismatch"))
+		return CH_INTERRUPTED;
+	return CH_REFUSED;
+}
+
+/* --- the upload's requests --- */
+
+static void
+secret_lines(struct chunked *u, char *auth, size_t size)
+{
+	snprintf(auth, size, "Authorization: Bearer %s", u->secret);
+}
+
+/* DELETE the upload (after a cancel or a failure); its answer only logged. */
+static void
+delete_upload(struct chunked *u)
+{
+	char auth[128];
+	secret_lines(u, auth, sizeof auth);
+	const char *lines[] = { auth, "Accept: application/json" };
+	long code;
+	CURLcode rc = request(u, "DELETE", u->url, lines, WX_ARRAY_LEN(lines), 0, -1, true, &code);
+	explicit_bzero(auth, sizeof auth);
+	if (rc == CURLE_OK && (code == 204 || code == 410))
+		wx_info("the upload %s was deleted on the destination (HTTP %ld)", u->id, code);
+	else if (rc == CURLE_OK)
+		wx_warn("the destination answered HTTP %ld to the DELETE of upload %s", code, u->id);
+	else
+		wx_warn("the DELETE of upload %s was not answered: %s", u->id, curl_easy_strerror(rc));
+}
+
+/* Waits ms, polling the stop flags at least every 100 ms; false when stopped. */
+static bool
+nap(struct job *job, int64_t ms)
+{
+	int64_t end = wx_mono_ms() + ms;
+	for (;;) {
+		if (job_should_stop(job))
+			return false;
+		int64_t left = end - wx_mono_ms();
+		if (left <= 0)
+			return true;
+		struct timespec ts = { 0, (left > 100 ? 100 : left) * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* POST <url>/uploads: u->id, u->secret, u->url.  0, or -1 with why set. */
+static int
+create_upload(struct chunked *u, char *why, size_t whysize)
+{
+	struct job *job = u->job;
+	char *auth = xasprintf("Authorization: %s", job->token);
+	char type[160], size[64];
+	snprintf(type, sizeof type, "X-Wingxfer-Body-Type: multipart/form-data; boundary=%s",
+	    body_boundary(u->body));
+	snprintf(size, sizeof size, "X-Wingxfer-Size: %lld", (long long)job->progress.bytes_total);
+	const char *lines[] = { auth, "Upload-Complete: ?0", type, size, "Expect:",
+	    "Accept: application/json" };
+	long code;
+	CURLcode rc = request(u, "POST", u->base, lines, WX_ARRAY_LEN(lines), 0, -1, false, &code);
+	memset(auth, 0, strlen(auth));
+	free(auth);
+	if (job->stop != JOB_RUNNING)
+		return -1;
+	if (rc != CURLE_OK) {
+		set_why(why, whysize, "The upload could not be opened on the destination: %s%s%s%s",
+		    u->why[0] ? u->why : curl_easy_strerror(rc), u->errbuf[0] ? " (" : "",
+		    u->errbuf, u->errbuf[0] ? ")" : "");
+		return -1;
+	}
+	if (code != 201) {
+		answer_describe(u->answer.text ? u->answer.text : "", u->answer.len, code, why,
+		    whysize);
+		return -1;
+	}
+	const char *id = json_str(u->json, "upload"), *secret = json_str(u->json, "secret");
+	bool good = id != NULL && strlen(id) == 32 && strspn(id, "0123456789abcdef") == 32 &&
+	    secret != NULL && strlen(secret) == 64 && strspn(secret, "0123456789abcdef") == 64;
+	size_t ll = strlen(u->h.location), il = id ? strlen(id) : 0;
+	if (good && (ll < il + 9 || strcmp(u->h.location + ll - il, id) != 0 ||
+	    strncmp(u->h.location + ll - il - 9, "/uploads/", 9) != 0))
+		good = false;
+	if (!good) {
+		set_why(why, whysize, "The destination's answer to the upload's creation is not "
+		    "what docs/protocol.md §3.1 says (upload id, secret, Location).");
+		return -1;
+	}
+	wx_strlcpy(u->id, id, sizeof u->id);
+	wx_strlcpy(u->secret, secret, sizeof u->secret);
+	u->url = xasprintf("%s/%s", u->base, u->id);
+	int64_t max;
+	if (json_count(u->json, "chunk_max", &max) && max > 0 && max < u->chunk) {
+		u->chunk = max < CH_MIN_CHUNK ? CH_MIN_CHUNK : max;
+	}
+	return 0;
+}
+
+/*
+ * GET the upload's state: *state, *offset, prefix (65 bytes, "" if none).
+ * CH_OK, CH_INTERRUPTED (why set), CH_REFUSED (why set), CH_STOPPED.
+ */
+static enum ch_answer
+get_state(struct chunked *u, char *state, size_t ssize, int64_t *offset, char *prefix,
+    char *why, size_t whysize)
+{
+	char auth[128];
+	secret_lines(u, auth, sizeof auth);
+	const char *lines[] = { auth, "Accept: application/json" };
+	long code;
+	CURLcode rc = request(u, "GET", u->url, lines, WX_ARRAY_LEN(lines), 0, -1, false, &code);
+	explicit_bzero(auth, sizeof auth);
+	enum ch_answer a = classify(u, rc, code, why, whysize);
+	if (a != CH_OK)
+		return a;
+	const char *s = json_str(u->json, "state"), *p = json_str(u->json, "prefix_sha256");
+	if (code != 200 || s == NULL || !json_count(u->json, "offset", offset)) {
+		set_why(why, whysize, "the destination's state of the upload is not what "
+		    "docs/protocol.md §3.3 says (HTTP %ld)", code);
+		return CH_INTERRUPTED;
+	}
+	wx_strlcpy(state, s, ssize);
+	wx_strlcpy(prefix, p != NULL && strlen(p) == 64 ? p : "", 65);
+	return CH_OK;
+}
+
+/* The final state's meaning: CH_OK for completed, CH_REFUSED (why) for failed/cancelled. */
+static enum ch_answer
+final_state(struct chunked *u, const char *state, char *why, size_t whysize)
+{
+	u->final = true;
+	if (strcmp(state, "completed") == 0)
+		return CH_OK;
+	const char *e = json_str(u->json, "error");
+	int64_t status = 0;
+	(void)json_count(u->json, "status", &status);
+	char text[400] = "";
+	if (e != NULL) {
+		/* The destination's words, control characters made spaces. */
+		wx_strlcpy(text, e, sizeof text);
+		for (char *t = text; *t; t++)
+			if ((unsigned char)*t < 0x20 || *t == 0x7f)
+				*t = ' ';
+	}
+	set_why(why, whysize, "The destination's upload %s (HTTP %lld): %s", state,
+	    (long long)status, text[0] ? text : "no reason given");
+	return CH_REFUSED;
+}
+
+static bool
+is_final(const char *state)
+{
+	return strcmp(state, "completed") == 0 || strcmp(state, "failed") == 0 ||
+	    strcmp(state, "cancelled") == 0;
+}
+
+/* After the last chunk: GET every CH_POLL_MS until final, for at most response_timeout. */
+static enum upload_result
+poll_outcome(struct chunked *u, char *why, size_t whysize)
+{
+	struct job *job = u->job;
+	job->progress.streaming = false;
+	job_phase(job, WX_PHASE_WAITING);
+	int64_t end = wx_mono_ms() + job->cfg->transfers.response_timeout * 1000;
+	char last[600] = "no answer yet";
+	for (;;) {
+		char state[32], prefix[65];
+		int64_t off;
+		enum ch_answer a = get_state(u, state, sizeof state, &off, prefix, last, sizeof last);
+		if (a == CH_STOPPED)
+			return UPLOAD_STOPPED;
+		if (a == CH_REFUSED) {
+			set_why(why, whysize, "%s", last);
+			return UPLOAD_FAILED;
+		}
+		if (a == CH_OK && is_final(state))
+			return final_state(u, state, why, whysize) == CH_OK ? UPLOAD_PUSHED :
+			    UPLOAD_FAILED;
+		if (a == CH_OK)
+			snprintf(last, sizeof last, "the upload is %s", state);
+		if (wx_mono_ms() + CH_POLL_MS > end) {
+			set_why(why, whysize, "The destination did not finish within %lld s after the "
+			    "last chunk (system.transfers.response_timeout): %s.",
+			    (long long)job->cfg->transfers.response_timeout, last);
+			return UPLOAD_FAILED;
+		}
+		if (!nap(job, CH_POLL_MS))
+			return UPLOAD_STOPPED;
+	}
+}
+
+/*
+ * Makes the body again from its start (same boundary) up to offset, checking
+ * what it skips against prefix (hex SHA-256 of the destination's bytes
+ * [0, offset)).  0, or -1 with why set (or job->stop).
+ */
+static int
+rewind_body(struct chunked *u, int64_t offset, const char *prefix, char *why, size_t whysize)
+{
+	struct job *job = u->job;
+	if (prefix[0] == '\0' && offset > 0) {
+		set_why(why, whysize, "The destination went back to offset %lld without "
+		    "prefix_sha256: the body cannot be checked.", (long long)offset);
+		return -1;
+	}
+	job_log(job, "The destination holds %lld bytes, fewer than were sent: the archive is "
+	    "made again from the start.", (long long)offset);
+	char boundary[61];
+	wx_strlcpy(boundary, body_boundary(u->body), sizeof boundary);
+	body_close(u->body);
+	job->progress.bytes_read = job->progress.files = job->progress.archive_bytes = 0;
+	job->skipped = 0;
+	u->body = body_open(job, boundary, why, whysize);
+	if (u->body == NULL)
+		return -1;
+	if (EVP_DigestInit_ex(u->whole, EVP_sha256(), NULL) != 1) {
+		set_why(why, whysize, "SHA-256 is not available (OpenSSL failed).");
+		return -1;
+	}
+	u->produced = u->spool_off = 0;
+	u->body_eof = false;
+	int64_t left = offset;
+	while (left > 0) {
+		size_t want = left > CH_IO ? CH_IO : (size_t)left;
+		ssize_t n = body_read(u->body, u->io, want);
+		if (n <= 0) {
+			if (n == 0)
+				set_why(why, whysize, "The archive made again is shorter (%lld bytes) than "
+				    "what the destination holds (%lld): the server's files changed.",
+				    (long long)u->produced, (long long)offset);
+			else if (job->stop == JOB_RUNNING)
+				set_why(why, whysize, "%s", body_error(u->body));
+			return -1;
+		}
+		if (EVP_DigestUpdate(u->whole, u->io, (size_t)n) != 1) {
+			set_why(why, whysize, "SHA-256 failed (OpenSSL).");
+			return -1;
+		}
+		u->produced += n;
+		left -= n;
+	}
+	if (offset > 0) {
+		EVP_MD_CTX *copy = EVP_MD_CTX_new();
+		unsigned char d[EVP_MAX_MD_SIZE];
+		unsigned int dl = 0;
+		char hex[65] = "";
+		if (copy != NULL && EVP_MD_CTX_copy_ex(copy, u->whole) == 1 &&
+		    EVP_DigestFinal_ex(copy, d, &dl) == 1 && dl == 32)
+			wx_hex(d, dl, hex);
+		EVP_MD_CTX_free(copy);
+		if (strcasecmp(hex, prefix) != 0) {
+			set_why(why, whysize, "The archive made again differs from the %lld bytes the "
+			    "destination holds (prefix_sha256): the server's files changed.",
+			    (long long)offset);
+			return -1;
+		}
+	}
+	u->spool_off = u->produced;
+	if (ftruncate(u->spool, 0) < 0) {
+		set_why(why, whysize, "Cannot reuse the chunk spool: %s.", strerror(errno));
+		return -1;
+	}
+	wx_info("the body was made again up to offset %lld and matches the destination's prefix",
+	    (long long)offset);
+	return 0;
+}
+
+/*
+ * After an interruption: bounded, backs off, asks for the offset.  CH_OK
+ * with u->acked set (or *done when the upload is final/finishing: *state
+ * says which), CH_REFUSED with why, CH_STOPPED.
+ */
+static enum ch_answer
+recover(struct chunked *u, const char *what, char *state, size_t ssize, char *prefix,
+    char *why, size_t whysize)
+{
+	struct job *job = u->job;
+	const struct wx_transfers_config *tc = &job->cfg->transfers;
+	char wbuf[600];
+	for (;;) {
+		u->interruptions++;
+		if (u->consecutive++ == 0)
+			wx_backoff_init(&u->backoff, wx_mono_ms());
+		job_warn(job, "The upload was interrupted (%s); it resumes from the destination's "
+		    "offset.", what);
+		save(u);
+		int64_t now = wx_mono_ms();
+		if (u->consecutive > tc->resume_attempts) {
+			set_why(why, whysize, "The upload was interrupted %lld times in a row without "
+			    "progress (system.transfers.resume_attempts); the last: %s.",
+			    (long long)u->consecutive, what);
+			return CH_REFUSED;
+		}
+		if (now - u->progress_ms >= tc->resume_window * 1000) {
+			set_why(why, whysize, "The upload made no progress for %lld s "
+			    "(system.transfers.resume_window); the last interruption: %s.",
+			    (long long)((now - u->progress_ms) / 1000), what);
+			return CH_REFUSED;
+		}
+		int64_t wait = wx_backoff_next(&u->backoff, now, wx_backoff_random());
+		if (wait < 0)
+			wait = WX_BACKOFF_MAX_WAIT_MS;
+		if (!nap(job, wait))
+			return CH_STOPPED;
+		int64_t off;
+		enum ch_answer a = get_state(u, state, ssize, &off, prefix, wbuf, sizeof wbuf);
+		if (a == CH_STOPPED)
+			return a;
+		if (a == CH_REFUSED) {
+			set_why(why, whysize, "%s", wbuf);
+			return a;
+		}
+		if (a == CH_INTERRUPTED) {
+			what = wbuf;
+			continue;
+		}
+		u->resumes++;
+		if (off != u->acked)
+			wx_info("the destination holds %lld bytes of upload %s", (long long)off, u->id);
+		u->acked = off;
+		save(u);
+		return CH_OK;
+	}
+}
+
+/* The offset went somewhere: fine when it moved forward. */
+static void
+offset_moved(struct chunked *u, int64_t off)
+{
+	if (off > u->acked) {
+		u->consecutive = 0;
+		u->progress_ms = wx_mono_ms();
+	}
+	u->acked = off;
+	u->job->progress.bytes_sent = off;
+}
+
+enum send_result { SEND_NEXT, SEND_LAST_DONE, SEND_FAILED, SEND_STOPPED };
+
+/* The loop of §4: chunks until the last one was acknowledged. */
+static enum send_result
+send_all(struct chunked *u, char *why, size_t whysize)
+{
+	struct job *job = u->job;
+	char what[700], state[32] = "", prefix[65] = "";
+	for (;;) {
+		if (job_should_stop(job))
+			return SEND_STOPPED;
+		if (u->acked < u->spool_off) {
+			if (rewind_body(u, u->acked, prefix, why, whysize) < 0)
+				return job->stop != JOB_RUNNING ? SEND_STOPPED : SEND_FAILED;
+		}
+		if (u->acked > u->produced) {
+			set_why(why, whysize, "The destination says it holds %lld bytes, more than were "
+			    "sent (%lld).", (long long)u->acked, (long long)u->produced);
+			return SEND_FAILED;
+		}
+		if (u->acked == u->produced && !u->body_eof &&
+		    spool_fill(u, why, whysize) < 0)
+			return job->stop != JOB_RUNNING ? SEND_STOPPED : SEND_FAILED;
+		int64_t a = u->acked;
+		int64_t e = u->produced - a > u->chunk ? a + u->chunk : u->produced;
+		bool last = u->body_eof && e == u->produced;
+		char digest[80], repr[80] = "", hdr_off[64], hdr_dig[100],
+		    hdr_repr[100] = "", auth[128];
+		if (range_digest(u, a, e - a, digest, sizeof digest) < 0) {
+			set_why(why, whysize, "Cannot read the chunk spool: %s.", strerror(errno));
+			return SEND_FAILED;
+		}
+		if (last) {
+			EVP_MD_CTX *copy = EVP_MD_CTX_new();
+			unsigned char d[EVP_MAX_MD_SIZE];
+			unsigned int dl = 0;
+			if (copy == NULL || EVP_MD_CTX_copy_ex(copy, u->whole) != 1 ||
+			    EVP_DigestFinal_ex(copy, d, &dl) != 1 || dl != 32) {
+				EVP_MD_CTX_free(copy);
+				set_why(why, whysize, "SHA-256 failed (OpenSSL).");
+				return SEND_FAILED;
+			}
+			EVP_MD_CTX_free(copy);
+			sf_digest(d, repr, sizeof repr);
+			snprintf(hdr_repr, sizeof hdr_repr, "Repr-Digest: %s", repr);
+		}
+		if (u->sent_hi > a)
+			u->resent += (u->sent_hi < e ? u->sent_hi : e) - a;
+		snprintf(hdr_off, sizeof hdr_off, "Upload-Offset: %lld", (long long)a);
+		snprintf(hdr_dig, sizeof hdr_dig, "Content-Digest: %s", digest);
+		secret_lines(u, auth, sizeof auth);
+		const char *lines[] = { auth, hdr_off, last ? "Upload-Complete: ?1" :
+		    "Upload-Complete: ?0", hdr_dig, "Content-Type: application/partial-upload",
+		    "Expect:", "Accept: application/json", hdr_repr };
+		long code;
+		CURLcode rc = request(u, "PATCH", u->url, lines,
+		    WX_ARRAY_LEN(lines) - (last ? 0 : 1), a, e - a, false, &code);
+		explicit_bzero(auth, sizeof auth);
+		enum ch_answer ans = classify(u, rc, code, what, sizeof what);
+		int64_t off = -1;
+		if (u->h.has_offset)
+			off = u->h.offset;
+		else
+			(void)json_count(u->json, "offset", &off);
+		if (ans == CH_STOPPED)
+			return SEND_STOPPED;
+		if (ans == CH_OK && (code == 204 || code == 202) && off > a && off <= e) {
+			offset_moved(u, off);
+			save(u);
+			if (code == 202 || (last && off == e))
+				return SEND_LAST_DONE;
+			continue;
+		}
+		if (ans == CH_OK) {
+			snprintf(what, sizeof what, "the destination answered HTTP %ld to a chunk "
+			    "without a valid Upload-Offset", code);
+			ans = CH_INTERRUPTED;
+		} else if (code == 413) {
+			if (u->chunk <= CH_MIN_CHUNK) {
+				set_why(why, whysize, "%s, even for a chunk of 1 MiB.", what);
+				return SEND_FAILED;
+			}
+			u->chunk /= 2;
+			if (u->chunk < CH_MIN_CHUNK)
+				u->chunk = CH_MIN_CHUNK;
+			job_warn(job, "A chunk of %lld bytes was refused as too large (HTTP 413); chunks "
+			    "of %lld bytes from now on.", (long long)(e - a), (long long)u->chunk);
+			save(u);
+			continue;
+		} else if (code == 409 && code_is(u, "offset_mismatch") && off >= 0) {
+			wx_info("the destination holds %lld bytes, not %lld (409 offset_mismatch)",
+			    (long long)off, (long long)a);
+			/* Not progress: bounded like an interruption when it repeats. */
+			if (off <= a && ++u->consecutive > job->cfg->transfers.resume_attempts) {
+				set_why(why, whysize, "The destination kept refusing the offset: %s.", what);
+				return SEND_FAILED;
+			}
+			const char *p = json_str(u->json, "prefix_sha256");
+			wx_strlcpy(prefix, p != NULL && strlen(p) == 64 ? p : "", sizeof prefix);
+			if (off < u->spool_off && prefix[0] == '\0') {
+				/* The prefix digest comes with the state. */
+				char wbuf[600];
+				int64_t o2;
+				enum ch_answer g = get_state(u, state, sizeof state, &o2, prefix, wbuf,
+				    sizeof wbuf);
+				if (g == CH_STOPPED)
+					return SEND_STOPPED;
+				if (g != CH_OK) {
+					snprintf(what, sizeof what, "%s", wbuf);
+					ans = CH_INTERRUPTED;
+				} else {
+					off = o2;
+				}
+			}
+			if (ans != CH_INTERRUPTED) {
+				offset_moved(u, off);
+				continue;
+			}
+		} else if (code == 409 && code_is(u, "completed")) {
+			return SEND_LAST_DONE;
+		} else if (code == 503 && code_is(u, "busy")) {
+			int64_t ms = u->h.retry_after >= 0 ? u->h.retry_after * 1000 : 1000;
+			if (ms > CH_BUSY_MAX_MS)
+				ms = CH_BUSY_MAX_MS;
+			if (ms < 100)
+				ms = 100;
+			if (wx_mono_ms() - u->progress_ms >= job->cfg->transfers.resume_window * 1000) {
+				set_why(why, whysize, "The destination stayed busy for longer than "
+				    "system.transfers.resume_window.");
+				return SEND_FAILED;
+			}
+			if (!nap(job, ms))
+				return SEND_STOPPED;
+			continue;
+		}
+		if (ans == CH_REFUSED) {
+			set_why(why, whysize, "%s", what);
+			return SEND_FAILED;
+		}
+		/* Interrupted: ask where the destination stands. */
+		enum ch_answer r = recover(u, what, state, sizeof state, prefix, why, whysize);
+		if (r == CH_STOPPED)
+			return SEND_STOPPED;
+		if (r == CH_REFUSED)
+			return SEND_FAILED;
+		if (is_final(state) || strcmp(state, "finishing") == 0)
+			return SEND_LAST_DONE;  /* the last chunk's answer was lost */
+	}
+}
+
+enum upload_result
+chunked_run(struct job *job, CURL *c, const char *ua, struct body **bodyp, char *why,
+    size_t whysize)
+{
+	struct chunked u;
+	memset(&u, 0, sizeof u);
+	u.job = job;
+	u.c = c;
+	u.ua = ua;
+	u.body = *bodyp;
+	u.spool = -1;
+	u.rl.fd = -1;
+	u.chunk = job->chunk_size;
+	u.answer_wait = job->cfg->transfers.response_timeout < CH_ANSWER_WAIT ?
+	    job->cfg->transfers.response_timeout * 1000 : CH_ANSWER_WAIT * 1000;
+	u.answer.max = CH_MAX_ANSWER;
+	u.io = xmalloc(CH_IO);
+	u.whole = EVP_MD_CTX_new();
+	const char *url = job->request_url ? job->request_url : job->rec.url;
+	size_t q = strcspn(url, "?#"), base = q;
+	while (base > 0 && url[base - 1] == '/')
+		base--;
+	u.base = xasprintf("%.*s/uploads", (int)base, url);
+	enum upload_result result = UPLOAD_FAILED;
+	bool created = false;
+	if (u.whole == NULL || EVP_DigestInit_ex(u.whole, EVP_sha256(), NULL) != 1) {
+		set_why(why, whysize, "SHA-256 is not available (OpenSSL failed).");
+		goto out;
+	}
+	if (spool_open(&u, why, whysize) < 0)
+		goto out;
+	job_phase(job, WX_PHASE_STREAMING);
+	if (create_upload(&u, why, whysize) < 0) {
+		result = job->stop != JOB_RUNNING ? UPLOAD_STOPPED : UPLOAD_FAILED;
+		goto out;
+	}
+	created = true;
+	record_resume(&u);
+	save(&u);
+	char size[32];
+	wx_format_bytes(u.chunk, size, sizeof size);
+	job_log(job, "Streaming archive to destination...");
+	job_log(job, "The destination takes a resumable upload: chunks of %s (upload %s).", size,
+	    u.id);
+	wx_ratelimit_open(&u.rl, job->st.dir, "upload", job->cfg->transfers.upload_limit,
+	    "system.transfers.upload_limit");
+	progress_start_streaming(job);
+	u.progress_ms = wx_mono_ms();
+	switch (send_all(&u, why, whysize)) {
+	case SEND_LAST_DONE:
+		result = poll_outcome(&u, why, whysize);
+		break;
+	case SEND_STOPPED:
+		result = UPLOAD_STOPPED;
+		break;
+	default:
+		result = UPLOAD_FAILED;
+		break;
+	}
+	if (result == UPLOAD_PUSHED)
+		wx_info("the destination completed upload %s", u.id);
+	if (u.interruptions > 0 || u.resent > 0)
+		job_log(job, "The upload was interrupted %lld times, resumed %lld times, %lld bytes "
+		    "were sent again.", (long long)u.interruptions, (long long)u.resumes,
+		    (long long)u.resent);
+out:
+	job->progress.streaming = false;
+	if (created && result != UPLOAD_PUSHED && !u.final)
+		delete_upload(&u);
+	if (created)
+		save(&u);
+	*bodyp = u.body;
+	explicit_bzero(u.secret, sizeof u.secret);
+	if (u.spool >= 0)
+		close(u.spool);
+	EVP_MD_CTX_free(u.whole);
+	json_object_put(u.json);
+	free(u.answer.text);
+	free(u.io);
+	wx_free_secret(u.base);
+	wx_free_secret(u.url);
+	wx_ratelimit_close(&u.rl);
+	return result;
+}

@@ -1,0 +1,220 @@
+#!/bin/bash
+# wingxfer-push's side of the chunked, resumable protocol (docs/protocol.md)
+# against tests/receiver/chunked-receiver, a strict stand-in destination that
+# checks every header, offset and digest, reassembles the body and injects
+# faults: negotiation (chunked only when named and configured), the body
+# byte-identical to the single POST's, a 413 halving the chunk size, resume
+# after a cut, 502s, a busy answer, a lost 202 and an offset moved back,
+# a bounded give-up and a cancel (both DELETE the upload), the counters in
+# the record and the status outputs, the secret never shown.
+. "$top_srcdir/tests/lib/tap.sh"
+. "$top_srcdir/tests/lib/panel.sh"
+. "$top_srcdir/tests/lib/push.sh"
+wx_tmpdir
+panel_start
+source_node "    stall_timeout: 10
+    response_timeout: 8
+    connect_timeout: 3
+    preflight: false
+    chunk_size: 2MiB
+    resume_attempts: 3"
+CFG_OFF="$WX_TEST_TMP/config-off.yml"
+{ cat "$CFG"; echo "    chunked: off"; } > "$CFG_OFF"
+TREES="$top_srcdir/tests/lib/trees.py"
+MIB=1048576
+
+# crecv_start NAME [ARGS...]: a chunked-receiver; sets CR_URL CR_DIR CR_RECORD CR_BASE.
+crecv_start() {
+	local name=$1; shift
+	CR_DIR="$WX_TEST_TMP/crecv-$name"
+	mkdir -p "$CR_DIR/bodies"
+	"$top_srcdir/tests/receiver/chunked-receiver" --port-file "$CR_DIR/port" \
+		--record "$CR_DIR/record.jsonl" --dir "$CR_DIR/bodies" "$@" 2>>"$CR_DIR/log" &
+	track_pid $!
+	wait_for "chunked-receiver $name" 20 test -s "$CR_DIR/port" || return 1
+	CR_BASE="http://127.0.0.1:$(cat "$CR_DIR/port")"
+	CR_URL="$CR_BASE/api/transfers"
+	CR_RECORD="$CR_DIR/record.jsonl"
+}
+fault() { curl -sf -X POST --data "$1" "$CR_BASE/_fault" >/dev/null; }
+# q PY-EXPR: evaluated with ev (the receiver's events, a list of dicts).
+q() {
+	python3 -c 'import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1])]
+print(eval(sys.argv[2]))' "$CR_RECORD" "$1"
+}
+patches() { q "len([e for e in ev if e['event'] == 'patch'])"; }
+violations() { q "[e['violation'] for e in ev if e.get('violation')]"; }
+done_body() { q "[e['body'] for e in ev if e['event'] == 'completed'][0]"; }
+chunked() { rec "$STATE" "$1" "[\"extra\"][\"chunked\"][\"$2\"]"; }
+# run_transfer CFG U: POSTs the transfer and waits for the worker.
+run_transfer() {
+	local out
+	out=$(post_transfer "$1" "$2" "$CR_URL")
+	[ "$(status_of "$out")" = 202 ] || { diag "POST transfer: $out"; return 1; }
+	track_worker "$STATE" "$2"
+	wait_worker "$STATE" "$2" 120
+}
+# archive_of BODY: the archive part of a multipart body file, into BODY.archive.
+archive_of() {
+	python3 - "$1" <<'PY'
+import sys
+data = open(sys.argv[1], "rb").read()
+boundary = data[2:data.index(b"\r\n")]
+start = data.index(b"\r\n\r\n") + 4
+end = data.index(b"\r\n--" + boundary, start)
+open(sys.argv[1] + ".archive", "wb").write(data[start:end])
+PY
+}
+# same_tree BODY U LABEL: the body's archive extracts to the server's tree.
+same_tree() {
+	local x="$WX_TEST_TMP/x-$3"
+	archive_of "$1" && mkdir -p "$x" && bsdtar -xpf "$1.archive" -C "$x" &&
+		[ "$(python3 "$TREES" manifest "$x")" = "$(python3 "$TREES" manifest "$DATA/$2")" ]
+}
+
+# --- the body in chunks equals the single POST's body -------------------------
+U=$(new_source_server "$DATA")
+python3 "$TREES" make "$DATA/$U" --files 60 >/dev/null
+head -c 5000000 /dev/urandom > "$DATA/$U/world/data.bin"
+crecv_start plain --chunk-max $((3 * MIB))
+ok "plain: the transfer ends" run_transfer "$CFG" "$U"
+is "$(rec "$STATE" "$U" '["status"]')" completed "plain: completed"
+is "$(violations)" "[]" "plain: every request follows docs/protocol.md (headers, offsets, digests)"
+is "$(q "[e['event'] for e in ev if e['event'] in ('create', 'single')]")" "['create']" \
+	"plain: one create, no single POST"
+is "$(q "[e['headers']['authorization'] for e in ev if e['event'] == 'create'][0]")" "$TEST_TOKEN" \
+	"plain: the create carries the panel's token"
+is "$(q "max(e['length'] for e in ev if e['event'] == 'patch')")" $((2 * MIB)) \
+	"plain: chunks of min(chunk_size 2 MiB, Chunk-Max 3 MiB)"
+like "$(patches)" '^([3-9]|[1-9][0-9])$' "plain: several PATCHes"
+is "$(q "[e['complete'] for e in ev if e['event'] == 'patch'][-1]")" True "plain: the last says Upload-Complete: ?1"
+is "$(q "[e['event'] for e in ev if e['event'] in ('completed', 'failed')]")" "['completed']" \
+	"plain: the destination reassembled a body whose multipart shape and checksums are right"
+CHUNK_BODY=$(done_body)
+is "$(chunked "$U" acked)" "$(stat -c %s "$CHUNK_BODY")" "plain: extra.chunked.acked = the body's size"
+is "$(chunked "$U" chunk_size)" $((2 * MIB)) "plain: extra.chunked.chunk_size"
+is "$(chunked "$U" interruptions) $(chunked "$U" resent_bytes)" "0 0" "plain: no interruption, nothing resent"
+ok "plain: the archive extracts to the server's tree" same_tree "$CHUNK_BODY" "$U" plain
+is "$(rec "$STATE" "$U" '["extra"]["archive_sha256"]')" "$(sha256sum "$CHUNK_BODY.archive" | cut -d' ' -f1)" \
+	"plain: the recorded archive checksum is the SHA-256 of the archive received"
+SECRET=$(rec "$STATE" "$U" '["extra"]["resume"]["secret"]')
+like "$SECRET" '^[0-9a-f]{64}$' "plain: the upload's secret is in the record (to resume)"
+is "$(stat -c %a "$STATE/transfers/$U.json")" 600 "plain: the record is 0600"
+st=$(body_of "$(cgi wingxfer-source "$CFG" GET "/api/servers/$U/transfer" "Bearer token-src" </dev/null)")
+is "$(json_get "$st" '["chunked"]["acked"]')" "$(chunked "$U" acked)" "plain: GET /api/servers/:uuid/transfer shows the counters"
+stxt=$(WINGXFER_CONFIG="$CFG" "$WX_BIN/wingxfer-status" "$U")
+like "$stxt" "chunked: upload [0-9a-f]{32}, .* acknowledged, chunks of 2.0 MiB, 0 interruptions" \
+	"plain: wingxfer-status shows them"
+sjson=$(WINGXFER_CONFIG="$CFG" "$WX_BIN/wingxfer-status" --json "$U")
+secret_seen() { grep -l "$SECRET" "$STATE/transfers/$U.log" "$STATE/transfers/$U.events" 2>/dev/null; \
+	printf '%s\n%s\n%s\n' "$st" "$stxt" "$sjson" | grep -c "$SECRET"; }
+is "$(secret_seen)" 0 "plain: the secret is in no log, events file or status output"
+
+# The same server, the single POST (chunked: off): the same bytes, but for the boundary.
+U2=$(new_source_server "$DATA")
+rmdir "$DATA/$U2" && cp -a "$DATA/$U" "$DATA/$U2"
+ok "off: the transfer ends" run_transfer "$CFG_OFF" "$U2"
+is "$(q "[e['event'] for e in ev if e['event'] in ('create', 'single')]")" "['create', 'single']" \
+	"off: system.transfers.chunked off sends the single POST to a chunked destination"
+SINGLE_BODY=$(q "[e['body'] for e in ev if e['event'] == 'single'][-1]")
+same_but_boundary() {
+	python3 - "$1" "$2" <<'PY'
+import sys
+a, b = (open(p, "rb").read() for p in sys.argv[1:3])
+print(a.replace(a[2:62], b[2:62]) == b, len(a), len(b))
+PY
+}
+like "$(same_but_boundary "$SINGLE_BODY" "$CHUNK_BODY")" '^True ' \
+	"off: the reassembled body is byte for byte the single POST's (boundary aside): deterministic archive"
+
+# --- a destination that does not name chunked: the single POST -------------------
+U=$(new_source_server "$DATA")
+head -c 300000 /dev/urandom > "$DATA/$U/data.bin"
+crecv_start nocap --capabilities "zstd, gzip"
+ok "nocap: the transfer ends" run_transfer "$CFG" "$U"
+is "$(rec "$STATE" "$U" '["status"]')" completed "nocap: completed"
+is "$(q "[e['event'] for e in ev if e['event'] in ('create', 'single', 'patch')]")" "['single']" \
+	"nocap: no chunked request, the single POST"
+
+# --- faults: 413 halves, a cut, 502s, busy, an offset moved back, the lost 202 ---
+U=$(new_source_server "$DATA")
+python3 "$TREES" make "$DATA/$U" --files 40 --seed 7 >/dev/null
+head -c 6000000 /dev/urandom > "$DATA/$U/world/data.bin"
+crecv_start faults
+fault '{"kind": "limit", "max": 1500000}'
+fault "{\"kind\": \"cut\", \"after\": 300000, \"min_offset\": $((2 * MIB))}"
+fault "{\"kind\": \"status\", \"status\": 502, \"count\": 2, \"min_offset\": $((3 * MIB))}"
+fault "{\"kind\": \"busy\", \"min_offset\": $((4 * MIB))}"
+fault '{"kind": "lose"}'
+ok "faults: the transfer ends" run_transfer "$CFG" "$U"
+is "$(rec "$STATE" "$U" '["status"]')" completed "faults: completed despite every fault"
+is "$(violations)" "[]" "faults: every request follows docs/protocol.md"
+is "$(q "[e['length'] for e in ev if e['event'] == 'patch'][0]")" $((2 * MIB)) "faults: the first chunk is 2 MiB"
+is "$(q "[e['fault'] for e in ev if e['event'] == 'patch'][0]")" limit "faults: ... answered 413 by a hop"
+is "$(q "sorted(set(e['length'] for e in ev if e['event'] == 'patch' and e.get('fault') != 'limit'))[-1]")" $MIB \
+	"faults: then chunks of 1 MiB (halved)"
+is "$(chunked "$U" chunk_size)" $MIB "faults: extra.chunked.chunk_size says 1 MiB"
+is "$(q "sorted(e['fault'] for e in ev if e['event'] == 'patch' and e['fault'])")" \
+	"['busy', 'cut', 'limit', 'lose', 'status', 'status']" "faults: every fault happened"
+is "$(q "(lambda p: [x['offset'] for i, x in enumerate(p) if i and p[i - 1].get('fault') == 'cut'])([e for e in ev if e['event'] == 'patch'])")" \
+	"[$((2 * MIB))]" "faults: after the cut, the chunk is sent again from the acknowledged offset"
+is "$(chunked "$U" interruptions)" 4 "faults: 4 interruptions (cut, two 502s, the lost 202)"
+is "$(chunked "$U" resumes)" 4 "faults: 4 resumes"
+resent=$(chunked "$U" resent_bytes)
+ok "faults: bytes sent again ($resent) at most one chunk per interruption" \
+	test "$resent" -gt 0 -a "$resent" -le $((4 * MIB))
+is "$(q "[e['event'] for e in ev if e['event'] in ('completed', 'failed')]")" "['completed']" \
+	"faults: the destination's body is whole and right"
+ok "faults: the archive extracts to the server's tree" same_tree "$(done_body)" "$U" faults
+is "$(q "len([e for e in ev if e['event'] == 'delete'])")" 0 "faults: no DELETE on success"
+is "$(callbacks "$U" | grep -c . || true)" 0 "faults: no failure callback"
+
+# --- the destination lost acknowledged bytes: the body is made again ------------
+U=$(new_source_server "$DATA")
+python3 "$TREES" make "$DATA/$U" --files 40 --seed 9 >/dev/null
+head -c 5000000 /dev/urandom > "$DATA/$U/world/data.bin"
+crecv_start back
+fault "{\"kind\": \"back\", \"to\": 700000, \"min_offset\": $((4 * MIB))}"
+ok "back: the transfer ends" run_transfer "$CFG" "$U"
+is "$(rec "$STATE" "$U" '["status"]')" completed "back: completed"
+is "$(violations)" "[]" "back: every request follows docs/protocol.md"
+is "$(q "(lambda p: [x['offset'] for i, x in enumerate(p) if i and p[i - 1].get('fault') == 'back'])([e for e in ev if e['event'] == 'patch'])")" \
+	"[700000]" "back: after 409 offset_mismatch to 700000, the next chunk starts there"
+like "$(cat "$STATE/transfers/$U.log")" 'made again from the start' "back: the body was made again"
+like "$(cat "$STATE/transfers/$U.log")" 'matches the destination.s prefix' "back: ... and checked against prefix_sha256"
+ok "back: the archive extracts to the server's tree" same_tree "$(done_body)" "$U" back
+
+# --- bounded give-up: the destination stays down --------------------------------
+U=$(new_source_server "$DATA")
+head -c 5000000 /dev/urandom > "$DATA/$U/data.bin"
+crecv_start down
+fault "{\"kind\": \"down\", \"min_offset\": $((2 * MIB))}"
+ok "down: the worker ends" run_transfer "$CFG" "$U"
+is "$(rec "$STATE" "$U" '["status"]')" failed "down: failed"
+like "$(rec "$STATE" "$U" '["error"]')" 'interrupted 4 times in a row without progress \(system.transfers.resume_attempts\)' \
+	"down: after resume_attempts (3) interruptions without progress"
+is "$(q "len([e for e in ev if e['event'] == 'delete'])")" 1 "down: the upload is deleted (DELETE sent)"
+is "$(callbacks "$U" | cut -d' ' -f1 | tr '\n' '|')" "failure|" "down: exactly one failure callback"
+
+# --- cancel mid-transfer: stops within a second, DELETE sent ------------------
+U=$(new_source_server "$DATA")
+head -c 5000000 /dev/urandom > "$DATA/$U/data.bin"
+crecv_start cancel
+fault "{\"kind\": \"hold\", \"ms\": 60000, \"min_offset\": $((2 * MIB))}"
+out=$(post_transfer "$CFG" "$U" "$CR_URL")
+is "$(status_of "$out")" 202 "cancel: 202"
+track_worker "$STATE" "$U"
+wait_for "the held chunk" 60 grep -q '"event": "held"' "$CR_RECORD"
+t0=$(date +%s%N)
+out=$(cgi wingxfer-source "$CFG" DELETE "/api/servers/$U/transfer" "Bearer token-src" </dev/null 2>/dev/null)
+is "$(status_of "$out")" 202 "cancel: DELETE mid-transfer: 202"
+ok "cancel: the worker stops" wait_worker "$STATE" "$U" 20
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+is "$(rec "$STATE" "$U" '["status"]')" cancelled "cancel: the record says cancelled"
+is "$(q "[e['status'] for e in ev if e['event'] == 'delete']")" "[204]" "cancel: the upload is deleted on the destination"
+diag "cancel took $ms ms"
+is "$(q "[e['event'] for e in ev if e['event'] in ('completed', 'failed')]")" "[]" "cancel: the destination never completed"
+is "$(callbacks "$U" | cut -d' ' -f1 | tr '\n' '|')" "failure|" "cancel: exactly one failure callback"
+
+done_testing
