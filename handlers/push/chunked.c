@@ -1046,9 +1046,52 @@ send_all(struct chunked *u, char *why, size_t whysize)
 	}
 }
 
+static int64_t
+extra_count(json_object *o, const char *key)
+{
+	int64_t v = 0;
+	return json_count(o, key, &v) ? v : 0;
+}
+
+/*
+ * A new worker takes the upload over from the record (extra.resume: its
+ * URL's id and secret; extra.chunked: the counters).  0, or -1 with why set.
+ */
+static int
+restore_upload(struct chunked *u, char *why, size_t whysize)
+{
+	json_object *r = NULL, *ch = NULL;
+	json_object *extra = u->job->rec.extra;
+	const char *url = NULL, *secret = NULL;
+	if (extra != NULL && json_object_object_get_ex(extra, "resume", &r)) {
+		url = json_str(r, "url");
+		secret = json_str(r, "secret");
+	}
+	const char *id = url != NULL ? strrchr(url, '/') : NULL;
+	if (id == NULL || strlen(id + 1) != 32 || strspn(id + 1, "0123456789abcdef") != 32 ||
+	    secret == NULL || strlen(secret) != 64 || strspn(secret, "0123456789abcdef") != 64) {
+		set_why(why, whysize, "The transfer record has no chunked upload to resume "
+		    "(extra.resume).");
+		return -1;
+	}
+	wx_strlcpy(u->id, id + 1, sizeof u->id);
+	wx_strlcpy(u->secret, secret, sizeof u->secret);
+	u->url = xasprintf("%s/%s", u->base, u->id);
+	if (json_object_object_get_ex(extra, "chunked", &ch)) {
+		int64_t size = extra_count(ch, "chunk_size");
+		if (size >= CH_MIN_CHUNK && size < u->chunk)
+			u->chunk = size;
+		u->interruptions = extra_count(ch, "interruptions");
+		u->resumes = extra_count(ch, "resumes");
+		u->resent = extra_count(ch, "resent_bytes");
+		u->acked = extra_count(ch, "acked");
+	}
+	return 0;
+}
+
 enum upload_result
-chunked_run(struct job *job, CURL *c, const char *ua, struct body **bodyp, char *why,
-    size_t whysize)
+chunked_run(struct job *job, CURL *c, const char *ua, struct body **bodyp, bool resume,
+    char *why, size_t whysize)
 {
 	struct chunked u;
 	memset(&u, 0, sizeof u);
@@ -1078,23 +1121,52 @@ chunked_run(struct job *job, CURL *c, const char *ua, struct body **bodyp, char 
 	if (spool_open(&u, why, whysize) < 0)
 		goto out;
 	job_phase(job, WX_PHASE_STREAMING);
-	if (create_upload(&u, why, whysize) < 0) {
+	if (resume ? restore_upload(&u, why, whysize) < 0 : create_upload(&u, why, whysize) < 0) {
 		result = job->stop != JOB_RUNNING ? UPLOAD_STOPPED : UPLOAD_FAILED;
 		goto out;
 	}
 	created = true;
-	record_resume(&u);
+	if (!resume)
+		record_resume(&u);
 	save(&u);
 	char size[32];
 	wx_format_bytes(u.chunk, size, sizeof size);
-	job_log(job, "Streaming archive to destination...");
-	job_log(job, "The destination takes a resumable upload: chunks of %s (upload %s).", size,
-	    u.id);
+	if (!resume) {
+		job_log(job, "Streaming archive to destination...");
+		job_log(job, "The destination takes a resumable upload: chunks of %s (upload %s).",
+		    size, u.id);
+	}
 	wx_ratelimit_open(&u.rl, job->st.dir, "upload", job->cfg->transfers.upload_limit,
 	    "system.transfers.upload_limit");
 	progress_start_streaming(job);
 	u.progress_ms = wx_mono_ms();
-	switch (send_all(&u, why, whysize)) {
+	enum send_result sent = SEND_FAILED;
+	if (resume) {
+		/* A new process: the destination's offset and prefix, then the body
+		 * made again up to there (its prefix checked). */
+		char state[32] = "", prefix[65] = "";
+		u.sent_hi = u.acked;
+		switch (recover(&u, "the push worker was started again", state, sizeof state, prefix,
+		    why, whysize)) {
+		case CH_STOPPED:
+			sent = SEND_STOPPED;
+			break;
+		case CH_REFUSED:
+			sent = SEND_FAILED;
+			break;
+		default:
+			if (is_final(state) || strcmp(state, "finishing") == 0)
+				sent = SEND_LAST_DONE;
+			else if (rewind_body(&u, u.acked, prefix, why, whysize) < 0)
+				sent = job->stop != JOB_RUNNING ? SEND_STOPPED : SEND_FAILED;
+			else
+				sent = send_all(&u, why, whysize);
+			break;
+		}
+	} else {
+		sent = send_all(&u, why, whysize);
+	}
+	switch (sent) {
 	case SEND_LAST_DONE:
 		result = poll_outcome(&u, why, whysize);
 		break;

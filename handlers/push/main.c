@@ -16,6 +16,7 @@
 #include "walk.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <getopt.h>
 #include <locale.h>
 #include <signal.h>
@@ -263,6 +264,32 @@ run(struct job *job, char *why, size_t whysize)
 	}
 }
 
+/* A worker started again by its supervisor: the chunked upload of the record goes on. */
+static enum outcome
+resume(struct job *job, char *why, size_t whysize)
+{
+	wx_record_clear(&job->rec);
+	if (wx_record_load(&job->st, job->uuid, &job->rec) < 0) {
+		snprintf(why, whysize, "The transfer record could not be read again: %s.",
+		    strerror(errno));
+		return OUT_FAILED;
+	}
+	job->rec.pid = getpid();
+	job_log(job, "The push worker was started again after it died; the upload resumes.");
+	if (job_should_stop(job))
+		return OUT_STOPPED;
+	if (measure(job, why, whysize) < 0)
+		return job->stop != JOB_RUNNING ? OUT_STOPPED : OUT_FAILED;
+	switch (upload_resume(job, why, whysize)) {
+	case UPLOAD_PUSHED:
+		return OUT_COMPLETED;
+	case UPLOAD_STOPPED:
+		return OUT_STOPPED;
+	default:
+		return OUT_FAILED;
+	}
+}
+
 static void
 job_free(struct job *job)
 {
@@ -333,12 +360,15 @@ main(int argc, char **argv)
 		goto out;
 	job.server_dir = wx_path_join(job.cfg->data_directory, job.uuid);
 	job.codec = WX_COMPRESS_GZIP;  /* until the destination says it reads zstd (upload.c) */
+	int worker = supervise(&job, &code);
+	if (worker < 0)
+		goto out;  /* the supervisor: its worker ended */
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		wx_err("libcurl failed to initialise");
 		goto out;
 	}
 	char why[1200] = "";
-	enum outcome out = run(&job, why, sizeof why);
+	enum outcome out = worker == 0 ? run(&job, why, sizeof why) : resume(&job, why, sizeof why);
 	if (job.curl != NULL)
 		curl_easy_cleanup(job.curl);  /* the preflight's, when the upload never took it */
 	job.curl = NULL;

@@ -222,6 +222,11 @@ enum upload_result {
 };
 /* Archives, compresses and streams the server to rec.url. */
 enum upload_result upload_run(struct job *job, char *why, size_t whysize);
+/*
+ * A restarted worker: the chunked upload of the record (extra.resume: the
+ * boundary and codec) goes on (chunked_run with resume).
+ */
+enum upload_result upload_resume(struct job *job, char *why, size_t whysize);
 
 /* --- chunked.c: the resumable upload (docs/protocol.md) --- */
 struct body;
@@ -233,7 +238,22 @@ struct body;
  * (the body made again from its start): body_close it after.
  */
 enum upload_result chunked_run(struct job *job, CURL *c, const char *ua, struct body **bodyp,
-    char *why, size_t whysize);
+    bool resume, char *why, size_t whysize);
+/*
+ * resume: a new worker goes on with the upload its record holds
+ * (extra.resume): the offset and prefix_sha256 from the destination, the
+ * body (*bodyp, opened with the recorded boundary) made again up to there
+ * and checked, then the rest.
+ */
+
+/* --- supervise.c --- */
+/*
+ * Forks the worker and supervises it (restarts a worker killed by a signal
+ * while its chunked upload can be resumed).  In a worker: 0 for the first
+ * run, 1 for a restart (resume from the record).  In the supervisor, once
+ * done: -1 with *exit_code set.
+ */
+int supervise(struct job *job, int *exit_code);
 
 /* --- body.c: the multipart request body --- */
 struct body;

@@ -350,7 +350,7 @@ upload_run(struct job *job, char *why, size_t whysize)
 		return UPLOAD_FAILED;
 	}
 	if (job->chunk_size > 0) {
-		enum upload_result r = chunked_run(job, c, ua, &u.body, why, whysize);
+		enum upload_result r = chunked_run(job, c, ua, &u.body, false, why, whysize);
 		curl_easy_cleanup(c);
 		body_close(u.body);
 		return r;
@@ -416,4 +416,43 @@ upload_run(struct job *job, char *why, size_t whysize)
 	free(u.answer.text);
 	wx_ratelimit_close(&u.rl);
 	return result;
+}
+
+enum upload_result
+upload_resume(struct job *job, char *why, size_t whysize)
+{
+	json_object *r = NULL, *v;
+	const char *boundary = NULL, *codec = NULL;
+	if (job->rec.extra != NULL && json_object_object_get_ex(job->rec.extra, "resume", &r)) {
+		if (json_object_object_get_ex(r, "boundary", &v) && json_object_is_type(v, json_type_string))
+			boundary = json_object_get_string(v);
+		if (json_object_object_get_ex(r, "codec", &v) && json_object_is_type(v, json_type_string))
+			codec = json_object_get_string(v);
+	}
+	if (boundary == NULL || strlen(boundary) != 60 ||
+	    strspn(boundary, "0123456789abcdef") != 60 || codec == NULL ||
+	    (strcmp(codec, "gzip") != 0 && strcmp(codec, "zstd") != 0)) {
+		snprintf(why, whysize, "The transfer record has no chunked upload to resume "
+		    "(extra.resume: boundary, codec).");
+		return UPLOAD_FAILED;
+	}
+	job->codec = strcmp(codec, "zstd") == 0 ? WX_COMPRESS_ZSTD : WX_COMPRESS_GZIP;
+	job->chunk_size = job->cfg->transfers.chunk_size;  /* chunked_run takes the recorded size */
+	peer_decide(job, false);  /* only a wingxfer destination takes chunks */
+	CURL *c = curl_easy_init();
+	if (c == NULL) {
+		snprintf(why, whysize, "Cannot set up the upload (libcurl failed to start).");
+		return UPLOAD_FAILED;
+	}
+	char ua[64];
+	snprintf(ua, sizeof ua, "wingxfer-push/%s", PACKAGE_VERSION);
+	struct body *body = body_open(job, boundary, why, whysize);
+	if (body == NULL) {
+		curl_easy_cleanup(c);
+		return UPLOAD_FAILED;
+	}
+	enum upload_result res = chunked_run(job, c, ua, &body, true, why, whysize);
+	curl_easy_cleanup(c);
+	body_close(body);
+	return res;
 }

@@ -162,8 +162,10 @@ is "$(q "(lambda p: [x['offset'] for i, x in enumerate(p) if i and p[i - 1].get(
 is "$(chunked "$U" interruptions)" 4 "faults: 4 interruptions (cut, two 502s, the lost 202)"
 is "$(chunked "$U" resumes)" 4 "faults: 4 resumes"
 resent=$(chunked "$U" resent_bytes)
-ok "faults: bytes sent again ($resent) at most one chunk per interruption" \
-	test "$resent" -gt 0 -a "$resent" -le $((4 * MIB))
+# Sent again: at most the refused chunk after the 413, the one answered busy, and one
+# chunk per interruption (the lost 202 none).
+ok "faults: bytes sent again ($resent) at most one chunk per interruption, 413 and busy answer" \
+	test "$resent" -gt 0 -a "$resent" -le $((2 * MIB + 4 * MIB))
 is "$(q "[e['event'] for e in ev if e['event'] in ('completed', 'failed')]")" "['completed']" \
 	"faults: the destination's body is whole and right"
 ok "faults: the archive extracts to the server's tree" same_tree "$(done_body)" "$U" faults
@@ -184,6 +186,31 @@ is "$(q "(lambda p: [x['offset'] for i, x in enumerate(p) if i and p[i - 1].get(
 like "$(cat "$STATE/transfers/$U.log")" 'made again from the start' "back: the body was made again"
 like "$(cat "$STATE/transfers/$U.log")" 'matches the destination.s prefix' "back: ... and checked against prefix_sha256"
 ok "back: the archive extracts to the server's tree" same_tree "$(done_body)" "$U" back
+
+# --- kill -9 of the worker: its supervisor starts it again, it resumes --------
+U=$(new_source_server "$DATA")
+python3 "$TREES" make "$DATA/$U" --files 40 --seed 11 >/dev/null
+head -c 5000000 /dev/urandom > "$DATA/$U/world/data.bin"
+crecv_start kill
+fault "{\"kind\": \"hold\", \"ms\": 3000, \"min_offset\": $((2 * MIB))}"
+out=$(post_transfer "$CFG" "$U" "$CR_URL")
+is "$(status_of "$out")" 202 "kill: 202"
+track_worker "$STATE" "$U"
+wait_for "the held chunk" 60 grep -q '"event": "held"' "$CR_RECORD"
+pid1=$(rec_int "$STATE" "$U" pid)
+ok "kill: kill -9 of the worker $pid1 while its second chunk is unanswered" kill -KILL "$pid1"
+new_pid() { p=$(rec_int "$STATE" "$U" pid); [ -n "$p" ] && [ "$p" != "$pid1" ]; }
+ok "kill: a new worker runs" wait_for "a new worker" 60 new_pid
+track_worker "$STATE" "$U"
+ok "kill: the transfer ends" wait_worker "$STATE" "$U" 120
+is "$(rec "$STATE" "$U" '["status"]')" completed "kill: completed by the new worker"
+is "$(violations)" "[]" "kill: every request follows docs/protocol.md"
+like "$(cat "$STATE/transfers/$U.log")" 'died by signal 9.*starting it again' "kill: the supervisor says why it restarted the worker"
+like "$(cat "$STATE/transfers/$U.log")" 'matches the destination.s prefix' "kill: the body made again matches the destination's prefix"
+ok "kill: resumes counted" test "$(chunked "$U" resumes)" -ge 1
+is "$(q "len([e for e in ev if e['event'] == 'create'])")" 1 "kill: one upload, created once"
+ok "kill: the archive extracts to the server's tree" same_tree "$(done_body)" "$U" kill
+is "$(callbacks "$U" | grep -c . || true)" 0 "kill: no failure callback"
 
 # --- bounded give-up: the destination stays down --------------------------------
 U=$(new_source_server "$DATA")
