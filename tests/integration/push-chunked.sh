@@ -20,6 +20,8 @@ source_node "    stall_timeout: 10
     resume_attempts: 3"
 CFG_OFF="$WX_TEST_TMP/config-off.yml"
 { cat "$CFG"; echo "    chunked: off"; } > "$CFG_OFF"
+CFG_LIMIT="$WX_TEST_TMP/config-limit.yml"
+{ cat "$CFG"; echo "    upload_limit: 1"; } > "$CFG_LIMIT"
 TREES="$top_srcdir/tests/lib/trees.py"
 MIB=1048576
 
@@ -127,6 +129,27 @@ PY
 }
 like "$(same_but_boundary "$SINGLE_BODY" "$CHUNK_BODY")" '^True ' \
 	"off: the reassembled body is byte for byte the single POST's (boundary aside): deterministic archive"
+
+# The same with gzip (parallel gzip): a destination naming gzip and chunked only.
+crecv_start gzip --capabilities "gzip, chunked"
+U3=$(new_source_server "$DATA") U4=$(new_source_server "$DATA")
+rmdir "$DATA/$U3" "$DATA/$U4" && cp -a "$DATA/$U" "$DATA/$U3" && cp -a "$DATA/$U" "$DATA/$U4"
+ok "gzip: the chunked transfer ends" run_transfer "$CFG" "$U3"
+ok "gzip: the single POST ends" run_transfer "$CFG_OFF" "$U4"
+is "$(rec "$STATE" "$U3" '["extra"]["codec"]') $(rec "$STATE" "$U4" '["extra"]["codec"]')" "gzip gzip" "gzip: both sent tar.gz"
+like "$(same_but_boundary "$(q "[e['body'] for e in ev if e['event'] == 'single'][-1]")" "$(done_body)")" '^True ' \
+	"gzip: the reassembled body is byte for byte the single POST's (boundary aside)"
+
+# --- upload_limit paces the chunks too ----------------------------------------------
+U=$(new_source_server "$DATA")
+head -c 4000000 /dev/urandom > "$DATA/$U/data.bin"
+crecv_start limit
+t0=$(date +%s%N)
+ok "limit: the transfer ends" run_transfer "$CFG_LIMIT" "$U"
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+is "$(rec "$STATE" "$U" '["status"]') $(q "len([e for e in ev if e['event'] == 'patch'])")" "completed 2" "limit: completed in 2 chunks"
+# At 1 MiB/s with at most one second's burst, 4 MB take at least 2.7 s.
+ok "limit: system.transfers.upload_limit (1 MiB/s) holds: $ms ms for 4 MB" test "$ms" -ge 2700
 
 # --- a destination that does not name chunked: the single POST -------------------
 U=$(new_source_server "$DATA")
