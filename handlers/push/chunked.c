@@ -590,22 +590,6 @@ delete_upload(struct chunked *u)
 		wx_warn("the DELETE of upload %s was not answered: %s", u->id, curl_easy_strerror(rc));
 }
 
-/* Waits ms, polling the stop flags at least every 100 ms; false when stopped. */
-static bool
-nap(struct job *job, int64_t ms)
-{
-	int64_t end = wx_mono_ms() + ms;
-	for (;;) {
-		if (job_should_stop(job))
-			return false;
-		int64_t left = end - wx_mono_ms();
-		if (left <= 0)
-			return true;
-		struct timespec ts = { 0, (left > 100 ? 100 : left) * 1000000L };
-		nanosleep(&ts, NULL);
-	}
-}
-
 /* POST <url>/uploads: u->id, u->secret, u->url.  0, or -1 with why set. */
 static int
 create_upload(struct chunked *u, char *why, size_t whysize)
@@ -745,7 +729,7 @@ poll_outcome(struct chunked *u, char *why, size_t whysize)
 			    (long long)job->cfg->transfers.response_timeout, last);
 			return UPLOAD_FAILED;
 		}
-		if (!nap(job, CH_POLL_MS))
+		if (!job_wait_ms(job, CH_POLL_MS))
 			return UPLOAD_STOPPED;
 	}
 }
@@ -861,7 +845,7 @@ recover(struct chunked *u, const char *what, char *state, size_t ssize, char *pr
 		int64_t wait = wx_backoff_next(&u->backoff, now, wx_backoff_random());
 		if (wait < 0)
 			wait = WX_BACKOFF_MAX_WAIT_MS;
-		if (!nap(job, wait))
+		if (!job_wait_ms(job, wait))
 			return CH_STOPPED;
 		int64_t off;
 		enum ch_answer a = get_state(u, state, ssize, &off, prefix, wbuf, sizeof wbuf);
@@ -1027,7 +1011,7 @@ send_all(struct chunked *u, char *why, size_t whysize)
 				    "system.transfers.resume_window.");
 				return SEND_FAILED;
 			}
-			if (!nap(job, ms))
+			if (!job_wait_ms(job, ms))
 				return SEND_STOPPED;
 			continue;
 		}

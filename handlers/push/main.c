@@ -230,6 +230,19 @@ measure(struct job *job, char *why, size_t whysize)
 }
 
 static enum outcome
+outcome_of(enum upload_result r)
+{
+	switch (r) {
+	case UPLOAD_PUSHED:
+		return OUT_COMPLETED;
+	case UPLOAD_STOPPED:
+		return OUT_STOPPED;
+	default:
+		return OUT_FAILED;
+	}
+}
+
+static enum outcome
 run(struct job *job, char *why, size_t whysize)
 {
 	job->rec.pid = getpid();
@@ -264,14 +277,7 @@ run(struct job *job, char *why, size_t whysize)
 		return job->stop != JOB_RUNNING ? OUT_STOPPED : OUT_FAILED;
 	if (measure(job, why, whysize) < 0)
 		return job->stop != JOB_RUNNING ? OUT_STOPPED : OUT_FAILED;
-	switch (upload_run(job, why, whysize)) {
-	case UPLOAD_PUSHED:
-		return OUT_COMPLETED;
-	case UPLOAD_STOPPED:
-		return OUT_STOPPED;
-	default:
-		return OUT_FAILED;
-	}
+	return outcome_of(upload_run(job, why, whysize));
 }
 
 /* A worker started again by its supervisor: the chunked upload of the record goes on. */
@@ -290,14 +296,7 @@ resume(struct job *job, char *why, size_t whysize)
 		return OUT_STOPPED;
 	if (measure(job, why, whysize) < 0)
 		return job->stop != JOB_RUNNING ? OUT_STOPPED : OUT_FAILED;
-	switch (upload_resume(job, why, whysize)) {
-	case UPLOAD_PUSHED:
-		return OUT_COMPLETED;
-	case UPLOAD_STOPPED:
-		return OUT_STOPPED;
-	default:
-		return OUT_FAILED;
-	}
+	return outcome_of(upload_resume(job, why, whysize));
 }
 
 static void

@@ -188,6 +188,8 @@ enum preflight_result {
  * retried briefly (shared/backoff.h, PREFLIGHT_ATTEMPTS).
  */
 enum preflight_result preflight_run(struct job *job, int64_t size, char *why, size_t whysize);
+/* Waits ms in slices, polling job_should_stop; false when the job must stop. */
+bool job_wait_ms(struct job *job, int64_t ms);
 /*
  * A CURLOPT_XFERINFOFUNCTION for requests without their own progress (the
  * probe, the preflight): ctx is the job; a cancel or stop signal ends the
