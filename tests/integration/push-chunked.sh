@@ -131,12 +131,14 @@ like "$(same_but_boundary "$SINGLE_BODY" "$CHUNK_BODY")" '^True ' \
 	"off: the reassembled body is byte for byte the single POST's (boundary aside): deterministic archive"
 
 # The same with gzip (parallel gzip): a destination naming gzip and chunked only.
-crecv_start gzip --capabilities "gzip, chunked"
+crecv_start gzip --capabilities "gzip, chunked" --chunk-max 1572864
 U3=$(new_source_server "$DATA") U4=$(new_source_server "$DATA")
 rmdir "$DATA/$U3" "$DATA/$U4" && cp -a "$DATA/$U" "$DATA/$U3" && cp -a "$DATA/$U" "$DATA/$U4"
 ok "gzip: the chunked transfer ends" run_transfer "$CFG" "$U3"
 ok "gzip: the single POST ends" run_transfer "$CFG_OFF" "$U4"
 is "$(rec "$STATE" "$U3" '["extra"]["codec"]') $(rec "$STATE" "$U4" '["extra"]["codec"]')" "gzip gzip" "gzip: both sent tar.gz"
+is "$(q "sorted(set(e['length'] for e in ev if e['event'] == 'patch'))[-1]")" 1572864 \
+	"gzip: chunks of X-Wingxfer-Chunk-Max (1.5 MiB) when it is below chunk_size"
 like "$(same_but_boundary "$(q "[e['body'] for e in ev if e['event'] == 'single'][-1]")" "$(done_body)")" '^True ' \
 	"gzip: the reassembled body is byte for byte the single POST's (boundary aside)"
 
