@@ -26,7 +26,7 @@
  */
 #include "autoconf.h"
 
-#include "push.h"
+#include "chunked.h"
 #include "backoff.h"
 #include "config.h"
 #include "curl_setup.h"
@@ -47,80 +47,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-#define CH_MIN_CHUNK (1LL << 20)
-#define CH_ANSWER_WAIT 60         /* s: the longest wait for one answer (or response_timeout) */
-#define CH_POLL_MS 2000           /* GET interval after the last chunk */
-#define CH_DELETE_TIMEOUT 10L     /* s, after connecting */
-#define CH_BUSY_MAX_MS 10000      /* longest Retry-After honoured */
-#define CH_IO (256 * 1024)        /* spool and hashing buffer */
-#define CH_MAX_ANSWER (16 * 1024)
-#define CH_LIMITED_READ (128 * 1024)
-
-/* What an answer's headers said. */
-struct ch_headers {
-	bool has_offset;
-	int64_t offset;           /* Upload-Offset */
-	char location[512];
-	int64_t retry_after;      /* seconds, -1 = none */
-	bool json;                /* Content-Type: application/json */
-};
-
-struct chunked {
-	struct job *job;
-	CURL *c;
-	const char *ua;
-	struct body *body;
-	char *base;               /* <request url>/uploads (may hold credentials) */
-	char *url;                /* <base>/<id> */
-	char id[33];
-	char secret[65];
-	int64_t chunk;            /* chunk size in use */
-	int64_t acked;            /* the destination's offset */
-	/* The spool holds body bytes [spool_off, produced). */
-	int spool;
-	int64_t spool_off, produced;
-	bool body_eof;
-	EVP_MD_CTX *whole;        /* SHA-256 of body bytes [0, produced) */
-	unsigned char *io;        /* CH_IO bytes */
-	int64_t sent_hi;          /* the furthest body offset put on the wire */
-	int64_t interruptions, resumes, resent;
-	int64_t consecutive;      /* interruptions since the offset last moved */
-	int64_t progress_ms;      /* when the offset last moved (monotonic) */
-	struct wx_backoff backoff;
-	struct wx_ratelimit rl;
-	/* The current request. */
-	int64_t req_off, req_len, req_pos;
-	curl_off_t last_ul;
-	int64_t last_ul_ms, sent_all_ms;
-	bool has_body;
-	struct wx_curl_answer answer;
-	struct ch_headers h;
-	json_object *json;        /* the answer parsed, when it is a JSON object */
-	char errbuf[CURL_ERROR_SIZE];
-	char why[1024];           /* why the worker aborted the request itself */
-	bool final;               /* the destination said the upload is final */
-	int64_t answer_wait;      /* ms: the longest wait for one answer */
-};
-
-enum ch_answer {
-	CH_OK,                    /* 2xx: see the status */
-	CH_INTERRUPTED,           /* try again after the backoff */
-	CH_REFUSED,               /* a final refusal: why is set */
-	CH_STOPPED,               /* job->stop */
-};
-
-static void
-set_why(char *why, size_t whysize, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void
-set_why(char *why, size_t whysize, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(why, whysize, fmt, ap);
-	va_end(ap);
-}
 
 /* --- the record --- */
 
@@ -181,7 +107,7 @@ spool_open(struct chunked *u, char *why, size_t whysize)
 		free(path);
 	}
 	if (u->spool < 0) {
-		set_why(why, whysize, "Cannot make the chunk spool in %s: %s.", dir, strerror(errno));
+		ch_why(why, whysize, "Cannot make the chunk spool in %s: %s.", dir, strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -203,25 +129,6 @@ spool_write(struct chunked *u, const unsigned char *p, size_t n, int64_t at)
 	return 0;
 }
 
-/* n bytes of the spool at body offset off into buf; 0 or -1. */
-static int
-spool_read(struct chunked *u, void *buf, size_t n, int64_t off)
-{
-	unsigned char *p = buf;
-	int64_t at = off - u->spool_off;
-	while (n > 0) {
-		ssize_t r = pread(u->spool, p, n, (off_t)at);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		p += r;
-		n -= (size_t)r;
-		at += r;
-	}
-	return 0;
-}
-
 /*
  * Produces up to u->chunk further bytes of the body into the spool (which
  * then starts where the body stood).  0, or -1 with why set (or job->stop).
@@ -231,7 +138,7 @@ spool_fill(struct chunked *u, char *why, size_t whysize)
 {
 	u->spool_off = u->produced;
 	if (ftruncate(u->spool, 0) < 0) {
-		set_why(why, whysize, "Cannot reuse the chunk spool: %s.", strerror(errno));
+		ch_why(why, whysize, "Cannot reuse the chunk spool: %s.", strerror(errno));
 		return -1;
 	}
 	int64_t have = 0;
@@ -240,7 +147,7 @@ spool_fill(struct chunked *u, char *why, size_t whysize)
 		ssize_t n = body_read(u->body, u->io, want);
 		if (n < 0) {
 			if (u->job->stop == JOB_RUNNING)
-				set_why(why, whysize, "%s", body_error(u->body));
+				ch_why(why, whysize, "%s", body_error(u->body));
 			return -1;
 		}
 		if (n == 0) {
@@ -249,7 +156,7 @@ spool_fill(struct chunked *u, char *why, size_t whysize)
 		}
 		if (EVP_DigestUpdate(u->whole, u->io, (size_t)n) != 1 ||
 		    spool_write(u, u->io, (size_t)n, have) < 0) {
-			set_why(why, whysize, "Cannot keep the chunk in its spool: %s.",
+			ch_why(why, whysize, "Cannot keep the chunk in its spool: %s.",
 			    errno ? strerror(errno) : "SHA-256 failed");
 			return -1;
 		}
@@ -276,7 +183,7 @@ range_digest(struct chunked *u, int64_t off, int64_t len, char *out, size_t size
 	int rc = md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 ? 0 : -1;
 	while (rc == 0 && len > 0) {
 		size_t n = len > CH_IO ? CH_IO : (size_t)len;
-		if (spool_read(u, u->io, n, off) < 0 || EVP_DigestUpdate(md, u->io, n) != 1)
+		if (ch_spool_read(u, u->io, n, off) < 0 || EVP_DigestUpdate(md, u->io, n) != 1)
 			rc = -1;
 		off += (int64_t)n;
 		len -= (int64_t)n;
@@ -289,279 +196,6 @@ range_digest(struct chunked *u, int64_t off, int64_t len, char *out, size_t size
 	if (rc == 0)
 		sf_digest(d, out, size);
 	return rc;
-}
-
-/* --- requests --- */
-
-static bool
-pace_stop(void *ctx)
-{
-	return job_should_stop(ctx);
-}
-
-static size_t
-read_chunk(char *buf, size_t size, size_t nitems, void *ctx)
-{
-	struct chunked *u = ctx;
-	int64_t left = u->req_len - u->req_pos;
-	size_t want = size * nitems;
-	if ((int64_t)want > left)
-		want = (size_t)left;
-	if (want == 0)
-		return 0;
-	if (u->rl.rate > 0 && want > CH_LIMITED_READ)
-		want = CH_LIMITED_READ;
-	if (wx_ratelimit_take(&u->rl, (int64_t)want, pace_stop, u->job) < 0)
-		return CURL_READFUNC_ABORT;
-	if (spool_read(u, buf, want, u->req_off + u->req_pos) < 0) {
-		wx_ratelimit_give(&u->rl, (int64_t)want);
-		set_why(u->why, sizeof u->why, "Cannot read the chunk spool: %s.",
-		    errno ? strerror(errno) : "it is short");
-		return CURL_READFUNC_ABORT;
-	}
-	u->req_pos += (int64_t)want;
-	return want;
-}
-
-static int
-on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-    curl_off_t ulnow)
-{
-	(void)dltotal;
-	(void)dlnow;
-	(void)ultotal;
-	struct chunked *u = ctx;
-	struct job *job = u->job;
-	int64_t now = wx_mono_ms();
-	if (job_should_stop(job))
-		return 1;
-	if (ulnow != u->last_ul) {
-		u->last_ul = ulnow;
-		u->last_ul_ms = now;
-		if (u->has_body) {
-			job->progress.bytes_sent = u->req_off + ulnow;
-			if (u->req_off + ulnow > u->sent_hi)
-				u->sent_hi = u->req_off + ulnow;
-		}
-	}
-	if (u->sent_all_ms == 0 && (!u->has_body || ulnow >= u->req_len))
-		u->sent_all_ms = now;
-	if (u->sent_all_ms == 0 &&
-	    now - u->last_ul_ms >= job->cfg->transfers.stall_timeout * 1000) {
-		set_why(u->why, sizeof u->why, "no byte could be sent for %lld s "
-		    "(system.transfers.stall_timeout)", (long long)job->cfg->transfers.stall_timeout);
-		return 1;
-	}
-	if (u->sent_all_ms != 0 && now - u->sent_all_ms >= u->answer_wait) {
-		set_why(u->why, sizeof u->why, "no answer within %lld s",
-		    (long long)(u->answer_wait / 1000));
-		return 1;
-	}
-	progress_update(job, false);
-	return 0;
-}
-
-/* Stops nothing: the DELETE after a stop must still go out. */
-static int
-no_stop_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-    curl_off_t ulnow)
-{
-	(void)ctx;
-	(void)dltotal;
-	(void)dlnow;
-	(void)ultotal;
-	(void)ulnow;
-	return 0;
-}
-
-static bool
-header_is(const char *line, size_t n, const char *name, const char **value, size_t *vlen)
-{
-	size_t l = strlen(name);
-	if (n <= l || strncasecmp(line, name, l) != 0 || line[l] != ':')
-		return false;
-	size_t i = l + 1;
-	while (i < n && (line[i] == ' ' || line[i] == '\t'))
-		i++;
-	size_t e = n;
-	while (e > i && (line[e - 1] == '\r' || line[e - 1] == '\n' || line[e - 1] == ' '))
-		e--;
-	*value = line + i;
-	*vlen = e - i;
-	return true;
-}
-
-static bool
-parse_count(const char *v, size_t n, int64_t *out)
-{
-	char buf[24];
-	if (n == 0 || n >= sizeof buf)
-		return false;
-	memcpy(buf, v, n);
-	buf[n] = '\0';
-	return wx_parse_i64(buf, 0, INT64_MAX, out) == NULL;
-}
-
-static size_t
-on_header(char *line, size_t size, size_t nitems, void *ctx)
-{
-	struct ch_headers *h = ctx;
-	size_t n = size * nitems;
-	const char *v;
-	size_t vl;
-	if (n >= 5 && strncmp(line, "HTTP/", 5) == 0) {
-		memset(h, 0, sizeof *h);
-		h->retry_after = -1;
-	} else if (header_is(line, n, "Upload-Offset", &v, &vl)) {
-		h->has_offset = parse_count(v, vl, &h->offset);
-	} else if (header_is(line, n, "Retry-After", &v, &vl)) {
-		if (!parse_count(v, vl, &h->retry_after))
-			h->retry_after = -1;
-	} else if (header_is(line, n, "Location", &v, &vl)) {
-		if (vl < sizeof h->location) {
-			memcpy(h->location, v, vl);
-			h->location[vl] = '\0';
-		}
-	} else if (header_is(line, n, "Content-Type", &v, &vl)) {
-		h->json = vl >= 16 && strncasecmp(v, "application/json", 16) == 0;
-	}
-	return n;
-}
-
-/*
- * One request to url: method, header lines (the upload's secret or the
- * token is added by the caller), and, when len >= 0, body bytes [off,
- * off + len) of the spool.  *code is the HTTP status (0: none came).
- * Leaves the answer in u->answer, u->h and u->json.
- */
-static CURLcode
-request(struct chunked *u, const char *method, const char *url, const char *const *lines,
-    size_t nlines, int64_t off, int64_t len, bool deleting, long *code)
-{
-	struct job *job = u->job;
-	CURL *c = u->c;
-	curl_easy_reset(c);
-	free(u->answer.text);
-	u->answer.text = NULL;
-	u->answer.len = 0;
-	json_object_put(u->json);
-	u->json = NULL;
-	memset(&u->h, 0, sizeof u->h);
-	u->h.retry_after = -1;
-	u->why[0] = u->errbuf[0] = '\0';
-	u->has_body = len >= 0;
-	u->req_off = off;
-	u->req_len = len >= 0 ? len : 0;
-	u->req_pos = 0;
-	u->last_ul = 0;
-	u->last_ul_ms = wx_mono_ms();
-	u->sent_all_ms = 0;
-	*code = 0;
-
-	struct curl_slist *headers = wx_curl_headers(lines, nlines);
-	struct wx_curl_set set = WX_CURL_SET_INIT;
-	long whole = deleting ? (long)job->cfg->transfers.connect_timeout + CH_DELETE_TIMEOUT : 0;
-	upload_connection_opts(c, job, u->ua, u->errbuf, whole, &set);
-	WX_CURL_SET(c, &set, CURLOPT_URL, url);
-	if (len >= 0) {
-		WX_CURL_SET(c, &set, CURLOPT_UPLOAD, 1L);
-		WX_CURL_SET(c, &set, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
-		WX_CURL_SET(c, &set, CURLOPT_READFUNCTION, read_chunk);
-		WX_CURL_SET(c, &set, CURLOPT_READDATA, u);
-		WX_CURL_SET(c, &set, CURLOPT_UPLOAD_BUFFERSIZE, (long)CH_IO);
-	} else if (strcmp(method, "POST") == 0) {
-		WX_CURL_SET(c, &set, CURLOPT_POST, 1L);
-		WX_CURL_SET(c, &set, CURLOPT_POSTFIELDS, "");
-		WX_CURL_SET(c, &set, CURLOPT_POSTFIELDSIZE, 0L);
-	}
-	if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0)
-		WX_CURL_SET(c, &set, CURLOPT_CUSTOMREQUEST, method);
-	WX_CURL_SET(c, &set, CURLOPT_HTTPHEADER, headers);
-	WX_CURL_SET(c, &set, CURLOPT_HEADERFUNCTION, on_header);
-	WX_CURL_SET(c, &set, CURLOPT_HEADERDATA, &u->h);
-	WX_CURL_SET(c, &set, CURLOPT_WRITEFUNCTION, wx_curl_keep_answer);
-	WX_CURL_SET(c, &set, CURLOPT_WRITEDATA, &u->answer);
-	WX_CURL_SET(c, &set, CURLOPT_NOPROGRESS, 0L);
-	WX_CURL_SET(c, &set, CURLOPT_XFERINFOFUNCTION, deleting ? no_stop_progress : on_progress);
-	WX_CURL_SET(c, &set, CURLOPT_XFERINFODATA, u);
-	CURLcode rc = set.rc;
-	if (rc != CURLE_OK || headers == NULL) {
-		if (rc != CURLE_OK)
-			wx_curl_set_describe(&set, u->why, sizeof u->why);
-		else
-			set_why(u->why, sizeof u->why, "out of memory for its headers");
-		curl_slist_free_all(headers);
-		return rc != CURLE_OK ? rc : CURLE_OUT_OF_MEMORY;
-	}
-	rc = curl_easy_perform(c);
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, code);
-	curl_slist_free_all(headers);
-	if (u->answer.text != NULL && u->h.json) {
-		json_object *j = json_tokener_parse(u->answer.text);
-		if (j != NULL && json_object_is_type(j, json_type_object))
-			u->json = j;
-		else
-			json_object_put(j);
-	}
-	if (u->has_body && u->last_ul > 0 && job->progress.bytes_sent < u->req_off + u->last_ul)
-		job->progress.bytes_sent = u->req_off + u->last_ul;
-	return rc;
-}
-
-static const char *
-json_str(json_object *j, const char *key)
-{
-	json_object *v;
-	if (j == NULL || !json_object_object_get_ex(j, key, &v) ||
-	    !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
-}
-
-static bool
-json_count(json_object *j, const char *key, int64_t *out)
-{
-	json_object *v;
-	if (j == NULL || !json_object_object_get_ex(j, key, &v) ||
-	    !json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0)
-		return false;
-	*out = json_object_get_int64(v);
-	return true;
-}
-
-/* Whether the answer's "code" is token. */
-static bool
-code_is(struct chunked *u, const char *token)
-{
-	const char *c = json_str(u->json, "code");
-	return c != NULL && strcmp(c, token) == 0;
-}
-
-/*
- * What a request's result means.  Interruptions: no answer, a 5xx (but
- * 503 busy), an answer that is not the destination's JSON, a 400
- * digest_mismatch.  why says what happened (for the log, or for people
- * when refused).
- */
-static enum ch_answer
-classify(struct chunked *u, CURLcode rc, long code, char *why, size_t whysize)
-{
-	if (u->job->stop != JOB_RUNNING)
-		return CH_STOPPED;
-	if (rc != CURLE_OK && code != 413) {
-		if (u->why[0] != '\0')
-			set_why(why, whysize, "%s", u->why);
-		else
-			set_why(why, whysize, "%s%s%s%s", curl_easy_strerror(rc),
-			    u->errbuf[0] ? " (" : "", u->errbuf, u->errbuf[0] ? ")" : "");
-		return CH_INTERRUPTED;
-	}
-	if (code >= 200 && code < 300)
-		return CH_OK;
-	answer_describe(u->answer.text ? u->answer.text : "", u->answer.len, code, why, whysize);
-	if (code >= 500 || u->json == NULL || code_is(u, "digest_mismatch"))
-		return CH_INTERRUPTED;
-	return CH_REFUSED;
 }
 
 /* --- the upload's requests --- */
@@ -580,7 +214,7 @@ delete_upload(struct chunked *u)
 	secret_lines(u, auth, sizeof auth);
 	const char *lines[] = { auth, "Accept: application/json" };
 	long code;
-	CURLcode rc = request(u, "DELETE", u->url, lines, WX_ARRAY_LEN(lines), 0, -1, true, &code);
+	CURLcode rc = ch_request(u, "DELETE", u->url, lines, WX_ARRAY_LEN(lines), 0, -1, true, &code);
 	explicit_bzero(auth, sizeof auth);
 	if (rc == CURLE_OK && (code == 204 || code == 410))
 		wx_info("the upload %s was deleted on the destination (HTTP %ld)", u->id, code);
@@ -603,13 +237,13 @@ create_upload(struct chunked *u, char *why, size_t whysize)
 	const char *lines[] = { auth, "Upload-Complete: ?0", type, size, "Expect:",
 	    "Accept: application/json" };
 	long code;
-	CURLcode rc = request(u, "POST", u->base, lines, WX_ARRAY_LEN(lines), 0, -1, false, &code);
+	CURLcode rc = ch_request(u, "POST", u->base, lines, WX_ARRAY_LEN(lines), 0, -1, false, &code);
 	memset(auth, 0, strlen(auth));
 	free(auth);
 	if (job->stop != JOB_RUNNING)
 		return -1;
 	if (rc != CURLE_OK) {
-		set_why(why, whysize, "The upload could not be opened on the destination: %s%s%s%s",
+		ch_why(why, whysize, "The upload could not be opened on the destination: %s%s%s%s",
 		    u->why[0] ? u->why : curl_easy_strerror(rc), u->errbuf[0] ? " (" : "",
 		    u->errbuf, u->errbuf[0] ? ")" : "");
 		return -1;
@@ -619,7 +253,7 @@ create_upload(struct chunked *u, char *why, size_t whysize)
 		    whysize);
 		return -1;
 	}
-	const char *id = json_str(u->json, "upload"), *secret = json_str(u->json, "secret");
+	const char *id = ch_json_str(u->json, "upload"), *secret = ch_json_str(u->json, "secret");
 	bool good = id != NULL && strlen(id) == 32 && strspn(id, "0123456789abcdef") == 32 &&
 	    secret != NULL && strlen(secret) == 64 && strspn(secret, "0123456789abcdef") == 64;
 	size_t ll = strlen(u->h.location), il = id ? strlen(id) : 0;
@@ -627,7 +261,7 @@ create_upload(struct chunked *u, char *why, size_t whysize)
 	    strncmp(u->h.location + ll - il - 9, "/uploads/", 9) != 0))
 		good = false;
 	if (!good) {
-		set_why(why, whysize, "The destination's answer to the upload's creation is not "
+		ch_why(why, whysize, "The destination's answer to the upload's creation is not "
 		    "what docs/protocol.md §3.1 says (upload id, secret, Location).");
 		return -1;
 	}
@@ -635,7 +269,7 @@ create_upload(struct chunked *u, char *why, size_t whysize)
 	wx_strlcpy(u->secret, secret, sizeof u->secret);
 	u->url = xasprintf("%s/%s", u->base, u->id);
 	int64_t max;
-	if (json_count(u->json, "chunk_max", &max) && max > 0 && max < u->chunk) {
+	if (ch_json_count(u->json, "chunk_max", &max) && max > 0 && max < u->chunk) {
 		u->chunk = max < CH_MIN_CHUNK ? CH_MIN_CHUNK : max;
 	}
 	return 0;
@@ -653,14 +287,14 @@ get_state(struct chunked *u, char *state, size_t ssize, int64_t *offset, char *p
 	secret_lines(u, auth, sizeof auth);
 	const char *lines[] = { auth, "Accept: application/json" };
 	long code;
-	CURLcode rc = request(u, "GET", u->url, lines, WX_ARRAY_LEN(lines), 0, -1, false, &code);
+	CURLcode rc = ch_request(u, "GET", u->url, lines, WX_ARRAY_LEN(lines), 0, -1, false, &code);
 	explicit_bzero(auth, sizeof auth);
-	enum ch_answer a = classify(u, rc, code, why, whysize);
+	enum ch_answer a = ch_classify(u, rc, code, why, whysize);
 	if (a != CH_OK)
 		return a;
-	const char *s = json_str(u->json, "state"), *p = json_str(u->json, "prefix_sha256");
-	if (code != 200 || s == NULL || !json_count(u->json, "offset", offset)) {
-		set_why(why, whysize, "the destination's state of the upload is not what "
+	const char *s = ch_json_str(u->json, "state"), *p = ch_json_str(u->json, "prefix_sha256");
+	if (code != 200 || s == NULL || !ch_json_count(u->json, "offset", offset)) {
+		ch_why(why, whysize, "the destination's state of the upload is not what "
 		    "docs/protocol.md §3.3 says (HTTP %ld)", code);
 		return CH_INTERRUPTED;
 	}
@@ -676,9 +310,9 @@ final_state(struct chunked *u, const char *state, char *why, size_t whysize)
 	u->final = true;
 	if (strcmp(state, "completed") == 0)
 		return CH_OK;
-	const char *e = json_str(u->json, "error");
+	const char *e = ch_json_str(u->json, "error");
 	int64_t status = 0;
-	(void)json_count(u->json, "status", &status);
+	(void)ch_json_count(u->json, "status", &status);
 	char text[400] = "";
 	if (e != NULL) {
 		/* The destination's words, control characters made spaces. */
@@ -687,7 +321,7 @@ final_state(struct chunked *u, const char *state, char *why, size_t whysize)
 			if ((unsigned char)*t < 0x20 || *t == 0x7f)
 				*t = ' ';
 	}
-	set_why(why, whysize, "The destination's upload %s (HTTP %lld): %s", state,
+	ch_why(why, whysize, "The destination's upload %s (HTTP %lld): %s", state,
 	    (long long)status, text[0] ? text : "no reason given");
 	return CH_REFUSED;
 }
@@ -715,7 +349,7 @@ poll_outcome(struct chunked *u, char *why, size_t whysize)
 		if (a == CH_STOPPED)
 			return UPLOAD_STOPPED;
 		if (a == CH_REFUSED) {
-			set_why(why, whysize, "%s", last);
+			ch_why(why, whysize, "%s", last);
 			return UPLOAD_FAILED;
 		}
 		if (a == CH_OK && is_final(state))
@@ -724,7 +358,7 @@ poll_outcome(struct chunked *u, char *why, size_t whysize)
 		if (a == CH_OK)
 			snprintf(last, sizeof last, "the upload is %s", state);
 		if (wx_mono_ms() + CH_POLL_MS > end) {
-			set_why(why, whysize, "The destination did not finish within %lld s after the "
+			ch_why(why, whysize, "The destination did not finish within %lld s after the "
 			    "last chunk (system.transfers.response_timeout): %s.",
 			    (long long)job->cfg->transfers.response_timeout, last);
 			return UPLOAD_FAILED;
@@ -744,7 +378,7 @@ rewind_body(struct chunked *u, int64_t offset, const char *prefix, char *why, si
 {
 	struct job *job = u->job;
 	if (prefix[0] == '\0' && offset > 0) {
-		set_why(why, whysize, "The destination went back to offset %lld without "
+		ch_why(why, whysize, "The destination went back to offset %lld without "
 		    "prefix_sha256: the body cannot be checked.", (long long)offset);
 		return -1;
 	}
@@ -759,7 +393,7 @@ rewind_body(struct chunked *u, int64_t offset, const char *prefix, char *why, si
 	if (u->body == NULL)
 		return -1;
 	if (EVP_DigestInit_ex(u->whole, EVP_sha256(), NULL) != 1) {
-		set_why(why, whysize, "SHA-256 is not available (OpenSSL failed).");
+		ch_why(why, whysize, "SHA-256 is not available (OpenSSL failed).");
 		return -1;
 	}
 	u->produced = u->spool_off = 0;
@@ -770,15 +404,15 @@ rewind_body(struct chunked *u, int64_t offset, const char *prefix, char *why, si
 		ssize_t n = body_read(u->body, u->io, want);
 		if (n <= 0) {
 			if (n == 0)
-				set_why(why, whysize, "The archive made again is shorter (%lld bytes) than "
+				ch_why(why, whysize, "The archive made again is shorter (%lld bytes) than "
 				    "what the destination holds (%lld): the server's files changed.",
 				    (long long)u->produced, (long long)offset);
 			else if (job->stop == JOB_RUNNING)
-				set_why(why, whysize, "%s", body_error(u->body));
+				ch_why(why, whysize, "%s", body_error(u->body));
 			return -1;
 		}
 		if (EVP_DigestUpdate(u->whole, u->io, (size_t)n) != 1) {
-			set_why(why, whysize, "SHA-256 failed (OpenSSL).");
+			ch_why(why, whysize, "SHA-256 failed (OpenSSL).");
 			return -1;
 		}
 		u->produced += n;
@@ -794,7 +428,7 @@ rewind_body(struct chunked *u, int64_t offset, const char *prefix, char *why, si
 			wx_hex(d, dl, hex);
 		EVP_MD_CTX_free(copy);
 		if (strcasecmp(hex, prefix) != 0) {
-			set_why(why, whysize, "The archive made again differs from the %lld bytes the "
+			ch_why(why, whysize, "The archive made again differs from the %lld bytes the "
 			    "destination holds (prefix_sha256): the server's files changed.",
 			    (long long)offset);
 			return -1;
@@ -802,7 +436,7 @@ rewind_body(struct chunked *u, int64_t offset, const char *prefix, char *why, si
 	}
 	u->spool_off = u->produced;
 	if (ftruncate(u->spool, 0) < 0) {
-		set_why(why, whysize, "Cannot reuse the chunk spool: %s.", strerror(errno));
+		ch_why(why, whysize, "Cannot reuse the chunk spool: %s.", strerror(errno));
 		return -1;
 	}
 	wx_info("the body was made again up to offset %lld and matches the destination's prefix",
@@ -831,13 +465,13 @@ recover(struct chunked *u, const char *what, char *state, size_t ssize, char *pr
 		save(u);
 		int64_t now = wx_mono_ms();
 		if (u->consecutive > tc->resume_attempts) {
-			set_why(why, whysize, "The upload was interrupted %lld times in a row without "
+			ch_why(why, whysize, "The upload was interrupted %lld times in a row without "
 			    "progress (system.transfers.resume_attempts); the last: %s.",
 			    (long long)u->consecutive, what);
 			return CH_REFUSED;
 		}
 		if (now - u->progress_ms >= tc->resume_window * 1000) {
-			set_why(why, whysize, "The upload made no progress for %lld s "
+			ch_why(why, whysize, "The upload made no progress for %lld s "
 			    "(system.transfers.resume_window); the last interruption: %s.",
 			    (long long)((now - u->progress_ms) / 1000), what);
 			return CH_REFUSED;
@@ -852,7 +486,7 @@ recover(struct chunked *u, const char *what, char *state, size_t ssize, char *pr
 		if (a == CH_STOPPED)
 			return a;
 		if (a == CH_REFUSED) {
-			set_why(why, whysize, "%s", wbuf);
+			ch_why(why, whysize, "%s", wbuf);
 			return a;
 		}
 		if (a == CH_INTERRUPTED) {
@@ -896,7 +530,7 @@ send_all(struct chunked *u, char *why, size_t whysize)
 				return job->stop != JOB_RUNNING ? SEND_STOPPED : SEND_FAILED;
 		}
 		if (u->acked > u->produced) {
-			set_why(why, whysize, "The destination says it holds %lld bytes, more than were "
+			ch_why(why, whysize, "The destination says it holds %lld bytes, more than were "
 			    "sent (%lld).", (long long)u->acked, (long long)u->produced);
 			return SEND_FAILED;
 		}
@@ -909,7 +543,7 @@ send_all(struct chunked *u, char *why, size_t whysize)
 		char digest[80], repr[80] = "", hdr_off[64], hdr_dig[100],
 		    hdr_repr[100] = "", auth[128];
 		if (range_digest(u, a, e - a, digest, sizeof digest) < 0) {
-			set_why(why, whysize, "Cannot read the chunk spool: %s.", strerror(errno));
+			ch_why(why, whysize, "Cannot read the chunk spool: %s.", strerror(errno));
 			return SEND_FAILED;
 		}
 		if (last) {
@@ -919,7 +553,7 @@ send_all(struct chunked *u, char *why, size_t whysize)
 			if (copy == NULL || EVP_MD_CTX_copy_ex(copy, u->whole) != 1 ||
 			    EVP_DigestFinal_ex(copy, d, &dl) != 1 || dl != 32) {
 				EVP_MD_CTX_free(copy);
-				set_why(why, whysize, "SHA-256 failed (OpenSSL).");
+				ch_why(why, whysize, "SHA-256 failed (OpenSSL).");
 				return SEND_FAILED;
 			}
 			EVP_MD_CTX_free(copy);
@@ -935,15 +569,15 @@ send_all(struct chunked *u, char *why, size_t whysize)
 		    "Upload-Complete: ?0", hdr_dig, "Content-Type: application/partial-upload",
 		    "Expect:", "Accept: application/json", hdr_repr };
 		long code;
-		CURLcode rc = request(u, "PATCH", u->url, lines,
+		CURLcode rc = ch_request(u, "PATCH", u->url, lines,
 		    WX_ARRAY_LEN(lines) - (last ? 0 : 1), a, e - a, false, &code);
 		explicit_bzero(auth, sizeof auth);
-		enum ch_answer ans = classify(u, rc, code, what, sizeof what);
+		enum ch_answer ans = ch_classify(u, rc, code, what, sizeof what);
 		int64_t off = -1;
 		if (u->h.has_offset)
 			off = u->h.offset;
 		else
-			(void)json_count(u->json, "offset", &off);
+			(void)ch_json_count(u->json, "offset", &off);
 		if (ans == CH_STOPPED)
 			return SEND_STOPPED;
 		if (ans == CH_OK && (code == 204 || code == 202) && off > a && off <= e) {
@@ -959,7 +593,7 @@ send_all(struct chunked *u, char *why, size_t whysize)
 			ans = CH_INTERRUPTED;
 		} else if (code == 413) {
 			if (u->chunk <= CH_MIN_CHUNK) {
-				set_why(why, whysize, "%s, even for a chunk of 1 MiB.", what);
+				ch_why(why, whysize, "%s, even for a chunk of 1 MiB.", what);
 				return SEND_FAILED;
 			}
 			u->chunk /= 2;
@@ -969,15 +603,15 @@ send_all(struct chunked *u, char *why, size_t whysize)
 			    "of %lld bytes from now on.", (long long)(e - a), (long long)u->chunk);
 			save(u);
 			continue;
-		} else if (code == 409 && code_is(u, "offset_mismatch") && off >= 0) {
+		} else if (code == 409 && ch_code_is(u, "offset_mismatch") && off >= 0) {
 			wx_info("the destination holds %lld bytes, not %lld (409 offset_mismatch)",
 			    (long long)off, (long long)a);
 			/* Not progress: bounded like an interruption when it repeats. */
 			if (off <= a && ++u->consecutive > job->cfg->transfers.resume_attempts) {
-				set_why(why, whysize, "The destination kept refusing the offset: %s.", what);
+				ch_why(why, whysize, "The destination kept refusing the offset: %s.", what);
 				return SEND_FAILED;
 			}
-			const char *p = json_str(u->json, "prefix_sha256");
+			const char *p = ch_json_str(u->json, "prefix_sha256");
 			wx_strlcpy(prefix, p != NULL && strlen(p) == 64 ? p : "", sizeof prefix);
 			if (off < u->spool_off && prefix[0] == '\0') {
 				/* The prefix digest comes with the state. */
@@ -998,16 +632,16 @@ send_all(struct chunked *u, char *why, size_t whysize)
 				offset_moved(u, off);
 				continue;
 			}
-		} else if (code == 409 && code_is(u, "completed")) {
+		} else if (code == 409 && ch_code_is(u, "completed")) {
 			return SEND_LAST_DONE;
-		} else if (code == 503 && code_is(u, "busy")) {
+		} else if (code == 503 && ch_code_is(u, "busy")) {
 			int64_t ms = u->h.retry_after >= 0 ? u->h.retry_after * 1000 : 1000;
 			if (ms > CH_BUSY_MAX_MS)
 				ms = CH_BUSY_MAX_MS;
 			if (ms < 100)
 				ms = 100;
 			if (wx_mono_ms() - u->progress_ms >= job->cfg->transfers.resume_window * 1000) {
-				set_why(why, whysize, "The destination stayed busy for longer than "
+				ch_why(why, whysize, "The destination stayed busy for longer than "
 				    "system.transfers.resume_window.");
 				return SEND_FAILED;
 			}
@@ -1016,7 +650,7 @@ send_all(struct chunked *u, char *why, size_t whysize)
 			continue;
 		}
 		if (ans == CH_REFUSED) {
-			set_why(why, whysize, "%s", what);
+			ch_why(why, whysize, "%s", what);
 			return SEND_FAILED;
 		}
 		/* Interrupted: ask where the destination stands. */
@@ -1034,7 +668,7 @@ static int64_t
 extra_count(json_object *o, const char *key)
 {
 	int64_t v = 0;
-	return json_count(o, key, &v) ? v : 0;
+	return ch_json_count(o, key, &v) ? v : 0;
 }
 
 /*
@@ -1048,13 +682,13 @@ restore_upload(struct chunked *u, char *why, size_t whysize)
 	json_object *extra = u->job->rec.extra;
 	const char *url = NULL, *secret = NULL;
 	if (extra != NULL && json_object_object_get_ex(extra, "resume", &r)) {
-		url = json_str(r, "url");
-		secret = json_str(r, "secret");
+		url = ch_json_str(r, "url");
+		secret = ch_json_str(r, "secret");
 	}
 	const char *id = url != NULL ? strrchr(url, '/') : NULL;
 	if (id == NULL || strlen(id + 1) != 32 || strspn(id + 1, "0123456789abcdef") != 32 ||
 	    secret == NULL || strlen(secret) != 64 || strspn(secret, "0123456789abcdef") != 64) {
-		set_why(why, whysize, "The transfer record has no chunked upload to resume "
+		ch_why(why, whysize, "The transfer record has no chunked upload to resume "
 		    "(extra.resume).");
 		return -1;
 	}
@@ -1099,7 +733,7 @@ chunked_run(struct job *job, CURL *c, const char *ua, struct body **bodyp, bool 
 	enum upload_result result = UPLOAD_FAILED;
 	bool created = false;
 	if (u.whole == NULL || EVP_DigestInit_ex(u.whole, EVP_sha256(), NULL) != 1) {
-		set_why(why, whysize, "SHA-256 is not available (OpenSSL failed).");
+		ch_why(why, whysize, "SHA-256 is not available (OpenSSL failed).");
 		goto out;
 	}
 	if (spool_open(&u, why, whysize) < 0)
