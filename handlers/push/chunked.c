@@ -446,8 +446,10 @@ rewind_body(struct chunked *u, int64_t offset, const char *prefix, char *why, si
 
 /*
  * After an interruption: bounded, backs off, asks for the offset.  CH_OK
- * with u->acked set (or *done when the upload is final/finishing: *state
- * says which), CH_REFUSED with why, CH_STOPPED.
+ * with u->acked set and *state the upload's state (final or finishing: the
+ * last chunk is in), CH_REFUSED with why, CH_STOPPED.  Meanwhile the phase
+ * is "resuming", which wingxfer-watchdog allows resume_window without
+ * progress (this loop's own bound).
  */
 static enum ch_answer
 recover(struct chunked *u, const char *what, char *state, size_t ssize, char *prefix,
@@ -456,6 +458,7 @@ recover(struct chunked *u, const char *what, char *state, size_t ssize, char *pr
 	struct job *job = u->job;
 	const struct wx_transfers_config *tc = &job->cfg->transfers;
 	char wbuf[600];
+	job_phase(job, WX_PHASE_RESUMING);
 	for (;;) {
 		u->interruptions++;
 		if (u->consecutive++ == 0)
@@ -494,6 +497,7 @@ recover(struct chunked *u, const char *what, char *state, size_t ssize, char *pr
 			continue;
 		}
 		u->resumes++;
+		wx_strlcpy(job->rec.phase, WX_PHASE_STREAMING, sizeof job->rec.phase);
 		if (off != u->acked)
 			wx_info("the destination holds %lld bytes of upload %s", (long long)off, u->id);
 		u->acked = off;

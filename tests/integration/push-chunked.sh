@@ -20,6 +20,8 @@ source_node "    stall_timeout: 10
     resume_attempts: 3"
 CFG_OFF="$WX_TEST_TMP/config-off.yml"
 { cat "$CFG"; echo "    chunked: off"; } > "$CFG_OFF"
+CFG_PATIENT="$WX_TEST_TMP/config-patient.yml"
+sed -e 's/^    stall_timeout: 10$/    stall_timeout: 1/' -e 's/^    resume_attempts: 3$/    resume_attempts: 1000/' "$CFG" > "$CFG_PATIENT"
 CFG_LIMIT="$WX_TEST_TMP/config-limit.yml"
 { cat "$CFG"; echo "    upload_limit: 1"; } > "$CFG_LIMIT"
 TREES="$top_srcdir/tests/lib/trees.py"
@@ -248,6 +250,27 @@ like "$(rec "$STATE" "$U" '["error"]')" 'interrupted 4 times in a row without pr
 	"down: after resume_attempts (3) interruptions without progress"
 is "$(q "len([e for e in ev if e['event'] == 'delete'])")" 1 "down: the upload is deleted (DELETE sent)"
 is "$(callbacks "$U" | cut -d' ' -f1 | tr '\n' '|')" "failure|" "down: exactly one failure callback"
+
+# --- while it resumes, wingxfer-watchdog lets it be (up to resume_window) ---------
+U=$(new_source_server "$DATA")
+head -c 3000000 /dev/urandom > "$DATA/$U/data.bin"
+crecv_start patient
+fault "{\"kind\": \"down\", \"min_offset\": $((2 * MIB))}"
+out=$(post_transfer "$CFG_PATIENT" "$U" "$CR_URL")
+is "$(status_of "$out")" 202 "patient: 202"
+track_worker "$STATE" "$U"
+idle_resuming() {
+	[ "$(rec "$STATE" "$U" '["phase"]')" = resuming ] &&
+		[ $(( $(date +%s) - $(rec_int "$STATE" "$U" progress_at) )) -ge 3 ]
+}
+ok "patient: resuming, no progress for 3 s (stall_timeout is 1 s)" wait_for "idle while resuming" 60 idle_resuming
+wd_out=$("$WX_BIN/wingxfer-watchdog" --config "$CFG_PATIENT" 2>&1)
+ok "patient: the watchdog does not stop a chunked upload that is resuming" test ! -e "$STATE/transfers/$U.cancel"
+unlike "$wd_out" "$U" "patient: ... nor names it"
+cgi wingxfer-source "$CFG" DELETE "/api/servers/$U/transfer" "Bearer token-src" </dev/null >/dev/null 2>&1
+ok "patient: cancelled while resuming, the worker stops" wait_worker "$STATE" "$U" 20
+is "$(rec "$STATE" "$U" '["status"]')" cancelled "patient: cancelled"
+is "$(q "[e['status'] for e in ev if e['event'] == 'delete']")" "[204]" "patient: the upload is deleted"
 
 # --- cancel mid-transfer: stops within a second, DELETE sent ------------------
 U=$(new_source_server "$DATA")
