@@ -80,6 +80,28 @@ read_chunk(char *buf, size_t size, size_t nitems, void *ctx)
 	return want;
 }
 
+/*
+ * libcurl sends a request again on a fresh connection when the kept one
+ * died before any answer: the chunk again from its start, counted as an
+ * interruption resumed at once (and its bytes as sent again).
+ */
+static int
+seek_chunk(void *ctx, curl_off_t offset, int origin)
+{
+	struct chunked *u = ctx;
+	if (origin != SEEK_SET || offset < 0 || offset > u->req_len)
+		return CURL_SEEKFUNC_CANTSEEK;
+	if (offset < u->req_pos) {
+		u->interruptions++;
+		u->resumes++;
+		u->resent += u->req_pos - offset;
+		wx_info("the connection died under a chunk at %lld; libcurl sends it again",
+		    (long long)u->req_off);
+	}
+	u->req_pos = offset;
+	return CURL_SEEKFUNC_OK;
+}
+
 static int
 on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
     curl_off_t ulnow)
@@ -219,6 +241,8 @@ ch_request(struct chunked *u, const char *method, const char *url, const char *c
 		WX_CURL_SET(c, &set, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
 		WX_CURL_SET(c, &set, CURLOPT_READFUNCTION, read_chunk);
 		WX_CURL_SET(c, &set, CURLOPT_READDATA, u);
+		WX_CURL_SET(c, &set, CURLOPT_SEEKFUNCTION, seek_chunk);
+		WX_CURL_SET(c, &set, CURLOPT_SEEKDATA, u);
 		WX_CURL_SET(c, &set, CURLOPT_UPLOAD_BUFFERSIZE, (long)CH_IO);
 	} else if (strcmp(method, "POST") == 0) {
 		WX_CURL_SET(c, &set, CURLOPT_POST, 1L);
