@@ -5,7 +5,8 @@
  * dies by a signal (kill -9, a crash) while its record is active and holds
  * a chunked upload (extra.resume) is started again, at most
  * SUPERVISE_RESTARTS times, and resumes that upload from the destination's
- * offset; any other death is left as before to wingxfer-watchdog (the
+ * offset, unless a cancel or the watchdog asked it to stop; any other
+ * death is left as before to wingxfer-watchdog (the
  * record stays active, the lock is released when the supervisor exits).
  * Stop signals and the cancel signal are passed on to the worker.
  */
@@ -82,7 +83,9 @@ supervise(struct job *job, int *exit_code)
 		}
 		int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
 		*exit_code = EXIT_FAILED;
-		if (wx_stop_requested || restarts >= SUPERVISE_RESTARTS || !resumable(job)) {
+		/* Not after a cancel or the watchdog's stop (its kill after the grace). */
+		if (wx_stop_requested || restarts >= SUPERVISE_RESTARTS ||
+		    wx_cancel_requested(&job->st, job->uuid, NULL, 0) || !resumable(job)) {
 			wx_err("the push worker %ld died by signal %d (%s); wingxfer-watchdog ends the "
 			    "transfer", (long)pid, sig, strsignal(sig));
 			return -1;
