@@ -39,6 +39,7 @@ enum wx_status {
 #define WX_PHASE_SCANNING   "scanning"   /* push: walking the server's tree */
 #define WX_PHASE_STREAMING  "streaming"  /* push: archiving onto the wire */
 #define WX_PHASE_WAITING    "waiting"    /* push: body sent, the destination's answer */
+#define WX_PHASE_RESUMING   "resuming"   /* push: an interrupted chunked upload waits to go on */
 #define WX_PHASE_DONE       "done"       /* push: finished */
 #define WX_PHASE_INSTALLER  "installer"  /* destination: the panel's installer step */
 #define WX_PHASE_RECEIVING  "receiving"  /* destination: reading and extracting */

@@ -66,6 +66,24 @@ wx_status_json(const struct wx_state *st, const struct wx_record *r, bool live)
 		    v != NULL)
 			json_object_object_add(j, extra_routing[i], json_object_get(v));
 	}
+	/* The chunked upload (docs/protocol.md): its id and counters, never its secret. */
+	json_object *ch;
+	if (r->extra != NULL && json_object_object_get_ex(r->extra, "chunked", &ch) &&
+	    json_object_is_type(ch, json_type_object)) {
+		static const char *const fields[] = { "acked", "chunk_size", "interruptions",
+			"resumes", "resent_bytes" };
+		json_object *o = json_object_new_object(), *v;
+		if (json_object_object_get_ex(ch, "upload", &v) &&
+		    json_object_is_type(v, json_type_string))
+			json_object_object_add(o, "upload",
+			    json_object_new_string(json_object_get_string(v)));
+		for (size_t i = 0; i < WX_ARRAY_LEN(fields); i++)
+			if (json_object_object_get_ex(ch, fields[i], &v) &&
+			    json_object_is_type(v, json_type_int))
+				json_object_object_add(o, fields[i],
+				    json_object_new_int64(json_object_get_int64(v)));
+		json_object_object_add(j, "chunked", o);
+	}
 	json_object_object_add(j, "rate_bytes_per_second",
 	    json_object_new_int64((int64_t)r->rate));
 	long long eta = wx_status_eta(r);

@@ -72,8 +72,28 @@ answer_caps_line(struct caps *caps, const char *line, size_t n)
 			caps->zstd = true;
 		if (list_has(line + nlen, n - nlen, "preflight"))
 			caps->preflight = true;
+		if (list_has(line + nlen, n - nlen, "chunked"))
+			caps->chunked = true;
+	}
+	static const char max[] = "X-Wingxfer-Chunk-Max:";
+	size_t mlen = sizeof max - 1;
+	if (n > mlen && strncasecmp(line, max, mlen) == 0) {
+		size_t i = mlen;
+		long long v = 0;
+		bool digits = false;
+		while (i < n && (line[i] == ' ' || line[i] == '\t'))
+			i++;
+		while (i < n && line[i] >= '0' && line[i] <= '9' && v <= (1LL << 40)) {
+			v = v * 10 + (line[i++] - '0');
+			digits = true;
+		}
+		while (i < n && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r' || line[i] == '\n'))
+			i++;
+		caps->chunk_max = digits && i == n && v >= 1 && v <= (1LL << 40) ? v : 0;
 	}
 	/* A new status line (after a 1xx): forget what an earlier block said. */
-	if (n >= 5 && strncmp(line, "HTTP/", 5) == 0)
-		caps->header = caps->zstd = caps->preflight = false;
+	if (n >= 5 && strncmp(line, "HTTP/", 5) == 0) {
+		caps->header = caps->zstd = caps->preflight = caps->chunked = false;
+		caps->chunk_max = 0;
+	}
 }

@@ -14,12 +14,15 @@ struct caps {
 	bool header;            /* X-Wingxfer-Capabilities was in the answer */
 	bool zstd;              /* ... and named zstd */
 	bool preflight;         /* ... and named preflight (POST /api/transfers/preflight) */
+	bool chunked;           /* ... and named chunked (docs/protocol.md, version 1) */
+	long long chunk_max;    /* X-Wingxfer-Chunk-Max in bytes, 0 when absent or malformed */
 };
 
 /*
  * One header line of the OPTIONS answer as libcurl hands it over (n bytes,
  * not NUL-terminated, CRLF included).  A status line ("HTTP/...", a new
- * block after a 1xx) forgets what earlier lines said.
+ * block after a 1xx) forgets what earlier lines said.  X-Wingxfer-Chunk-Max
+ * is kept when it is a decimal number of bytes from 1 to 2^40.
  */
 void answer_caps_line(struct caps *caps, const char *line, size_t n);
 

@@ -349,20 +349,23 @@ plan_parts(struct body *b)
 /* --- the interface --- */
 
 struct body *
-body_open(struct job *job, char *err, size_t errsize)
+body_open(struct job *job, const char *boundary, char *err, size_t errsize)
 {
 	struct body *b = xcalloc(1, sizeof *b);
 	b->job = job;
 	b->fd = -1;
 	b->md = EVP_MD_CTX_new();
 	unsigned char rnd[30];
-	if (b->md == NULL || wx_random_bytes(rnd, sizeof rnd) < 0) {
+	if (b->md == NULL || (boundary == NULL && wx_random_bytes(rnd, sizeof rnd) < 0)) {
 		snprintf(err, errsize, "Cannot set up the upload (no memory or no random bytes).");
 		body_close(b);
 		return NULL;
 	}
 	/* 60 hex digits, as Go's mime/multipart makes them. */
-	wx_hex(rnd, sizeof rnd, b->boundary);
+	if (boundary != NULL)
+		wx_strlcpy(b->boundary, boundary, sizeof b->boundary);
+	else
+		wx_hex(rnd, sizeof rnd, b->boundary);
 	plan_parts(b);
 	return b;
 }

@@ -16,6 +16,7 @@
 #include "walk.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <getopt.h>
 #include <locale.h>
 #include <signal.h>
@@ -45,6 +46,16 @@ static const char help[] =
 "    200 or 202 completes the transfer (the destination tells the panel);\n"
 "    anything else, a cancel or a timeout fails it, and the panel is told\n"
 "    through the outbox.\n"
+"\n"
+"    To a wingxfer destination that names \"chunked\" in its capabilities\n"
+"    (and with system.transfers.chunked auto) the same body goes as a\n"
+"    resumable upload (docs/protocol.md): PATCH requests of at most\n"
+"    system.transfers.chunk_size, each checked by its SHA-256, resumed from\n"
+"    the destination's offset after a cut link, a 5xx or a lost answer\n"
+"    (system.transfers.resume_attempts, resume_window); a 413 halves the\n"
+"    chunk size.  The process holding the lock supervises the worker: a\n"
+"    worker killed by a signal is started again (at most 3 times) and\n"
+"    resumes the upload.\n"
 "\n"
 "    A destination whose OPTIONS answer has no X-Wingxfer-Capabilities is Go\n"
 "    Wings, which would store hard links and symlinks as empty files: it is\n"
@@ -219,6 +230,19 @@ measure(struct job *job, char *why, size_t whysize)
 }
 
 static enum outcome
+outcome_of(enum upload_result r)
+{
+	switch (r) {
+	case UPLOAD_PUSHED:
+		return OUT_COMPLETED;
+	case UPLOAD_STOPPED:
+		return OUT_STOPPED;
+	default:
+		return OUT_FAILED;
+	}
+}
+
+static enum outcome
 run(struct job *job, char *why, size_t whysize)
 {
 	job->rec.pid = getpid();
@@ -253,14 +277,26 @@ run(struct job *job, char *why, size_t whysize)
 		return job->stop != JOB_RUNNING ? OUT_STOPPED : OUT_FAILED;
 	if (measure(job, why, whysize) < 0)
 		return job->stop != JOB_RUNNING ? OUT_STOPPED : OUT_FAILED;
-	switch (upload_run(job, why, whysize)) {
-	case UPLOAD_PUSHED:
-		return OUT_COMPLETED;
-	case UPLOAD_STOPPED:
-		return OUT_STOPPED;
-	default:
+	return outcome_of(upload_run(job, why, whysize));
+}
+
+/* A worker started again by its supervisor: the chunked upload of the record goes on. */
+static enum outcome
+resume(struct job *job, char *why, size_t whysize)
+{
+	wx_record_clear(&job->rec);
+	if (wx_record_load(&job->st, job->uuid, &job->rec) < 0) {
+		snprintf(why, whysize, "The transfer record could not be read again: %s.",
+		    strerror(errno));
 		return OUT_FAILED;
 	}
+	job->rec.pid = getpid();
+	job_log(job, "The push worker was started again after it died; the upload resumes.");
+	if (job_should_stop(job))
+		return OUT_STOPPED;
+	if (measure(job, why, whysize) < 0)
+		return job->stop != JOB_RUNNING ? OUT_STOPPED : OUT_FAILED;
+	return outcome_of(upload_resume(job, why, whysize));
 }
 
 static void
@@ -333,12 +369,15 @@ main(int argc, char **argv)
 		goto out;
 	job.server_dir = wx_path_join(job.cfg->data_directory, job.uuid);
 	job.codec = WX_COMPRESS_GZIP;  /* until the destination says it reads zstd (upload.c) */
+	int worker = supervise(&job, &code);
+	if (worker < 0)
+		goto out;  /* the supervisor: its worker ended */
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		wx_err("libcurl failed to initialise");
 		goto out;
 	}
 	char why[1200] = "";
-	enum outcome out = run(&job, why, sizeof why);
+	enum outcome out = worker == 0 ? run(&job, why, sizeof why) : resume(&job, why, sizeof why);
 	if (job.curl != NULL)
 		curl_easy_cleanup(job.curl);  /* the preflight's, when the upload never took it */
 	job.curl = NULL;

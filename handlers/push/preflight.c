@@ -155,7 +155,7 @@ static int
 attempt(struct job *job, CURL *c, const char *ua, int64_t size, bool *retry, char *why,
     size_t whysize)
 {
-	struct caps caps = { false, false, false };
+	struct caps caps = { false, false, false, false, 0 };
 	long status = 0;
 	char cwhy[sizeof job->caps_why];
 	CURLcode rc = upload_probe(job, c, ua, &caps, &status, cwhy, sizeof cwhy);
@@ -199,9 +199,8 @@ attempt(struct job *job, CURL *c, const char *ua, int64_t size, bool *retry, cha
 	return 0;
 }
 
-/* Waits ms, in slices; false when the job must stop. */
-static bool
-wait_ms(struct job *job, int64_t ms)
+bool
+job_wait_ms(struct job *job, int64_t ms)
 {
 	int64_t end = wx_mono_ms() + ms;
 	for (;;) {
@@ -251,7 +250,7 @@ preflight_run(struct job *job, int64_t size, char *why, size_t whysize)
 			break;
 		wx_info("preflight attempt %d of %d failed (%s); again in %lld ms", n,
 		    PREFLIGHT_ATTEMPTS, reason, (long long)wait);
-		if (!wait_ms(job, wait))
+		if (!job_wait_ms(job, wait))
 			break;
 	}
 	curl_easy_cleanup(c);

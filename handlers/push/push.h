@@ -95,6 +95,7 @@ struct job {
 	struct caps caps;
 	char caps_why[300];
 	CURL *curl;              /* the preflight's handle, taken over by the upload; or NULL */
+	int64_t chunk_size;      /* > 0: the chunked upload with chunks of this size (chunked.c) */
 };
 
 /* Skipped sockets, FIFOs and devices named in the log; the rest are counted. */
@@ -187,6 +188,8 @@ enum preflight_result {
  * retried briefly (shared/backoff.h, PREFLIGHT_ATTEMPTS).
  */
 enum preflight_result preflight_run(struct job *job, int64_t size, char *why, size_t whysize);
+/* Waits ms in slices, polling job_should_stop; false when the job must stop. */
+bool job_wait_ms(struct job *job, int64_t ms);
 /*
  * A CURLOPT_XFERINFOFUNCTION for requests without their own progress (the
  * probe, the preflight): ctx is the job; a cancel or stop signal ends the
@@ -221,11 +224,47 @@ enum upload_result {
 };
 /* Archives, compresses and streams the server to rec.url. */
 enum upload_result upload_run(struct job *job, char *why, size_t whysize);
+/*
+ * A restarted worker: the chunked upload of the record (extra.resume: the
+ * boundary and codec) goes on (chunked_run with resume).
+ */
+enum upload_result upload_resume(struct job *job, char *why, size_t whysize);
+
+/* --- chunked.c: the resumable upload (docs/protocol.md) --- */
+struct body;
+/*
+ * Sends the body (*bodyp, from body_open) as chunks of job->chunk_size to
+ * <url>/uploads with c (set up for the destination) until the destination
+ * says the upload completed, resuming after interruptions; on a failure or
+ * a stop the upload is deleted on the destination.  *bodyp may be replaced
+ * (the body made again from its start): body_close it after.
+ */
+enum upload_result chunked_run(struct job *job, CURL *c, const char *ua, struct body **bodyp,
+    bool resume, char *why, size_t whysize);
+/*
+ * resume: a new worker goes on with the upload its record holds
+ * (extra.resume): the offset and prefix_sha256 from the destination, the
+ * body (*bodyp, opened with the recorded boundary) made again up to there
+ * and checked, then the rest.
+ */
+
+/* --- supervise.c --- */
+/*
+ * Forks the worker and supervises it (restarts a worker killed by a signal
+ * while its chunked upload can be resumed).  In a worker: 0 for the first
+ * run, 1 for a restart (resume from the record).  In the supervisor, once
+ * done: -1 with *exit_code set.
+ */
+int supervise(struct job *job, int *exit_code);
 
 /* --- body.c: the multipart request body --- */
 struct body;
-/* Plans the parts (backups and install log found on disk).  NULL with err. */
-struct body *body_open(struct job *job, char *err, size_t errsize);
+/*
+ * Plans the parts (backups and install log found on disk).  boundary: the
+ * multipart boundary to use (60 hex digits; the same body again), or NULL
+ * for a new random one.  NULL with err.
+ */
+struct body *body_open(struct job *job, const char *boundary, char *err, size_t errsize);
 /* The random multipart boundary (60 hex digits). */
 const char *body_boundary(const struct body *b);
 /*

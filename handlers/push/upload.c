@@ -204,8 +204,10 @@ upload_probe(struct job *job, CURL *c, const char *ua, struct caps *caps, long *
 	}
 	curl_easy_reset(c);
 	*status = rc == CURLE_OK ? code : 0;
-	if (rc != CURLE_OK || code < 200 || code > 299)
-		caps->header = caps->zstd = caps->preflight = false;
+	if (rc != CURLE_OK || code < 200 || code > 299) {
+		caps->header = caps->zstd = caps->preflight = caps->chunked = false;
+		caps->chunk_max = 0;
+	}
 	if (rc != CURLE_OK && set.rc != CURLE_OK)
 		snprintf(why, whysize, "OPTIONS not sent: %s", errbuf);
 	else if (rc != CURLE_OK)
@@ -224,6 +226,34 @@ upload_probe(struct job *job, CURL *c, const char *ua, struct caps *caps, long *
 }
 
 /*
+ * job->chunk_size (docs/protocol.md §2): chunks when the destination names
+ * chunked and system.transfers.chunked is auto, of min(chunk_size,
+ * X-Wingxfer-Chunk-Max) bytes (but at least 1 MiB); else 0, the single POST.
+ */
+static void
+choose_chunks(struct job *job, const struct caps *caps)
+{
+	const struct wx_transfers_config *tc = &job->cfg->transfers;
+	job->chunk_size = 0;
+	if (!caps->header || !caps->chunked) {
+		if (caps->header)
+			wx_info("the destination does not name chunked: one POST");
+		return;
+	}
+	if (strcmp(tc->chunked, "auto") != 0) {
+		wx_info("system.transfers.chunked is %s: one POST", tc->chunked);
+		return;
+	}
+	int64_t size = tc->chunk_size;
+	if (caps->chunk_max > 0 && caps->chunk_max < size)
+		size = caps->chunk_max;
+	if (size < (1 << 20))
+		size = 1 << 20;
+	job->chunk_size = size;
+	wx_info("the destination takes resumable chunks: chunks of %lld bytes", (long long)size);
+}
+
+/*
  * Asks the destination what it is (peer_decide) and sets job->codec: zstd
  * only when the configuration allows it, the level compresses (0 stores, in
  * gzip framing), and the destination named zstd.
@@ -233,7 +263,7 @@ choose_codec(struct job *job, CURL *c, const char *ua)
 {
 	const struct wx_transfers_config *tc = &job->cfg->transfers;
 	bool want_zstd = strcmp(tc->compression, "zstd") == 0;
-	struct caps caps = { false, false, false };
+	struct caps caps = { false, false, false, false, 0 };
 	char why[300];
 	long status;
 	if (job->probed) {
@@ -244,6 +274,7 @@ choose_codec(struct job *job, CURL *c, const char *ua)
 	}
 	if (job->stop != JOB_RUNNING)
 		return;  /* upload_run stops before the POST */
+	choose_chunks(job, &caps);
 	if (!caps.header)
 		wx_info("the destination is treated as Go Wings: %s", why);
 	peer_decide(job, !caps.header);
@@ -313,10 +344,16 @@ upload_run(struct job *job, char *why, size_t whysize)
 	job_log(job, "Archiving %lld files and directories (%s) as tar.%s, level %lld.",
 	    (long long)job->progress.files_total, size, job->codec == WX_COMPRESS_ZSTD ? "zst" : "gz",
 	    (long long)job->cfg->transfers.compression_level);
-	u.body = body_open(job, why, whysize);
+	u.body = body_open(job, NULL, why, whysize);
 	if (u.body == NULL) {
 		curl_easy_cleanup(c);
 		return UPLOAD_FAILED;
+	}
+	if (job->chunk_size > 0) {
+		enum upload_result r = chunked_run(job, c, ua, &u.body, false, why, whysize);
+		curl_easy_cleanup(c);
+		body_close(u.body);
+		return r;
 	}
 	struct curl_slist *headers = headers_for(&u);
 	struct wx_curl_set set = WX_CURL_SET_INIT;
@@ -379,4 +416,43 @@ upload_run(struct job *job, char *why, size_t whysize)
 	free(u.answer.text);
 	wx_ratelimit_close(&u.rl);
 	return result;
+}
+
+enum upload_result
+upload_resume(struct job *job, char *why, size_t whysize)
+{
+	json_object *r = NULL, *v;
+	const char *boundary = NULL, *codec = NULL;
+	if (job->rec.extra != NULL && json_object_object_get_ex(job->rec.extra, "resume", &r)) {
+		if (json_object_object_get_ex(r, "boundary", &v) && json_object_is_type(v, json_type_string))
+			boundary = json_object_get_string(v);
+		if (json_object_object_get_ex(r, "codec", &v) && json_object_is_type(v, json_type_string))
+			codec = json_object_get_string(v);
+	}
+	if (boundary == NULL || strlen(boundary) != 60 ||
+	    strspn(boundary, "0123456789abcdef") != 60 || codec == NULL ||
+	    (strcmp(codec, "gzip") != 0 && strcmp(codec, "zstd") != 0)) {
+		snprintf(why, whysize, "The transfer record has no chunked upload to resume "
+		    "(extra.resume: boundary, codec).");
+		return UPLOAD_FAILED;
+	}
+	job->codec = strcmp(codec, "zstd") == 0 ? WX_COMPRESS_ZSTD : WX_COMPRESS_GZIP;
+	job->chunk_size = job->cfg->transfers.chunk_size;  /* chunked_run takes the recorded size */
+	peer_decide(job, false);  /* only a wingxfer destination takes chunks */
+	CURL *c = curl_easy_init();
+	if (c == NULL) {
+		snprintf(why, whysize, "Cannot set up the upload (libcurl failed to start).");
+		return UPLOAD_FAILED;
+	}
+	char ua[64];
+	snprintf(ua, sizeof ua, "wingxfer-push/%s", PACKAGE_VERSION);
+	struct body *body = body_open(job, boundary, why, whysize);
+	if (body == NULL) {
+		curl_easy_cleanup(c);
+		return UPLOAD_FAILED;
+	}
+	enum upload_result res = chunked_run(job, c, ua, &body, true, why, whysize);
+	curl_easy_cleanup(c);
+	body_close(body);
+	return res;
 }

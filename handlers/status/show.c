@@ -80,6 +80,34 @@ progress_line(FILE *f, const struct st_item *it)
 	fputc('\n', f);
 }
 
+static int64_t
+chunked_count(json_object *ch, const char *key)
+{
+	json_object *v;
+	return json_object_object_get_ex(ch, key, &v) && json_object_is_type(v, json_type_int) ?
+	    json_object_get_int64(v) : 0;
+}
+
+/* "    chunked: upload <id>, 12.0 MiB acknowledged, chunks of 2.0 MiB, ..." */
+static void
+chunked_line(FILE *f, const struct wx_record *r)
+{
+	json_object *ch, *id;
+	if (r->extra == NULL || !json_object_object_get_ex(r->extra, "chunked", &ch) ||
+	    !json_object_is_type(ch, json_type_object))
+		return;
+	char acked[32], size[32], resent[32];
+	wx_format_bytes(chunked_count(ch, "acked"), acked, sizeof acked);
+	wx_format_bytes(chunked_count(ch, "chunk_size"), size, sizeof size);
+	wx_format_bytes(chunked_count(ch, "resent_bytes"), resent, sizeof resent);
+	fprintf(f, "    chunked: upload %s, %s acknowledged, chunks of %s, %lld interruptions, "
+	    "%lld resumes, %s sent again\n",
+	    json_object_object_get_ex(ch, "upload", &id) && json_object_is_type(id, json_type_string) ?
+	    json_object_get_string(id) : "?", acked, size,
+	    (long long)chunked_count(ch, "interruptions"), (long long)chunked_count(ch, "resumes"),
+	    resent);
+}
+
 static void
 show_one(FILE *f, const struct st_item *it, int64_t now)
 {
@@ -109,6 +137,7 @@ show_one(FILE *f, const struct st_item *it, int64_t now)
 	if (r->role == WX_ROLE_SOURCE && r->url != NULL)
 		fprintf(f, ", to %s", r->url);
 	fputc('\n', f);
+	chunked_line(f, r);
 	if (r->error != NULL)
 		fprintf(f, "    error: %s\n", r->error);
 	if (r->warning != NULL)

@@ -64,6 +64,8 @@ phase_allowance(const struct wd *w, const char *phase)
 		return t->hook_timeout;            /* hooks.create_environment */
 	if (strcmp(phase, WX_PHASE_WAITING) == 0)
 		return t->response_timeout;        /* the destination's answer */
+	if (strcmp(phase, WX_PHASE_RESUMING) == 0)
+		return t->resume_window;           /* a chunked upload resumes (its own bound) */
 	return 0;
 }
 
