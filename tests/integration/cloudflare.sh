@@ -24,6 +24,7 @@
 . "$top_srcdir/tests/lib/webstack.sh"
 . "$top_srcdir/tests/lib/panel.sh"
 . "$top_srcdir/tests/lib/cfproxy.sh"
+. "$top_srcdir/tests/lib/incompressible.sh"
 webstack_init
 [ -x "$CFPROXY_NGINX" ] || skip_all "needs nginx (apt-get install nginx-light)"
 PANEL_TLS=1 panel_start || { echo "not ok 1 - panel emulator"; echo 1..1; exit 1; }
@@ -54,22 +55,6 @@ outboxes_empty() { ! ls "$WX_TEST_TMP"/s/state/outbox/*.json "$WX_TEST_TMP"/d/st
 set_chunked() {
 	sed -i '/^    chunked: /d' "$WX_TEST_TMP/s/config.yml"
 	sed -i "s|^    disk_reserve: 0$|    disk_reserve: 0\n    chunked: $1|" "$WX_TEST_TMP/s/config.yml"
-}
-# random_file PATH MIB SEED: MIB MiB of incompressible bytes (AES-CTR of
-# zeros under a key made from SEED), a few hundred MB/s.
-random_file() {
-	mkdir -p "$(dirname "$1")"
-	head -c "$(($2 * 1048576))" /dev/zero |
-		openssl enc -aes-128-ctr -K "$(printf '%032x' "$3")" -iv 00000000000000000000000000000000 > "$1"
-}
-# server_tree DIR BIG-FILES MIB SEED: a small game-server-like tree (trees.py)
-# plus BIG-FILES incompressible files of MIB MiB each.
-server_tree() {
-	local dir=$1 n=$2 mib=$3 seed=$4 i
-	python3 "$TREES" make "$dir" --files 200 --seed "$seed" >/dev/null || return 1
-	for i in $(seq 1 "$n"); do
-		random_file "$dir/world/region/r.$i.0.mca" "$mib" $((seed * 1000 + i)) || return 1
-	done
 }
 go() { # go UUID: the panel starts the transfer s -> d with the proxy's URL
 	local answer
@@ -105,7 +90,7 @@ ok "the proxy's pid file is its own (not /run/nginx.pid)" own_pidfile
 # --- (a) the single POST: refused by the proxy --------------------------------
 U=aaaaaaaa-0000-4000-8000-000000000001
 set_chunked off
-server_tree "$WX_TEST_TMP/s/data/$U" 3 56 11 || { echo "not ok - generating the tree"; done_testing; exit 1; }
+incompressible_tree "$WX_TEST_TMP/s/data/$U" 3 56 11 || { echo "not ok - generating the tree"; done_testing; exit 1; }
 python3 "$TREES" manifest "$WX_TEST_TMP/s/data/$U" > "$WX_TEST_TMP/$U.before"
 diag "single POST: a $(du -sm "$WX_TEST_TMP/s/data/$U" | cut -f1) MiB server of incompressible data"
 mark=$(cfproxy_log cf | wc -l)
@@ -147,7 +132,7 @@ else
 	set_chunked auto
 	# 16 x 128 MiB of incompressible data and a small tree: 2 GiB, and an
 	# archive of about 2.1 GB whatever the codec.
-	server_tree "$WX_TEST_TMP/s/data/$U" 16 128 12 || { echo "not ok - generating the tree"; done_testing; exit 1; }
+	incompressible_tree "$WX_TEST_TMP/s/data/$U" 16 128 12 || { echo "not ok - generating the tree"; done_testing; exit 1; }
 	python3 "$TREES" manifest "$WX_TEST_TMP/s/data/$U" > "$WX_TEST_TMP/$U.before"
 	diag "chunked: a $(du -sm "$WX_TEST_TMP/s/data/$U" | cut -f1) MiB server of incompressible data"
 	mark=$(cfproxy_log cf | wc -l)
