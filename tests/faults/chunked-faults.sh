@@ -31,6 +31,7 @@
 . "$top_srcdir/tests/lib/push.sh"
 . "$top_srcdir/tests/lib/incompressible.sh"
 . "$top_srcdir/tests/faults/lib.sh"
+. "$top_srcdir/tests/lib/netpair.sh"
 [ "$(id -u)" = 0 ] || skip_all "needs root for network namespaces and Apache"
 command -v ip >/dev/null || skip_all "needs ip (iproute2) for network namespaces"
 if ! grep -aq 'Upload-Offset' "$WX_BIN/wingxfer-push" && ! grep -aq 'Upload-Offset' "$WX_BIN/wingxfer-destination"; then
@@ -42,46 +43,18 @@ BIG_FILES=5 BIG_MIB=32 # the incompressible part of the server: 160 MiB
 SIZE=$((BIG_FILES * BIG_MIB * 1048576))
 
 wx_tmpdir
-NSA="wxcsrc$$" NSB="wxcdst$$" VA="wxca$$" VB="wxcb$$"
-ADDR_A=10.232.0.1 ADDR_B=10.232.0.2
-netns_cleanup() {
-	ip link del "$VA" 2>/dev/null
-	ip -n "$NSA" link del "$VA" 2>/dev/null
-	ip netns del "$NSA" 2>/dev/null
-	ip netns del "$NSB" 2>/dev/null
-	return 0
-}
-trap '_stop_workers; _tap_cleanup; netns_cleanup' EXIT
-ip netns add "$NSA" && ip netns add "$NSB" || skip_all "cannot create network namespaces here"
-ip -n "$NSA" link set lo up && ip -n "$NSB" link set lo up &&
-	ip link add "$VA" type veth peer name "$VB" &&
-	ip link set "$VA" netns "$NSA" && ip link set "$VB" netns "$NSB" &&
-	ip -n "$NSA" addr add "$ADDR_A/30" dev "$VA" && ip -n "$NSB" addr add "$ADDR_B/30" dev "$VB" &&
-	ip -n "$NSA" link set "$VA" up && ip -n "$NSB" link set "$VB" up ||
-	{ echo "not ok 1 - the veth pair"; echo 1..1; exit 1; }
+trap '_stop_workers; _tap_cleanup; netpair_cleanup' EXIT
+netpair_init 232 || skip_all "cannot create network namespaces and a veth pair here"
 
 RESULTS="${FAULT_RESULTS:-$top_builddir/tests/faults/results-chunked.txt}"
 mkdir -p "$(dirname "$RESULTS")"
 fault_seed
 echo "seed $FAULT_SEED" > "$RESULTS"
 webstack_ca || { echo "not ok - test CA"; echo 1..1; exit 1; }
-# The destination's certificate names its address in the namespace.
-d="$WX_TEST_TMP/ca"
-openssl req -newkey rsa:2048 -nodes -subj "/CN=$ADDR_B" -keyout "$d/b.key" -out "$d/b.csr" >/dev/null 2>&1
-printf 'subjectAltName=IP:%s\nbasicConstraints=CA:FALSE\n' "$ADDR_B" > "$d/b.cnf"
-openssl x509 -req -in "$d/b.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial -days 2 \
-	-extfile "$d/b.cnf" -out "$d/b.pem" >/dev/null 2>&1 && chmod 644 "$d/b.pem"
-
-# The panel emulator in the source's namespace, on every address there.
-PANEL_PORT=$(free_port)
-mkdir -p "$WX_TEST_TMP/panel"
-ip netns exec "$NSA" "$PANEL_EMULATOR" --listen "0.0.0.0:$PANEL_PORT" --state "$WX_TEST_TMP/panel/state.json" \
-	2>>"$WX_TEST_TMP/panel/log" &
-PANEL_PID=$!
-track_pid "$PANEL_PID"
-PANEL_URL="http://127.0.0.1:$PANEL_PORT"
-_panel_curl() { ip netns exec "$NSA" curl -sS --max-time 30 "$@"; }
-wait_for "panel emulator" 20 _panel_curl -o /dev/null "$PANEL_URL/_emulator/state" 2>/dev/null
+# The destination's certificate names its address in the namespace; the
+# panel emulator lives in the source's namespace.
+netpair_cert || { echo "not ok - the destination's certificate"; echo 1..1; exit 1; }
+netpair_panel || { echo "not ok - panel emulator"; echo 1..1; exit 1; }
 
 SRC="$WX_TEST_TMP/s" DST="$WX_TEST_TMP/d"
 NODE_NS[s]=$NSA NODE_NS[d]=$NSB
@@ -94,8 +67,8 @@ node_setup s "    stall_timeout: 10
     chunked: auto
     chunk_size: 8MiB
     resume_attempts: 100"
-PANEL_URL="http://$ADDR_A:$PANEL_PORT" NODE_HOST=$ADDR_B node_setup d "    download_limit: 8"
-sed -i "s|cert: .*node.pem|cert: $d/b.pem|; s|key: .*node.key|key: $d/b.key|" "$DST/config.yml"
+PANEL_URL=$NETPAIR_PANEL_B NODE_HOST=$ADDR_B node_setup d "    download_limit: 8"
+sed -i "s|cert: .*node.pem|cert: $WX_TEST_TMP/ca/b.pem|; s|key: .*node.key|key: $WX_TEST_TMP/ca/b.key|" "$DST/config.yml"
 node_start s apache && node_start d apache || { echo "not ok - Apache does not start"; echo 1..1; exit 1; }
 panel_node s id-s token-s "${NODE_URL[s]}"
 panel_node d id-d token-d "${NODE_URL[d]}"
@@ -182,11 +155,11 @@ if [[ " $SCENARIOS " == *" linkcut "* ]]; then
 		wait_for "linkcut $n: acked past $at" 300 acked_past "$U" "$at" ||
 			{ ok "linkcut $n: the transfer reaches offset $at" false; break; }
 		before=$(interruptions_src "$U")
-		ip -n "$NSA" link set "$VA" down
+		netpair_down
 		ok "linkcut $n at $(acked_dst "$U") acknowledged bytes: the destination is out of reach" unreachable
 		ok "linkcut $n: the source notices the interruption (extra.chunked.interruptions > ${before:-0})" \
 			wait_for "the source to notice cut $n" 120 interrupted_more "$U" "${before:-0}"
-		ip -n "$NSA" link set "$VA" up
+		netpair_up
 		ok "linkcut $n: the link is back" wait_for "link" 30 reach
 		echo "linkcut $n at=$at acked=$(acked_dst "$U")" >> "$RESULTS"
 	done
