@@ -5,10 +5,10 @@
 # node, its push worker and the panel emulator in one, the destination's
 # Apache and wingxfer-destination in the other).  Each transfer moves a
 # server of 160 MiB of incompressible data in chunks of 8 MiB
-# (system.transfers.chunk_size), the destination reading at 8 MiB/s
-# (download_limit), so a transfer lasts ~20 s and every interruption is
-# placed on the acknowledged offset (the destination record's
-# extra.chunked.acked passing a seeded random point), never on a timer.
+# (system.transfers.chunk_size), at 8 MiB/s (the destination's download_limit
+# and the source's upload_limit), so a transfer lasts ~20 s and every interruption is
+# placed on the acknowledged offset (extra.chunked.acked in the source's
+# record passing a seeded random point), never on a timer.
 #
 #   linkcut        the link taken down 5 times, each time until the source
 #                  has noticed (its extra.chunked.interruptions grows), then up
@@ -66,6 +66,7 @@ node_setup s "    stall_timeout: 10
     connect_timeout: 3
     chunked: auto
     chunk_size: 8MiB
+    upload_limit: 8
     resume_attempts: 100"
 PANEL_URL=$NETPAIR_PANEL_B NODE_HOST=$ADDR_B node_setup d "    download_limit: 8"
 sed -i "s|cert: .*node.pem|cert: $WX_TEST_TMP/ca/b.pem|; s|key: .*node.key|key: $WX_TEST_TMP/ca/b.key|" "$DST/config.yml"
@@ -101,12 +102,14 @@ go() { # go UUID: starts the transfer through the source's Apache, in its namesp
 	track_worker "$SRC/state" "$u"
 	[ "$code" = 202 ] || { diag "the source answered $code"; return 1; }
 }
-# Fields of extra.chunked (docs/protocol.md §4), read with sed: a poll every
-# 0.1 s stays cheap.  The names are unique in a record.
-acked_dst() { rec_int "$DST/state" "$1" acked; }
+# Fields of extra.chunked (docs/protocol.md §4) of the source's record, read
+# with sed: a poll every 0.1 s stays cheap.  The names are unique in a record.
+# acked there is the offset the destination acknowledged to the source (its
+# 204), saved after each chunk.
+acked_src() { rec_int "$SRC/state" "$1" acked; }
 interruptions_src() { rec_int "$SRC/state" "$1" interruptions; }
 upload_id() { sed -n 's/.*"upload": *"\([0-9a-f]\{32\}\)".*/\1/p' "$SRC/state/transfers/$1.json" 2>/dev/null | head -n 1; }
-acked_past() { [ "$(acked_dst "$1")" -ge "$2" ] 2>/dev/null; }
+acked_past() { [ "$(acked_src "$1")" -ge "$2" ] 2>/dev/null; }
 interrupted_more() { [ "$(interruptions_src "$1")" -gt "$2" ] 2>/dev/null; }
 # points N: sets POINTS to N seeded offsets between 10 % and 85 % of the
 # body, ascending, at least 2 chunks apart (each waits for new
@@ -156,12 +159,12 @@ if [[ " $SCENARIOS " == *" linkcut "* ]]; then
 			{ ok "linkcut $n: the transfer reaches offset $at" false; break; }
 		before=$(interruptions_src "$U")
 		netpair_down
-		ok "linkcut $n at $(acked_dst "$U") acknowledged bytes: the destination is out of reach" unreachable
+		ok "linkcut $n at $(acked_src "$U") acknowledged bytes: the destination is out of reach" unreachable
 		ok "linkcut $n: the source notices the interruption (extra.chunked.interruptions > ${before:-0})" \
 			wait_for "the source to notice cut $n" 120 interrupted_more "$U" "${before:-0}"
 		netpair_up
 		ok "linkcut $n: the link is back" wait_for "link" 30 reach
-		echo "linkcut $n at=$at acked=$(acked_dst "$U")" >> "$RESULTS"
+		echo "linkcut $n at=$at acked=$(acked_src "$U")" >> "$RESULTS"
 	done
 	finish "linkcut (5 cuts)" "$U" 5
 fi
@@ -175,9 +178,9 @@ if [[ " $SCENARIOS " == *" kill9-push "* ]]; then
 	pid=$(rec_int "$SRC/state" "$U" pid)
 	# the pid is the push worker of this transfer (not a reused pid)
 	kill_worker() { tr '\0' ' ' < "/proc/$1/cmdline" | grep -q "wingxfer-push.* $2" && kill -KILL "$1"; }
-	ok "kill9-push: kill -9 of the push worker (pid $pid) at $(acked_dst "$U") acknowledged bytes" \
+	ok "kill9-push: kill -9 of the push worker (pid $pid) at $(acked_src "$U") acknowledged bytes" \
 		kill_worker "$pid" "$U"
-	echo "kill9-push at=$at acked=$(acked_dst "$U") pid=$pid" >> "$RESULTS"
+	echo "kill9-push at=$at acked=$(acked_src "$U") pid=$pid" >> "$RESULTS"
 	new_worker() { local p; p=$(rec_int "$SRC/state" "$U" pid); [ -n "$p" ] && [ "$p" != 0 ] && [ "$p" != "$pid" ] && kill -0 "$p" 2>/dev/null; }
 	ok "kill9-push: a new push worker resumes the transfer" wait_for "a new worker" 300 new_worker
 	track_worker "$SRC/state" "$U"
@@ -186,16 +189,18 @@ fi
 
 # === kill9-dest: kill -9 of the destination's FastCGI process serving a PATCH ===
 # The process serving the PATCH is the FastCGI worker (a child of the
-# destination's wingxfer-spawn supervisor) holding a file of the upload
-# (a path naming its id) open; never the assembler, which the protocol
-# allows to cost a restart from 0 (docs/protocol.md §5).
+# destination's wingxfer-spawn supervisor) holding a file of the upload open
+# (its spool: a path naming the upload id or the server's UUID); never the
+# assembler, whose death the protocol allows to cost a restart from 0
+# (docs/protocol.md §5), and which is not a child of the supervisor.
 patch_worker() { # UUID: prints the pid
-	local id p f
+	local id p f t
 	id=$(upload_id "$1")
 	[ -n "$id" ] || return 1
 	for p in $(pgrep -P "$(cat "$DST/run/destination.pid")"); do
 		for f in /proc/"$p"/fd/*; do
-			case "$(readlink "$f" 2>/dev/null)" in *"$id"*) echo "$p"; return 0 ;; esac
+			t=$(readlink "$f" 2>/dev/null)
+			case "$t" in *"$id"*|*"$1"*) echo "$p"; return 0 ;; esac
 		done
 	done
 	return 1
@@ -211,8 +216,8 @@ if [[ " $SCENARIOS " == *" kill9-dest "* ]]; then
 	assembler=$(rec_int "$DST/state" "$U" pid)
 	ok "kill9-dest: the process serving the PATCH (pid ${pid:-none}) is not the assembler (pid ${assembler:-none})" \
 		test -n "$pid" -a "$pid" != "${assembler:-0}"
-	ok "kill9-dest: kill -9 of it at $(acked_dst "$U") acknowledged bytes" kill -KILL "${pid:-0}"
-	echo "kill9-dest at=$at acked=$(acked_dst "$U") pid=$pid" >> "$RESULTS"
+	ok "kill9-dest: kill -9 of it at $(acked_src "$U") acknowledged bytes" kill -KILL "${pid:-0}"
+	echo "kill9-dest at=$at acked=$(acked_src "$U") pid=$pid" >> "$RESULTS"
 	finish "kill9-dest" "$U" 1
 	ok "kill9-dest: the destination's FastCGI workers are all there again (3)" \
 		wait_for "destination workers back" 30 bash -c "[ \$(pgrep -P $(cat "$DST/run/destination.pid") | wc -l) = 3 ]"
@@ -224,7 +229,7 @@ if [[ " $SCENARIOS " == *" apache-restart "* ]]; then
 	ok "apache-restart: the transfer starts" go "$U"
 	points 1; at=${POINTS[0]}
 	wait_for "apache-restart: acked past $at" 300 acked_past "$U" "$at"
-	acked=$(acked_dst "$U")
+	acked=$(acked_src "$U")
 	ok "apache-restart: the destination's Apache restarted at $acked acknowledged bytes" node_restart_web d
 	echo "apache-restart at=$at acked=$acked" >> "$RESULTS"
 	finish "apache-restart" "$U" 1
