@@ -193,31 +193,39 @@ fi
 # (its spool: a path naming the upload id or the server's UUID); never the
 # assembler, whose death the protocol allows to cost a restart from 0
 # (docs/protocol.md §5), and which is not a child of the supervisor.
-patch_worker() { # UUID: prints the pid
+# patch_worker UUID: sets PATCH_PID to that worker; 1 when there is none now.
+patch_worker() {
 	local id p f t
+	PATCH_PID=""
 	id=$(upload_id "$1")
 	[ -n "$id" ] || return 1
 	for p in $(pgrep -P "$(cat "$DST/run/destination.pid")"); do
 		for f in /proc/"$p"/fd/*; do
 			t=$(readlink "$f" 2>/dev/null)
-			case "$t" in *"$id"*|*"$1"*) echo "$p"; return 0 ;; esac
+			case "$t" in *"$id"*|*"$1"*) PATCH_PID=$p; return 0 ;; esac
 		done
 	done
 	return 1
 }
-has_patch_worker() { patch_worker "$1" >/dev/null; }
+# kill_patch_worker UUID: kill -9 of the worker serving a PATCH of the upload,
+# the moment it is seen (a PATCH lasts about a second here); its pid in
+# PATCH_PID.  Never a kill without a pid.
+kill_patch_worker() {
+	local assembler
+	wait_for "a FastCGI worker serving a PATCH of the upload" 60 patch_worker "$1" || return 1
+	assembler=$(rec_int "$DST/state" "$1" pid)
+	[ -n "$PATCH_PID" ] && [ "$PATCH_PID" != "${assembler:-0}" ] || return 1
+	kill -KILL "$PATCH_PID"
+}
 if [[ " $SCENARIOS " == *" kill9-dest "* ]]; then
 	U=$(newuuid)
 	ok "kill9-dest: the transfer starts" go "$U"
 	points 1; at=${POINTS[0]}
 	wait_for "kill9-dest: acked past $at" 300 acked_past "$U" "$at"
-	wait_for "kill9-dest: a FastCGI worker serving a PATCH of the upload" 60 has_patch_worker "$U"
-	pid=$(patch_worker "$U")
-	assembler=$(rec_int "$DST/state" "$U" pid)
-	ok "kill9-dest: the process serving the PATCH (pid ${pid:-none}) is not the assembler (pid ${assembler:-none})" \
-		test -n "$pid" -a "$pid" != "${assembler:-0}"
-	ok "kill9-dest: kill -9 of it at $(acked_src "$U") acknowledged bytes" kill -KILL "${pid:-0}"
-	echo "kill9-dest at=$at acked=$(acked_src "$U") pid=$pid" >> "$RESULTS"
+	ok "kill9-dest: kill -9 of the FastCGI worker serving a PATCH (not the assembler) at $(acked_src "$U") acknowledged bytes" \
+		kill_patch_worker "$U"
+	diag "kill9-dest: killed pid ${PATCH_PID:-none}"
+	echo "kill9-dest at=$at acked=$(acked_src "$U") pid=${PATCH_PID:-none}" >> "$RESULTS"
 	finish "kill9-dest" "$U" 1
 	ok "kill9-dest: the destination's FastCGI workers are all there again (3)" \
 		wait_for "destination workers back" 30 bash -c "[ \$(pgrep -P $(cat "$DST/run/destination.pid") | wc -l) = 3 ]"
