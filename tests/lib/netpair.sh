@@ -10,8 +10,9 @@
 #   netpair_cleanup            removes them (for the caller's EXIT trap)
 #   netpair_cert               the destination's certificate for ADDR_B, signed
 #                              by the test CA: $WX_TEST_TMP/ca/b.pem and b.key
-#   netpair_panel              the panel emulator (plain HTTP) in NSA on every
-#                              address there; sets PANEL_URL (for NSA) and
+#   netpair_panel              the panel emulator (plain HTTP; it trusts the test
+#                              CA when it calls a node) in NSA on every address
+#                              there; sets PANEL_URL (for NSA) and
 #                              NETPAIR_PANEL_B (the same panel seen from NSB)
 #   netpair_down / netpair_up  the link cut / back (A's end down / up)
 #   netpair_tx_bytes           bytes A's end has sent so far (everything on the
@@ -50,7 +51,7 @@ netpair_panel() {
 	PANEL_PORT=$(free_port)
 	mkdir -p "$WX_TEST_TMP/panel"
 	ip netns exec "$NSA" "$PANEL_EMULATOR" --listen "0.0.0.0:$PANEL_PORT" \
-		--state "$WX_TEST_TMP/panel/state.json" 2>>"$WX_TEST_TMP/panel/log" &
+		--state "$WX_TEST_TMP/panel/state.json" --ca "$WX_TEST_TMP/ca/ca.pem" 2>>"$WX_TEST_TMP/panel/log" &
 	PANEL_PID=$!
 	track_pid "$PANEL_PID"
 	PANEL_URL="http://127.0.0.1:$PANEL_PORT"
