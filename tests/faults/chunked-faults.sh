@@ -190,62 +190,58 @@ if [[ " $SCENARIOS " == *" kill9-push "* ]]; then
 fi
 
 # === kill9-dest: kill -9 of the destination's FastCGI process serving a PATCH ===
-# The process serving the PATCH is the FastCGI worker (a child of the
-# destination's wingxfer-spawn supervisor) that holds a file naming the
-# upload id open (its spool) and is reading (its rchar grows over 0.1 s);
-# never the assembler, whose death the protocol allows to cost a restart
-# from 0 (docs/protocol.md §5), and which is not a child of the supervisor.
-# patch_worker UUID: sets PATCH_PID to that worker; 1 when there is none now.
-patch_worker() {
-	local id p f t r0 r1 cands=""
-	PATCH_PID=""
+# The process serving the PATCH is a FastCGI worker (a child of the
+# destination's wingxfer-spawn supervisor) holding a file naming the upload
+# id open (its spool file); every such worker is killed at once (another
+# one may be finishing an earlier request of the upload); never the
+# assembler, whose death the protocol allows to cost a restart from 0
+# (docs/protocol.md §5), and which is not a child of the supervisor.
+# patch_workers UUID: sets PATCH_PIDS to those workers; 1 when there is none now.
+patch_workers() {
+	local id p f t assembler
+	PATCH_PIDS=""
 	id=$(upload_id "$1")
 	[ -n "$id" ] || return 1
+	assembler=$(rec_int "$DST/state" "$1" pid)
 	for p in $(pgrep -P "$(cat "$DST/run/destination.pid")"); do
+		[ "$p" != "${assembler:-0}" ] || continue
 		for f in /proc/"$p"/fd/*; do
 			t=$(readlink "$f" 2>/dev/null)
-			case "$t" in *"$id"*) cands="$cands $p"; break ;; esac
+			case "$t" in *"$id"*) PATCH_PIDS="$PATCH_PIDS $p"; break ;; esac
 		done
 	done
-	for p in $cands; do
-		r0=$(awk '/^rchar/ {print $2}' "/proc/$p/io" 2>/dev/null)
-		sleep 0.1
-		r1=$(awk '/^rchar/ {print $2}' "/proc/$p/io" 2>/dev/null)
-		[ -n "$r0" ] && [ -n "$r1" ] && [ "$r1" -gt "$r0" ] && { PATCH_PID=$p; return 0; }
-	done
-	return 1
+	[ -n "$PATCH_PIDS" ]
 }
-# kill_patch_worker UUID: kill -9 of the worker serving a PATCH of the upload
-# the moment it is seen reading; its pid in PATCH_PID.  Never a kill without
-# a pid.
-kill_patch_worker() {
-	local assembler
-	wait_for "a FastCGI worker serving a PATCH of the upload" 60 patch_worker "$1" || return 1
-	assembler=$(rec_int "$DST/state" "$1" pid)
-	[ -n "$PATCH_PID" ] && [ "$PATCH_PID" != "${assembler:-0}" ] || return 1
-	kill -KILL "$PATCH_PID"
+# kill_patch_workers UUID: kill -9 of them the moment they are seen; 1 (and
+# no kill) when the transfer ended first.  Never a kill without a pid.
+patch_or_done() { patch_workers "$1" || _worker_done "$SRC/state" "$1"; }
+kill_patch_workers() {
+	wait_for "a FastCGI worker serving a PATCH of the upload" 60 patch_or_done "$1" || return 1
+	[ -n "$PATCH_PIDS" ] || return 1
+	kill -KILL $PATCH_PIDS
 }
 # cut_or_passed UUID INTERRUPTIONS ACKED: the source counted an interruption
-# since, or the upload went 2 chunks past ACKED without one (the PATCH had
-# ended just before the kill): one of the two always comes.
-cut_or_passed() { interrupted_more "$1" "$2" || acked_past "$1" $(($3 + 2 * CHUNK)) || _worker_done "$SRC/state" "$1"; }
+# since, or the upload went a chunk past ACKED without one (the PATCH had
+# ended just before the kill), or it ended: one of them always comes.
+cut_or_passed() { interrupted_more "$1" "$2" || acked_past "$1" $(($3 + CHUNK)) || _worker_done "$SRC/state" "$1"; }
 if [[ " $SCENARIOS " == *" kill9-dest "* ]]; then
 	U=$(newuuid)
 	ok "kill9-dest: the transfer starts" go "$U"
-	points 1; at=${POINTS[0]}
+	# In the first 40 % of the body: room for the kills that follow a miss.
+	points 1; at=$((SIZE / 10 + (POINTS[0] - SIZE / 10) * 30 / 75))
 	wait_for "kill9-dest: acked past $at" 300 acked_past "$U" "$at"
-	# Until a kill lands inside a PATCH (at most 5 kills; a kill that lands
-	# between two PATCHes hits an idle worker and re-sends nothing).
-	kills=0 landed=0
-	while [ "$kills" -lt 5 ] && [ "$landed" = 0 ]; do
-		before=$(interruptions_src "$U") acked=$(acked_src "$U")
-		kill_patch_worker "$U" || break
+	# Until a kill lands inside a PATCH (at most 10 kills; a kill that lands
+	# as a worker finishes its request cuts no PATCH and re-sends nothing).
+	kills=0 landed=0 initial=$(interruptions_src "$U")
+	while [ "$kills" -lt 10 ] && [ "$landed" = 0 ]; do
+		acked=$(acked_src "$U")
+		kill_patch_workers "$U" || break
 		kills=$((kills + 1))
-		diag "kill9-dest: kill $kills: pid $PATCH_PID at $acked acknowledged bytes"
-		echo "kill9-dest kill $kills at=$at acked=$acked pid=$PATCH_PID" >> "$RESULTS"
+		diag "kill9-dest: kill $kills: pid(s)$PATCH_PIDS at $acked acknowledged bytes"
+		echo "kill9-dest kill $kills at=$at acked=$acked pids=$PATCH_PIDS" >> "$RESULTS"
 		wait_for "kill9-dest: the source interrupted, or the upload past the next chunk" 300 \
-			cut_or_passed "$U" "${before:-0}" "${acked:-0}"
-		interrupted_more "$U" "${before:-0}" && landed=1
+			cut_or_passed "$U" "${initial:-0}" "${acked:-0}"
+		interrupted_more "$U" "${initial:-0}" && landed=1
 	done
 	ok "kill9-dest: kill -9 of the FastCGI worker serving a PATCH (not the assembler) cut it ($kills kill(s))" \
 		test "$landed" = 1
