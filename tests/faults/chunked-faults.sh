@@ -34,9 +34,6 @@
 . "$top_srcdir/tests/lib/netpair.sh"
 [ "$(id -u)" = 0 ] || skip_all "needs root for network namespaces and Apache"
 command -v ip >/dev/null || skip_all "needs ip (iproute2) for network namespaces"
-if ! grep -aq 'Upload-Offset' "$WX_BIN/wingxfer-push" && ! grep -aq 'Upload-Offset' "$WX_BIN/wingxfer-destination"; then
-	skip_all "this build has no chunked protocol (neither wingxfer-push nor wingxfer-destination knows Upload-Offset; issue 15)"
-fi
 SCENARIOS=${CHUNKED_FAULTS:-linkcut kill9-push kill9-dest apache-restart}
 CHUNK=8388608          # system.transfers.chunk_size below, in bytes
 BIG_FILES=5 BIG_MIB=32 # the incompressible part of the server: 160 MiB

@@ -118,45 +118,38 @@ unlike "$(state_of "$(dst_status "$U")")" 'completed' "chunked: off: no destinat
 rm -rf "${WX_TEST_TMP:?}/s/data/$U"
 
 # --- (b) chunked: through the same proxy --------------------------------------
-# The gate: the protocol's headers in neither program means this build has
-# no chunked protocol at all (before issue 15).  Either one having it runs
-# the checks (a half-merged tree fails them, as it should).
-if ! grep -aq 'Upload-Offset' "$WX_BIN/wingxfer-push" && ! grep -aq 'Upload-Offset' "$WX_BIN/wingxfer-destination"; then
-	skip "chunked: auto: a 2 GiB transfer through the proxy" \
-		"this build has no chunked protocol (neither wingxfer-push nor wingxfer-destination knows Upload-Offset; issue 15)"
-else
-	like "$(https_curl -s -D - -o /dev/null -X OPTIONS "${CFPROXY_URL[cf]}/api/transfers" | tr -d '\r' |
-		grep -i '^X-Wingxfer-Capabilities:')" '(^|[ ,:])chunked(,|$| )' \
-		"through the proxy the destination names chunked in X-Wingxfer-Capabilities"
-	U=bbbbbbbb-0000-4000-8000-000000000002
-	set_chunked auto
-	# 16 x 128 MiB of incompressible data and a small tree: 2 GiB, and an
-	# archive of about 2.1 GB whatever the codec.
-	incompressible_tree "$WX_TEST_TMP/s/data/$U" 16 128 12 || { echo "not ok - generating the tree"; done_testing; exit 1; }
-	python3 "$TREES" manifest "$WX_TEST_TMP/s/data/$U" > "$WX_TEST_TMP/$U.before"
-	diag "chunked: a $(du -sm "$WX_TEST_TMP/s/data/$U" | cut -f1) MiB server of incompressible data"
-	mark=$(cfproxy_log cf | wc -l)
-	t0=$SECONDS
-	go "$U" "chunked: auto"
-	wait_for "transfer $U" 1800 finished "$U"
-	wait_for "the destination's record final" 120 dst_final "$U"
-	diag "chunked: 2 GiB through the proxy in $((SECONDS - t0)) s"
-	js=$(src_status "$U") jd=$(dst_status "$U")
-	is "$(state_of "$js")" completed "chunked: auto: the source record completed"
-	[ "$(state_of "$js")" = completed ] || diag "source error: $(json_get "$js" '["error"]' 2>/dev/null)"
-	is "$(state_of "$jd")" completed "chunked: auto: the destination record completed"
-	python3 "$TREES" manifest "$WX_TEST_TMP/d/data/$U" > "$WX_TEST_TMP/$U.after" 2>/dev/null
-	ok "chunked: auto: $(wc -l < "$WX_TEST_TMP/$U.before") entries arrive byte-identical (2 GiB)" \
-		cmp -s "$WX_TEST_TMP/$U.before" "$WX_TEST_TMP/$U.after"
-	wait_for "the success callback" 60 has_callback "$U" success
-	wait_for "both outboxes delivered" 60 outboxes_empty
-	is "$(callbacks "$U" success)" 1 "chunked: auto: exactly one success callback"
-	is "$(callbacks "$U" failure)" 0 "chunked: auto: no failure callback"
-	ok "chunked: auto: no staging left on the destination" test ! -e "$WX_TEST_TMP/d/data/.wingxfer-staging/$U"
+like "$(https_curl -s -D - -o /dev/null -X OPTIONS "${CFPROXY_URL[cf]}/api/transfers" | tr -d '\r' |
+	grep -i '^X-Wingxfer-Capabilities:')" '(^|[ ,:])chunked(,|$| )' \
+	"through the proxy the destination names chunked in X-Wingxfer-Capabilities"
+U=bbbbbbbb-0000-4000-8000-000000000002
+set_chunked auto
+# 16 x 128 MiB of incompressible data and a small tree: 2 GiB, and an
+# archive of about 2.1 GB whatever the codec.
+incompressible_tree "$WX_TEST_TMP/s/data/$U" 16 128 12 || { echo "not ok - generating the tree"; done_testing; exit 1; }
+python3 "$TREES" manifest "$WX_TEST_TMP/s/data/$U" > "$WX_TEST_TMP/$U.before"
+diag "chunked: a $(du -sm "$WX_TEST_TMP/s/data/$U" | cut -f1) MiB server of incompressible data"
+mark=$(cfproxy_log cf | wc -l)
+t0=$SECONDS
+go "$U" "chunked: auto"
+wait_for "transfer $U" 1800 finished "$U"
+wait_for "the destination's record final" 120 dst_final "$U"
+diag "chunked: 2 GiB through the proxy in $((SECONDS - t0)) s"
+js=$(src_status "$U") jd=$(dst_status "$U")
+is "$(state_of "$js")" completed "chunked: auto: the source record completed"
+[ "$(state_of "$js")" = completed ] || diag "source error: $(json_get "$js" '["error"]' 2>/dev/null)"
+is "$(state_of "$jd")" completed "chunked: auto: the destination record completed"
+python3 "$TREES" manifest "$WX_TEST_TMP/d/data/$U" > "$WX_TEST_TMP/$U.after" 2>/dev/null
+ok "chunked: auto: $(wc -l < "$WX_TEST_TMP/$U.before") entries arrive byte-identical (2 GiB)" \
+	cmp -s "$WX_TEST_TMP/$U.before" "$WX_TEST_TMP/$U.after"
+wait_for "the success callback" 60 has_callback "$U" success
+wait_for "both outboxes delivered" 60 outboxes_empty
+is "$(callbacks "$U" success)" 1 "chunked: auto: exactly one success callback"
+is "$(callbacks "$U" failure)" 0 "chunked: auto: no failure callback"
+ok "chunked: auto: no staging left on the destination" test ! -e "$WX_TEST_TMP/d/data/.wingxfer-staging/$U"
 
-	# What went through the proxy for it (docs/protocol.md §3).
-	proxy_since "$mark" > "$WX_TEST_TMP/proxy-b.log"
-	summary=$(python3 - "$WX_TEST_TMP/proxy-b.log" "$MB100" <<'PY'
+# What went through the proxy for it (docs/protocol.md §3).
+proxy_since "$mark" > "$WX_TEST_TMP/proxy-b.log"
+summary=$(python3 - "$WX_TEST_TMP/proxy-b.log" "$MB100" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 limit = int(sys.argv[2])
@@ -171,49 +164,48 @@ print("single=%d create=%d create201=%d patches=%d acked=%d last202=%d max_body=
     sum(1 for r in rows if cl(r) > limit), sum(1 for r in rows if r["status"] == 413)))
 PY
 )
-	diag "through the proxy: $summary"
-	kv() { printf '%s\n' "$summary" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
-	is "$(kv single)" 0 "chunked: auto: no single POST /api/transfers went through the proxy"
-	is "$(kv create201)" 1 "chunked: auto: one upload created (POST /api/transfers/uploads, 201)"
-	ok "chunked: auto: many PATCH chunks acknowledged through the proxy ($(kv acked))" test "$(kv acked)" -ge 16
-	is "$(kv last202)" 1 "chunked: auto: exactly one last chunk answered 202"
-	is "$(kv over100)" 0 "chunked: auto: no request body through the proxy over 100 MB (largest $(kv max_body) bytes)"
-	is "$(kv s413)" 0 "chunked: auto: no 413 from the proxy"
+diag "through the proxy: $summary"
+kv() { printf '%s\n' "$summary" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+is "$(kv single)" 0 "chunked: auto: no single POST /api/transfers went through the proxy"
+is "$(kv create201)" 1 "chunked: auto: one upload created (POST /api/transfers/uploads, 201)"
+ok "chunked: auto: many PATCH chunks acknowledged through the proxy ($(kv acked))" test "$(kv acked)" -ge 16
+is "$(kv last202)" 1 "chunked: auto: exactly one last chunk answered 202"
+is "$(kv over100)" 0 "chunked: auto: no request body through the proxy over 100 MB (largest $(kv max_body) bytes)"
+is "$(kv s413)" 0 "chunked: auto: no 413 from the proxy"
 
-	# many_chunks ACKED CHUNK-SIZE: more than 2 GiB acknowledged, a chunk
-	# size within the protocol's bounds, and at least 16 chunks of it.
-	many_chunks() { [ "$1" -gt 2147483648 ] && [ "$2" -gt 0 ] && [ "$2" -le 100663296 ] && [ $(($1 / $2)) -ge 16 ]; }
-	# Both records: extra.chunked (docs/protocol.md §4, "Record fields").
-	for side in s d; do
-		f="$WX_TEST_TMP/$side/state/transfers/$U.json"
-		[ $side = s ] && who=source || who=destination
-		c=$(python3 -c 'import json, sys
+# many_chunks ACKED CHUNK-SIZE: more than 2 GiB acknowledged, a chunk
+# size within the protocol's bounds, and at least 16 chunks of it.
+many_chunks() { [ "$1" -gt 2147483648 ] && [ "$2" -gt 0 ] && [ "$2" -le 100663296 ] && [ $(($1 / $2)) -ge 16 ]; }
+# Both records: extra.chunked (docs/protocol.md §4, "Record fields").
+for side in s d; do
+	f="$WX_TEST_TMP/$side/state/transfers/$U.json"
+	[ $side = s ] && who=source || who=destination
+	c=$(python3 -c 'import json, sys
 r = json.load(open(sys.argv[1]))
 c = (r.get("extra") or {}).get("chunked")
 if not isinstance(c, dict):
     print("missing"); sys.exit()
 print("upload=%s acked=%s chunk_size=%s interruptions=%s resumes=%s resent_bytes=%s" % tuple(
     c.get(k) for k in ("upload", "acked", "chunk_size", "interruptions", "resumes", "resent_bytes")))' "$f" 2>/dev/null)
-		diag "$who record extra.chunked: $c"
-		like "$c" '^upload=[0-9a-f]{32} ' "chunked: auto: the $who record has extra.chunked with the upload id"
-		acked=$(printf '%s\n' "$c" | sed -n 's/.* acked=\([0-9]*\) .*/\1/p')
-		csize=$(printf '%s\n' "$c" | sed -n 's/.* chunk_size=\([0-9]*\) .*/\1/p')
-		ok "chunked: auto: the $who acknowledged the whole body, in several chunks (acked ${acked:-?} bytes, chunk_size ${csize:-?})" \
-			many_chunks "${acked:-0}" "${csize:-0}"
-	done
-	# The status answers show the record's extra.chunked as "chunked" (shared/status.c).
-	shown_acked() {
-		printf '%s' "$1" | python3 -c 'import json, sys
+	diag "$who record extra.chunked: $c"
+	like "$c" '^upload=[0-9a-f]{32} ' "chunked: auto: the $who record has extra.chunked with the upload id"
+	acked=$(printf '%s\n' "$c" | sed -n 's/.* acked=\([0-9]*\) .*/\1/p')
+	csize=$(printf '%s\n' "$c" | sed -n 's/.* chunk_size=\([0-9]*\) .*/\1/p')
+	ok "chunked: auto: the $who acknowledged the whole body, in several chunks (acked ${acked:-?} bytes, chunk_size ${csize:-?})" \
+		many_chunks "${acked:-0}" "${csize:-0}"
+done
+# The status answers show the record's extra.chunked as "chunked" (shared/status.c).
+shown_acked() {
+	printf '%s' "$1" | python3 -c 'import json, sys
 j = json.load(sys.stdin)
 c = j.get("chunked") or (j.get("extra") or {}).get("chunked") or {}
 print(c.get("acked", ""))' 2>/dev/null
-	}
-	like "$(shown_acked "$js")" '^[0-9]+$' \
-		"chunked: auto: GET /api/servers/:uuid/transfer on the source shows the acknowledged bytes"
-	like "$(shown_acked "$jd")" '^[0-9]+$' \
-		"chunked: auto: GET /api/transfers/:uuid on the destination shows the acknowledged bytes"
-	rm -rf "${WX_TEST_TMP:?}/s/data/$U" "${WX_TEST_TMP:?}/d/data/$U"
-fi
+}
+like "$(shown_acked "$js")" '^[0-9]+$' \
+	"chunked: auto: GET /api/servers/:uuid/transfer on the source shows the acknowledged bytes"
+like "$(shown_acked "$jd")" '^[0-9]+$' \
+	"chunked: auto: GET /api/transfers/:uuid on the destination shows the acknowledged bytes"
+rm -rf "${WX_TEST_TMP:?}/s/data/$U" "${WX_TEST_TMP:?}/d/data/$U"
 
 cfproxy_stop cf
 node_stop s
