@@ -66,6 +66,24 @@ wx_status_json(const struct wx_state *st, const struct wx_record *r, bool live)
 		    v != NULL)
 			json_object_object_add(j, extra_routing[i], json_object_get(v));
 	}
+	/* Both sides of a chunked transfer (docs/protocol.md §4): upload id,
+	 * acknowledged bytes, chunk size, interruptions, resumes; no secret.
+	 * Only these members: the source keeps the upload's secret in its record. */
+	static const char *const chunked_shown[] = { "upload", "acked", "chunk_size",
+		"interruptions", "resumes", "resent_bytes", "restarts" };
+	json_object *chunked;
+	if (r->extra != NULL && json_object_object_get_ex(r->extra, "chunked", &chunked) &&
+	    json_object_is_type(chunked, json_type_object)) {
+		json_object *c = json_object_new_object();
+		for (size_t i = 0; i < WX_ARRAY_LEN(chunked_shown); i++) {
+			json_object *v;
+			if (json_object_object_get_ex(chunked, chunked_shown[i], &v) &&
+			    !json_object_is_type(v, json_type_object) &&
+			    !json_object_is_type(v, json_type_array))
+				json_object_object_add(c, chunked_shown[i], json_object_get(v));
+		}
+		json_object_object_add(j, "chunked", c);
+	}
 	json_object_object_add(j, "rate_bytes_per_second",
 	    json_object_new_int64((int64_t)r->rate));
 	long long eta = wx_status_eta(r);

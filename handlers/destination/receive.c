@@ -167,8 +167,8 @@ fetch_server(struct receiver *rx)
 	return 0;
 }
 
-static int
-make_staging(struct receiver *rx)
+int
+rx_make_staging(struct receiver *rx)
 {
 	mode_t old = umask(077);
 	int rc = wx_mkdirs(rx->staging_root, 0700);
@@ -194,7 +194,7 @@ make_staging(struct receiver *rx)
 static void
 run(struct receiver *rx, const char *boundary)
 {
-	if (check_reserve(rx) < 0 || fetch_server(rx) < 0 || make_staging(rx) < 0)
+	if (check_reserve(rx) < 0 || fetch_server(rx) < 0 || rx_make_staging(rx) < 0)
 		return;
 	if (rx_cancel_check(rx, true))
 		return;
@@ -202,6 +202,20 @@ run(struct receiver *rx, const char *boundary)
 	rx->last_log_ms = wx_mono_ms(); /* the first progress line after 5 s */
 	rx_progress(rx, true);
 	(void)rx_sandbox_run(rx, boundary);
+}
+
+bool
+rx_open_transfer(struct receiver *rx)
+{
+	return admit(rx) && start(rx) == 0;
+}
+
+int
+rx_before_body(struct receiver *rx)
+{
+	if (check_reserve(rx) < 0 || fetch_server(rx) < 0 || rx_make_staging(rx) < 0)
+		return -1;
+	return rx_cancel_check(rx, true) ? -1 : 0;
 }
 
 void
