@@ -108,11 +108,17 @@ open_next(struct receiver *rx, struct spool *s)
 static int
 no_chunk(struct receiver *rx, struct spool *s)
 {
+	/* Under the upload's lock: a PATCH renames its chunk into the spool and
+	 * then saves the offset, both under it. */
 	struct upload up;
-	if (up_load(rx->st, s->id, &up) < 0) {
+	int lfd = up_lock(rx->st, s->id);
+	if (lfd < 0 || up_load(rx->st, s->id, &up) < 0) {
 		rx_detail(rx, "upload state %s: %s", s->id, strerror(errno));
+		if (lfd >= 0)
+			close(lfd);
 		return rx_fail(rx, 500, "This node cannot read the upload's state.");
 	}
+	close(lfd);
 	int rc = 1;
 	if (up.offset != s->acked) {
 		s->acked = up.offset;

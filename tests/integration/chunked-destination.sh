@@ -48,6 +48,8 @@ holder_of() {
 	return 1
 }
 tmp_chunk() { ls "$STATE/uploads/$1.spool"/.tmp-* 2>/dev/null | head -n 1; }
+up_answers() { up_get "$1" "$2"; [ "$CODE" = 200 ]; }
+has_callback() { [ "$(callbacks "$1" "$2")" -ge 1 ]; }
 lock_free() { flock -n "$STATE/transfers/$1.lock" true; }
 
 web=apache
@@ -83,7 +85,7 @@ is "$(up_hdr Upload-Complete)" '?1' "the last: Upload-Complete ?1"
 is "$(up_hdr Upload-Offset)" "$BODY_SIZE" "the last: Upload-Offset is the body's size"
 wait_for "the upload to finish" 60 up_final "$ID" "$SECRET"
 up_get "$ID" "$SECRET"
-is "$(json_get "$RESP" '["state"]')" completed "GET: completed"
+is "$(json_get "$RESP" '["state"]')" completed "GET: completed" || diag "$RESP"
 is "$(json_get "$RESP" '["result"]["status"]')" completed "GET: the single POST's result"
 is "$(json_get "$RESP" '["prefix_sha256"]')" "$BODY_SHA" "GET: prefix_sha256 is the body's SHA-256"
 ok "the tree arrived byte-identical" same_tree "$WX_TEST_TMP/src" "$DATA/$U"
@@ -99,5 +101,210 @@ up_patch "$ID" "$SECRET" "$BODY_SIZE" "$WX_TEST_TMP/body" 0
 is "$CODE $(json_get "$RESP" '["code"]')" "409 completed" "PATCH after completion: 409 completed"
 code=$(https_curl --http1.1 -o /dev/null -w '%{http_code}' -X DELETE -H "Authorization: Bearer $SECRET" "$URL/api/transfers/uploads/$ID")
 is "$code" 410 "DELETE after completion: 410"
+
+
+# --- the refusals of a PATCH, each changing nothing ---
+U=$(new_server)
+up_create "$(token_for "$U")"
+U2=$U ID2=$ID SECRET2=$SECRET
+split -b 2097152 -d -a 4 "$WX_TEST_TMP/body" "$WX_TEST_TMP/first."
+FIRST="$WX_TEST_TMP/first.0000"   # the first 2 MiB
+up_patch 0123456789abcdef0123456789abcdef "$SECRET2" 0 "$FIRST" 0
+is "$CODE $(json_get "$RESP" '["code"]')" "404 unknown_upload" "an unknown upload: 404 unknown_upload"
+up_patch "$ID2" "$(printf '%064d' 7)" 0 "$FIRST" 0
+is "$CODE $(json_get "$RESP" '["code"]')" "401 bad_secret" "a wrong secret: 401 bad_secret"
+up_patch "$ID2" "$SECRET1" 0 "$FIRST" 0
+is "$CODE $(json_get "$RESP" '["code"]')" "401 bad_secret" "another upload's secret: 401 bad_secret"
+unlike "$RESP" "$SECRET1" "... the answer does not echo the secret"
+up_patch "$ID2" "$SECRET2" 5 "$FIRST" 0
+is "$CODE $(json_get "$RESP" '["code"]') $(json_get "$RESP" '["offset"]') $(up_hdr Upload-Offset)" \
+	"409 offset_mismatch 0 0" "a wrong offset: 409 offset_mismatch with the acknowledged offset (JSON and header)"
+UP_DIGEST=$(printf 'not the bytes' | openssl dgst -sha256 -binary | base64) up_patch "$ID2" "$SECRET2" 0 "$FIRST" 0
+is "$CODE $(json_get "$RESP" '["code"]')" "400 digest_mismatch" "bytes not matching Content-Digest: 400 digest_mismatch"
+up_get "$ID2" "$SECRET2"
+is "$(json_get "$RESP" '["offset"]') $(json_get "$RESP" '["interruptions"]')" "0 1" "... not acknowledged (offset 0), counted as an interruption"
+ok "... and nothing of it in the spool" bash -c "[ -z \"\$(ls -A '$STATE/uploads/$ID2.spool')\" ]"
+CODE=$(https_curl --http1.1 -X PATCH -o "$WX_TEST_TMP/up.resp" -w '%{http_code}' -H "Authorization: Bearer $SECRET2" \
+	-H 'Upload-Complete: ?0' -H "Content-Digest: sha-256=:$(b64sha "$FIRST"):" --data-binary "@$FIRST" \
+	"$URL/api/transfers/uploads/$ID2" 2>/dev/null)
+is "$CODE $(json_get "$(cat "$WX_TEST_TMP/up.resp")" '["code"]')" "400 bad_request" "no Upload-Offset: 400 bad_request"
+CODE=$(https_curl --http1.1 -X PATCH -o "$WX_TEST_TMP/up.resp" -w '%{http_code}' -H "Authorization: Bearer $SECRET2" \
+	-H 'Upload-Offset: 0' -H 'Upload-Complete: ?0' -H "Content-Digest: sha-256=:$(b64sha "$FIRST"):" \
+	-H 'Transfer-Encoding: chunked' --data-binary "@$FIRST" "$URL/api/transfers/uploads/$ID2" 2>/dev/null)
+is "$CODE $(json_get "$(cat "$WX_TEST_TMP/up.resp")" '["code"]')" "411 length_required" "no Content-Length (chunked coding): 411 length_required"
+# Over the limit: the answer comes with not one body byte sent.
+over=$(python3 - "${NODE_PORT[d]}" "$ID2" "$SECRET2" "$WX_CA" <<'PY'
+import socket, ssl, sys
+port, upload, secret, ca = sys.argv[1:]
+ctx = ssl.create_default_context(cafile=ca)
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(port))), server_hostname="127.0.0.1")
+s.sendall(("PATCH /api/transfers/uploads/%s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+           "Authorization: Bearer %s\r\nUpload-Offset: 0\r\nUpload-Complete: ?0\r\n"
+           "Content-Digest: sha-256=:%s=:\r\nContent-Type: application/partial-upload\r\n"
+           "Content-Length: 100663297\r\n\r\n" % (upload, secret, "A" * 43)).encode())
+s.sendall(b"x" * (1 << 20))  # 1 MiB of the 96 MiB + 1, then nothing
+s.settimeout(120)
+data = b""
+while b"\r\n\r\n" not in data or b"}" not in data.split(b"\r\n\r\n", 1)[1]:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+head, _, body = data.partition(b"\r\n\r\n")
+print(head.split(b" ")[1].decode(), body.decode(errors="replace").strip())
+PY
+)
+is "${over%% *} $(grep -o '"code":"[a-z_]*"' <<< "$over")" '413 "code":"too_large"' "Content-Length over X-Wingxfer-Chunk-Max: 413 too_large without waiting for the body"
+up_get "$ID2" "$SECRET2"
+is "$CODE $(json_get "$RESP" '["offset"]') $(json_get "$RESP" '["state"]')" "200 0 receiving" "after all that: offset 0, receiving"
+
+# Two writers at one offset, the second starting while the first still sends.
+( up_patch "$ID2" "$SECRET2" 0 "$FIRST" 0 "" --limit-rate 600k; echo "$CODE $(json_get "$RESP" '["code"]' 2>/dev/null)" > "$WX_TEST_TMP/race.1" ) &
+R1=$!; track_pid $R1
+wait_for "the first writer's bytes" 30 bash -c "[ -s \"\$(ls $STATE/uploads/$ID2.spool/.tmp-* 2>/dev/null | head -n1)\" ]"
+( up_patch "$ID2" "$SECRET2" 0 "$FIRST" 0 "" --limit-rate 600k; echo "$CODE $(json_get "$RESP" '["code"]' 2>/dev/null)" > "$WX_TEST_TMP/race.2" ) &
+R2=$!; track_pid $R2
+wait_for "both writers to end" 60 bash -c "! kill -0 $R1 2>/dev/null && ! kill -0 $R2 2>/dev/null"
+is "$(cat "$WX_TEST_TMP/race.1") / $(cat "$WX_TEST_TMP/race.2")" "409 superseded / 204 " \
+	"racing writers: the newer wins (204), the older stops (409 superseded)"
+up_get "$ID2" "$SECRET2"
+is "$(json_get "$RESP" '["offset"]')" 2097152 "... the chunk was acknowledged once"
+
+# The FastCGI process reading a PATCH killed -9 mid-body: a client sends
+# the headers and 300 KiB of a 512 KiB chunk, then holds the connection.
+split -b $CHUNK -d -a 4 "$WX_TEST_TMP/body" "$WX_TEST_TMP/part."
+NEXT="$WX_TEST_TMP/part.0004"   # [2 MiB, 2.5 MiB)
+python3 - "${NODE_PORT[d]}" "$ID2" "$SECRET2" "$WX_CA" "$NEXT" "$(b64sha "$NEXT")" "$WX_TEST_TMP/release" \
+	> "$WX_TEST_TMP/killed.code" 2>&1 <<'PY' &
+import os, socket, ssl, sys, time
+port, upload, secret, ca, path, digest, release = sys.argv[1:]
+data = open(path, "rb").read()
+ctx = ssl.create_default_context(cafile=ca)
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(port))), server_hostname="127.0.0.1")
+s.sendall(("PATCH /api/transfers/uploads/%s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+           "Authorization: Bearer %s\r\nUpload-Offset: 2097152\r\nUpload-Complete: ?0\r\n"
+           "Content-Digest: sha-256=:%s:\r\nContent-Type: application/partial-upload\r\n"
+           "Content-Length: %d\r\n\r\n" % (upload, secret, digest, len(data))).encode())
+s.sendall(data[:300 * 1024])
+while not os.path.exists(release):
+    time.sleep(0.1)
+s.settimeout(120)
+try:
+    print(s.recv(4096).split(b" ")[1].decode())
+except Exception as e:
+    print("no answer (%s)" % type(e).__name__)
+PY
+K=$!; track_pid $K
+# Its chunk file exists once every header check passed and the body is being read.
+find_victim() { local t; t=$(tmp_chunk "$ID2"); [ -n "$t" ] && victim=$(holder_of "$t"); }
+victim=
+WX_WAIT_MIN=60 wait_for "the chunk's file in the spool, and its reader" 30 find_victim ||
+	{ diag "spool: $(ls -la "$STATE/uploads/$ID2.spool")"; grep PATCH "$DEST_DIR/web/access.log" | tail -n 4 | sed 's/^/# /'; }
+ok "the FastCGI worker reading the chunk found ($victim)" test -n "$victim"
+[ -n "$victim" ] && kill -9 "$victim"
+touch "$WX_TEST_TMP/release"
+wait_for "the cut PATCH to end" 60 bash -c "! kill -0 $K 2>/dev/null"
+unlike "$(cat "$WX_TEST_TMP/killed.code")" '^20' "... the cut PATCH got no 2xx ($(cat "$WX_TEST_TMP/killed.code"))"
+wait_for "a worker to answer" 60 up_answers "$ID2" "$SECRET2"
+up_get "$ID2" "$SECRET2"
+is "$(json_get "$RESP" '["offset"]') $(json_get "$RESP" '["state"]')" "2097152 receiving" "... the offset is unchanged"
+up_send_all "$ID2" "$SECRET2" "$WX_TEST_TMP/body" $CHUNK 2097152
+like "$SENT_CODES" '^(204 )*202$' "the chunk sent again and the rest: acknowledged"
+wait_for "the upload to finish" 60 up_final "$ID2" "$SECRET2"
+up_get "$ID2" "$SECRET2"
+is "$(json_get "$RESP" '["state"]')" completed "... completed" || diag "$RESP"
+ok "... the tree arrived byte-identical" same_tree "$WX_TEST_TMP/src" "$DATA/$U2"
+is "$(callbacks "$U2" success) $(callbacks "$U2" failure)" "1 0" "... one success callback, no failure"
+# The killed reader cannot count itself.
+is "$(json_get "$RESP" '["interruptions"]')" 2 "... interruptions counted (the digest mismatch, the superseded writer)"
+ok "... resumes counted" test "$(json_get "$RESP" '["resumes"]')" -ge 1
+
+# The assembler killed -9: the next request starts again from 0.
+U=$(new_server)
+up_create "$(token_for "$U")"
+U3=$U ID3=$ID SECRET3=$SECRET
+for i in 0 1 2; do up_patch "$ID3" "$SECRET3" $((i * CHUNK)) "$WX_TEST_TMP/part.000$i" 0; done
+is "$CODE" 204 "three chunks acknowledged"
+apid=$(record_of "$U3" '["pid"]')
+ok "the record names the assembler ($apid)" grep -qa -- --assemble "/proc/$apid/cmdline"
+kill -9 "$apid"
+wait_for "the transfer's lock to be free" 60 lock_free "$U3"
+up_get "$ID3" "$SECRET3"
+is "$CODE $(json_get "$RESP" '["offset"]') $(json_get "$RESP" '["state"]') $(json_get "$RESP" '["restarts"]')" \
+	"200 0 receiving 1" "the next request: a new assembler, offset back to 0"
+ok "... the new assembler holds the lock" bash -c "! flock -n '$STATE/transfers/$U3.lock' true"
+up_patch "$ID3" "$SECRET3" $((3 * CHUNK)) "$WX_TEST_TMP/part.0003" 0
+is "$CODE $(json_get "$RESP" '["offset"]')" "409 0" "... a chunk at the old offset: 409 with offset 0"
+up_send_all "$ID3" "$SECRET3" "$WX_TEST_TMP/body" $CHUNK
+like "$SENT_CODES" '^(204 )*202$' "... the body sent again from 0: acknowledged"
+wait_for "the upload to finish" 60 up_final "$ID3" "$SECRET3"
+up_get "$ID3" "$SECRET3"
+is "$(json_get "$RESP" '["state"]')" completed "... completed" || diag "$RESP"
+ok "... the tree arrived byte-identical" same_tree "$WX_TEST_TMP/src" "$DATA/$U3"
+is "$(callbacks "$U3" success) $(callbacks "$U3" failure)" "1 0" "... one success callback, no failure"
+
+# Cancel with the upload's secret.
+U=$(new_server)
+up_create "$(token_for "$U")"
+U4=$U ID4=$ID SECRET4=$SECRET
+up_patch "$ID4" "$SECRET4" 0 "$WX_TEST_TMP/part.0000" 0
+code=$(https_curl --http1.1 -o /dev/null -w '%{http_code}' -X DELETE -H "Authorization: Bearer $SECRET2" "$URL/api/transfers/uploads/$ID4")
+is "$code" 401 "DELETE with another upload's secret: 401"
+code=$(https_curl --http1.1 -o /dev/null -w '%{http_code}' -X DELETE -H "Authorization: Bearer $SECRET4" "$URL/api/transfers/uploads/$ID4")
+is "$code" 204 "DELETE of the upload: 204"
+up_get "$ID4" "$SECRET4"
+is "$(json_get "$RESP" '["state"]')" cancelled "... GET: cancelled"
+is "$(record_of "$U4" '["status"]')" cancelled "... the record: cancelled"
+ok "... no staging, nothing installed, no spool" test ! -e "$DATA/.wingxfer-staging/$U4" -a ! -e "$DATA/$U4" -a ! -e "$STATE/uploads/$ID4.spool"
+wait_for "the failure callback" 30 has_callback "$U4" failure
+is "$(callbacks "$U4" failure) $(callbacks "$U4" success)" "1 0" "... one failure callback"
+up_patch "$ID4" "$SECRET4" $CHUNK "$WX_TEST_TMP/part.0001" 0
+is "$CODE $(json_get "$RESP" '["code"]')" "410 cancelled" "PATCH after cancel: 410 cancelled"
+
+# Cancel with the node token, as the panel does.
+U=$(new_server)
+up_create "$(token_for "$U")"
+U5=$U ID5=$ID SECRET5=$SECRET
+code=$(https_curl --http1.1 -o /dev/null -w '%{http_code}' -X DELETE -H "Authorization: Bearer token-d" "$URL/api/transfers/$U5")
+is "$code" 202 "DELETE /api/transfers/<uuid> (node token) of a chunked upload: 202"
+wait_for "the upload to end" 60 up_final "$ID5" "$SECRET5"
+up_get "$ID5" "$SECRET5"
+is "$(json_get "$RESP" '["state"]') $(record_of "$U5" '["status"]')" "cancelled cancelled" "... the upload and the record: cancelled"
+
+# The whole body's digest does not match: the upload fails.
+U=$(new_server)
+up_create "$(token_for "$U")"
+U6=$U ID6=$ID SECRET6=$SECRET
+up_patch "$ID6" "$SECRET6" 0 "$WX_TEST_TMP/body" 1 "$(printf 'another body' | openssl dgst -sha256 -binary | base64)"
+is "$CODE $(json_get "$RESP" '["code"]')" "422 repr_digest_mismatch" "a wrong Repr-Digest: 422 repr_digest_mismatch"
+wait_for "the upload to end" 60 up_final "$ID6" "$SECRET6"
+up_get "$ID6" "$SECRET6"
+is "$(json_get "$RESP" '["state"]') $(json_get "$RESP" '["status"]')" "failed 422" "... GET: failed, status 422"
+ok "... nothing installed" test ! -e "$DATA/$U6"
+wait_for "the failure callback" 30 has_callback "$U6" failure
+is "$(callbacks "$U6" failure) $(callbacks "$U6" success)" "1 0" "... one failure callback"
+node_stop d
+
+# lighttpd: the happy path.
+node_setup "l"
+DEST_DIR="$WX_TEST_TMP/l"
+DATA="$DEST_DIR/data"
+if node_start l lighttpd; then
+	URL=${NODE_URL[l]}
+	panel_node dest "id-l" "token-l" "$URL"
+	U=$(new_server)
+	up_create "$(token_for "$U")"
+	is "$CODE" 201 "lighttpd: create: 201"
+	up_send_all "$ID" "$SECRET" "$WX_TEST_TMP/body" $CHUNK
+	like "$SENT_CODES" '^(204 )*202$' "lighttpd: every chunk acknowledged"
+	wait_for "the upload to finish" 60 up_final "$ID" "$SECRET"
+	up_get "$ID" "$SECRET"
+	is "$(json_get "$RESP" '["state"]')" completed "lighttpd: completed"
+	ok "lighttpd: the tree arrived byte-identical" same_tree "$WX_TEST_TMP/src" "$DATA/$U"
+	is "$(callbacks "$U" success)" 1 "lighttpd: one success callback"
+	node_stop l
+else
+	ok "lighttpd starts" false
+fi
 
 done_testing

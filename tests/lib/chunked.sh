@@ -4,7 +4,8 @@
 #   up_create TOKEN            POST /api/transfers/uploads; sets CODE, RESP, ID, SECRET
 #   up_patch ID SECRET OFFSET FILE COMPLETE [REPR [CURL-ARGS...]]
 #                              one chunk (COMPLETE 0 or 1; REPR: base64 SHA-256
-#                              of the whole body, sent with the last); sets CODE, RESP
+#                              of the whole body, sent with the last); sets CODE, RESP;
+#                              UP_DIGEST set: that Content-Digest instead of the right one
 #   up_get ID SECRET           GET the upload; sets CODE, RESP
 #   up_state ID SECRET         prints its state; up_final: true when final
 #   up_hdr NAME                a header of the last answer
@@ -32,7 +33,7 @@ up_patch() {
 	CODE=$(https_curl --http1.1 -X PATCH -o "$WX_TEST_TMP/up.resp" -D "$WX_TEST_TMP/up.hdr" \
 		-w '%{http_code}' -H "Authorization: Bearer $secret" -H "Upload-Offset: $off" \
 		-H "Upload-Complete: ?$complete" -H 'Content-Type: application/partial-upload' \
-		-H "Content-Digest: sha-256=:$(b64sha "$file"):" "${extra[@]}" \
+		-H "Content-Digest: sha-256=:${UP_DIGEST:-$(b64sha "$file")}:" "${extra[@]}" \
 		--data-binary "@$file" "$@" "$URL/api/transfers/uploads/$id" 2>/dev/null)
 	RESP=$(cat "$WX_TEST_TMP/up.resp" 2>/dev/null)
 }
