@@ -222,6 +222,16 @@ dest_upload_create(struct wx_request *req)
 static bool
 find_upload(struct wx_request *req, const struct wx_state **st, struct upload *up)
 {
+	/* A malformed credential is refused before the upload is looked up. */
+	const char *auth = wx_req_env(req, "HTTP_AUTHORIZATION");
+	bool formed = auth != NULL && strncmp(auth, "Bearer ", 7) == 0 && strlen(auth + 7) == 64;
+	for (size_t i = 7; formed && auth[i] != '\0'; i++)
+		formed = (auth[i] >= '0' && auth[i] <= '9') || (auth[i] >= 'a' && auth[i] <= 'f');
+	if (!formed) {
+		up_error(req, 401, "bad_secret", NULL, "This request does not carry an upload secret "
+		    "(Authorization: Bearer <64 hex digits from the upload's creation>).");
+		return false;
+	}
 	*st = wx_req_state(req);
 	if (*st == NULL)
 		return false;
@@ -236,8 +246,7 @@ find_upload(struct wx_request *req, const struct wx_state **st, struct upload *u
 		return false;
 	}
 	wx_log_set_transfer(up->server);
-	const char *auth = wx_req_env(req, "HTTP_AUTHORIZATION");
-	if (auth == NULL || strncmp(auth, "Bearer ", 7) != 0 || !up_secret_ok(up, auth + 7)) {
+	if (!up_secret_ok(up, auth + 7)) {
 		up_clear(up);
 		up_error(req, 401, "bad_secret", NULL, "This request does not carry the upload's "
 		    "secret (Authorization: Bearer <secret> from its creation).");
