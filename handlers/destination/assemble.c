@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #define POLL_MS 100
+#define ALIVE_MS 10000
 
 struct spool {
 	char id[UP_ID_LEN + 1];
@@ -46,6 +47,7 @@ struct spool {
 	int64_t last_chunk_ms;  /* when the last chunk was opened */
 	int64_t window_ms;      /* system.transfers.resume_window */
 	int64_t acked;          /* as last seen in the state */
+	int64_t alive_ms;       /* when the record last said we wait */
 };
 
 int
@@ -142,7 +144,15 @@ no_chunk(struct receiver *rx, struct spool *s)
 		    (long long)s->pos);
 		rc = rx_fail(rx, 500, "An acknowledged chunk of the upload is missing from the "
 		    "spool; nothing was installed.");
-	} else if (wx_mono_ms() - s->last_chunk_ms >= s->window_ms) {
+	} else if (wx_mono_ms() - s->last_chunk_ms < s->window_ms) {
+		/* Waiting for the source within resume_window is progress for
+		 * the watchdog's stall_timeout: this process bounds the wait. */
+		if (wx_mono_ms() - s->alive_ms >= ALIVE_MS) {
+			s->alive_ms = wx_mono_ms();
+			rx->rec.progress_at = wx_now();
+			rx_progress(rx, true);
+		}
+	} else {
 		char w[32];
 		wx_format_duration(s->window_ms / 1000, w, sizeof w);
 		rc = rx_fail(rx, 408, "No chunk of the upload arrived for %s "

@@ -85,6 +85,45 @@ sleep_ms(long ms)
 
 /* ---- create ---- */
 
+/* Forgets uploads that ended more than resume_window ago (upload.h files). */
+static void
+sweep_ended(const struct wx_state *st, int64_t window)
+{
+	char *dir = up_dir(st);
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int64_t now = wx_now();
+	while (d != NULL && (e = readdir(d)) != NULL) {
+		char id[UP_ID_LEN + 1];
+		size_t n = strlen(e->d_name);
+		if (n != UP_ID_LEN + 5 || strcmp(e->d_name + UP_ID_LEN, ".json") != 0)
+			continue;
+		memcpy(id, e->d_name, UP_ID_LEN);
+		id[UP_ID_LEN] = '\0';
+		struct upload up;
+		if (up_load(st, id, &up) < 0)
+			continue;
+		bool old = up_final(up.state) && up.final_at > 0 && now - up.final_at > window;
+		up_clear(&up);
+		if (!old)
+			continue;
+		static const char *const suffixes[] = { ".json", ".writer", ".lock" };
+		for (size_t i = 0; i < WX_ARRAY_LEN(suffixes); i++) {
+			char *f = up_file(st, id, suffixes[i]);
+			if (unlink(f) < 0 && errno != ENOENT)
+				wx_warn("cannot remove %s: %s", f, strerror(errno));
+			free(f);
+		}
+		char *spool = up_file(st, id, ".spool");
+		(void)wx_remove_tree(spool);
+		free(spool);
+		wx_info("upload %s forgotten (ended more than system.transfers.resume_window ago)", id);
+	}
+	if (d != NULL)
+		closedir(d);
+	free(dir);
+}
+
 static void
 answer_created(struct wx_request *req, const struct upload *up, const char *secret)
 {
@@ -199,6 +238,7 @@ dest_upload_create(struct wx_request *req)
 	rx.st = wx_req_state(req);
 	if (rx.st == NULL)
 		return;
+	sweep_ended(rx.st, cfg->transfers.resume_window);
 	rx.server_dir = wx_path_join(cfg->data_directory, rx.uuid);
 	rx.staging_root = wx_path_join(cfg->data_directory, ".wingxfer-staging");
 	rx.staging = wx_path_join(rx.staging_root, rx.uuid);
@@ -407,15 +447,46 @@ struct patch {
 	char *tmp;              /* the chunk being read */
 };
 
-/* This PATCH becomes the upload's newest writer. */
+/* Removes the chunk files of earlier writers (killed, or about to see
+ * that they are superseded); with the upload's lock held. */
+static void
+remove_other_chunks(const struct patch *p)
+{
+	char *spool = up_file(p->st, p->id, ".spool");
+	DIR *d = opendir(spool);
+	struct dirent *e;
+	while (d != NULL && (e = readdir(d)) != NULL) {
+		if (strncmp(e->d_name, ".tmp-", 5) != 0 ||
+		    strcmp(e->d_name + 5, p->req->request_id) == 0)
+			continue;
+		char *f = wx_path_join(spool, e->d_name);
+		if (unlink(f) < 0 && errno != ENOENT)
+			wx_warn("cannot remove %s: %s", f, strerror(errno));
+		free(f);
+	}
+	if (d != NULL)
+		closedir(d);
+	free(spool);
+}
+
+/* This PATCH becomes the upload's newest writer: with the upload's lock,
+ * so that an older writer committing (under it) is either done or sees it. */
 static int
 claim_writer(struct patch *p)
 {
+	int fd = up_lock(p->st, p->id);
+	if (fd < 0)
+		return -1;
 	char *dir = up_dir(p->st);
 	char *name = xasprintf("%s.writer", p->id);
 	int rc = wx_atomic_write(dir, name, p->req->request_id, strlen(p->req->request_id));
+	int e = errno;
 	free(name);
 	free(dir);
+	if (rc == 0)
+		remove_other_chunks(p);
+	close(fd);
+	errno = e;
 	return rc;
 }
 
