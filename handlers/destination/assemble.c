@@ -67,25 +67,11 @@ up_spawn_assembler(const struct wx_config *cfg, const char *id, int lock_fd, cha
 	return (int)pid;
 }
 
-static void
-sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	(void)nanosleep(&ts, NULL); /* a signal ends it early: the caller looks again */
-}
-
 /* The record's extra.chunked from the upload's state. */
 static void
 note_state(struct receiver *rx, const struct upload *up)
 {
-	json_object *c = json_object_new_object();
-	json_object_object_add(c, "upload", json_object_new_string(up->id));
-	json_object_object_add(c, "acked", json_object_new_int64(up->offset));
-	json_object_object_add(c, "chunk_size", json_object_new_int64(up->chunk_size));
-	json_object_object_add(c, "interruptions", json_object_new_int64(up->interruptions));
-	json_object_object_add(c, "resumes", json_object_new_int64(up->resumes));
-	json_object_object_add(c, "restarts", json_object_new_int64(up->restarts));
-	json_object_object_add(rx->rec.extra, "chunked", c);
+	json_object_object_add(rx->rec.extra, "chunked", up_chunked_json(up));
 }
 
 /* Opens the chunk at s->pos: 1 opened, 0 not there (yet), -1 after rx_fail. */
@@ -197,7 +183,7 @@ spool_read(struct receiver *rx, void *buf, size_t n)
 			return w;
 		if (rx_cancel_check(rx, false))
 			return -1;
-		sleep_ms(POLL_MS);
+		up_sleep_ms(POLL_MS);
 	}
 }
 
@@ -341,12 +327,9 @@ dest_assemble_main(int argc, char **argv)
 	if (adopt_lock(&st, up.server, (int)lock_fd) < 0)
 		goto out_up;
 	struct receiver rx;
-	memset(&rx, 0, sizeof rx);
-	rx.cfg = cfg;
+	rx_init(&rx, NULL, cfg);
 	rx.st = &st;
 	rx.lock_fd = (int)lock_fd;
-	rx.staging_fd = -1;
-	rx.rl.fd = -1;
 	memcpy(rx.uuid, up.server, sizeof rx.uuid);
 	if (wx_record_load(&st, rx.uuid, &rx.rec) < 0) {
 		wx_err("upload %s: the transfer record of %s cannot be read: %s", id, rx.uuid,
@@ -358,9 +341,7 @@ dest_assemble_main(int argc, char **argv)
 		rx.rec.extra = json_object_new_object();
 	rx.started = true;
 	rx.started_ms = wx_mono_ms();
-	rx.server_dir = wx_path_join(cfg->data_directory, rx.uuid);
-	rx.staging_root = wx_path_join(cfg->data_directory, ".wingxfer-staging");
-	rx.staging = wx_path_join(rx.staging_root, rx.uuid);
+	rx_set_paths(&rx);
 	struct spool s = { .fd = -1, .last_chunk_ms = wx_mono_ms(),
 		.window_ms = cfg->transfers.resume_window * 1000, .acked = -1 };
 	wx_strlcpy(s.id, id, sizeof s.id);

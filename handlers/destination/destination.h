@@ -204,6 +204,12 @@ void dest_preflight(struct wx_request *req);
  * itself; true to go on), then the steps before the body (reserve,
  * installer step, staging; -1 after rx_fail). */
 bool rx_open_transfer(struct receiver *rx);
+/* An empty receiver (no fds; req may be NULL: the chunked assembler). */
+void rx_init(struct receiver *rx, struct wx_request *req, const struct wx_config *cfg);
+/* rx_init, then the transfer token of req (answered when refused: false). */
+bool rx_begin(struct receiver *rx, struct wx_request *req);
+/* server_dir, staging_root and staging of rx->uuid. */
+void rx_set_paths(struct receiver *rx);
 int rx_before_body(struct receiver *rx);
 /* (Re)creates an empty staging directory owned by system.user; 0 or -1. */
 int rx_make_staging(struct receiver *rx);

@@ -13,7 +13,9 @@
  *                                file per chunk named by its offset (20
  *                                digits); .tmp-* while a PATCH reads
  *
- *   uploads.c   the HTTP side: create, PATCH, GET/HEAD, DELETE
+ *   uploads.c   the HTTP side: create, GET/HEAD, DELETE, and what every
+ *               request of an upload checks first
+ *   upload_patch.c  PATCH: one chunk
  *   upload_state.c  the state file, ids and secrets
  *   assemble.c  the assembler (wingxfer-destination --assemble ID --lock-fd N)
  */
@@ -85,7 +87,27 @@ void up_sha_add(unsigned char *sha, size_t sha_len, const void *buf, size_t n);
 void up_sha_hex(const unsigned char *sha, size_t sha_len, char out[65]);
 void up_sha_raw(const unsigned char *sha, size_t sha_len, unsigned char out[32]);
 
-/* uploads.c: the routes. */
+/* The record's extra.chunked (docs/protocol.md §4): upload, acked,
+ * chunk_size, interruptions, resumes, restarts; never the secret.  New. */
+json_object *up_chunked_json(const struct upload *up);
+
+/* Sleeps ms milliseconds (a signal may end it early). */
+void up_sleep_ms(long ms);
+
+/* uploads.c, for upload_patch.c: the answers and checks every request of
+ * an upload makes.  up_error sends {"error", "code", "request_id"} plus
+ * extra's members (extra consumed, may be NULL).  up_find: the upload of
+ * the route and its secret (401/404 answered: false).  up_answer_closed:
+ * 409 completed (also while finishing) or 410 cancelled/failed; true when
+ * answered.  up_revive: a running upload whose assembler died gets a new
+ * one from offset 0 (up reloaded); false when answered (500). */
+void up_error(struct wx_request *req, int status, const char *code, json_object *extra,
+    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+bool up_find(struct wx_request *req, const struct wx_state **st, struct upload *up);
+bool up_answer_closed(struct wx_request *req, const struct upload *up);
+bool up_revive(struct wx_request *req, const struct wx_state *st, struct upload *up);
+
+/* uploads.c, upload_patch.c: the routes. */
 void dest_upload_create(struct wx_request *req);
 void dest_upload_patch(struct wx_request *req);
 void dest_upload_get(struct wx_request *req);

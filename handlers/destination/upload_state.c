@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <time.h>
 #include <unistd.h>
 
 _Static_assert(sizeof(SHA256_CTX) <= UP_SHA_STATE_MAX / 2, "SHA256_CTX fits the state");
@@ -285,4 +286,24 @@ up_lock(const struct wx_state *st, const char *id)
 		return -1;
 	}
 	return fd;
+}
+
+void
+up_sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	(void)nanosleep(&ts, NULL);
+}
+
+json_object *
+up_chunked_json(const struct upload *up)
+{
+	json_object *c = json_object_new_object();
+	json_object_object_add(c, "upload", json_object_new_string(up->id));
+	add_i64(c, "acked", up->offset);
+	add_i64(c, "chunk_size", up->chunk_size);
+	add_i64(c, "interruptions", up->interruptions);
+	add_i64(c, "resumes", up->resumes);
+	add_i64(c, "restarts", up->restarts);
+	return c;
 }

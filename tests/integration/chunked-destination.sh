@@ -208,6 +208,10 @@ unlike "$(cat "$WX_TEST_TMP/killed.code")" '^20' "... the cut PATCH got no 2xx (
 wait_for "a worker to answer" 60 up_answers "$ID2" "$SECRET2"
 up_get "$ID2" "$SECRET2"
 is "$(json_get "$RESP" '["offset"]') $(json_get "$RESP" '["state"]')" "2097152 receiving" "... the offset is unchanged"
+is "$(json_get "$RESP" '["prefix_sha256"]')" "$(sha256sum "$FIRST" | cut -d' ' -f1)" "... prefix_sha256 is the SHA-256 of the acknowledged bytes"
+code=$(https_curl --http1.1 -I -o /dev/null -D "$WX_TEST_TMP/up.hdr" -w '%{http_code}' -H "Authorization: Bearer $SECRET2" "$URL/api/transfers/uploads/$ID2")
+is "$code $(up_hdr Upload-Offset) $(up_hdr Upload-Complete) $(up_hdr X-Wingxfer-Upload-State)" "204 2097152 ?0 receiving" \
+	"HEAD: 204 with Upload-Offset, Upload-Complete and X-Wingxfer-Upload-State"
 up_send_all "$ID2" "$SECRET2" "$WX_TEST_TMP/body" $CHUNK 2097152
 like "$SENT_CODES" '^(204 )*202$' "the chunk sent again and the rest: acknowledged"
 wait_for "the upload to finish" 60 up_final "$ID2" "$SECRET2"
