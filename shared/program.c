@@ -318,6 +318,8 @@ dispatch(const struct wx_program *prog, struct config_cache *cc, struct wx_reque
 		wx_req_header(req, "Allow", "%s", allow);
 		if (prog->capabilities != NULL)
 			wx_req_header(req, "X-Wingxfer-Capabilities", "%s", prog->capabilities);
+		if (prog->chunk_max > 0)
+			wx_req_header(req, "X-Wingxfer-Chunk-Max", "%lld", prog->chunk_max);
 		add_cors(req, allow);
 		wx_req_send(req, 204, NULL, "", 0);
 		return;

@@ -29,6 +29,9 @@ struct wx_program {
 	/* X-Wingxfer-Capabilities on OPTIONS answers (e.g. "zstd, gzip": the
 	 * archive codecs this program reads), or NULL for none. */
 	const char *capabilities;
+	/* X-Wingxfer-Chunk-Max on OPTIONS answers (docs/protocol.md §2): the
+	 * largest chunk request body accepted, in bytes; 0 for none. */
+	long long chunk_max;
 };
 
 /* Runs a FastCGI program; returns the process exit status. */

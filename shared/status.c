@@ -66,23 +66,23 @@ wx_status_json(const struct wx_state *st, const struct wx_record *r, bool live)
 		    v != NULL)
 			json_object_object_add(j, extra_routing[i], json_object_get(v));
 	}
-	/* The chunked upload (docs/protocol.md): its id and counters, never its secret. */
-	json_object *ch;
-	if (r->extra != NULL && json_object_object_get_ex(r->extra, "chunked", &ch) &&
-	    json_object_is_type(ch, json_type_object)) {
-		static const char *const fields[] = { "acked", "chunk_size", "interruptions",
-			"resumes", "resent_bytes" };
-		json_object *o = json_object_new_object(), *v;
-		if (json_object_object_get_ex(ch, "upload", &v) &&
-		    json_object_is_type(v, json_type_string))
-			json_object_object_add(o, "upload",
-			    json_object_new_string(json_object_get_string(v)));
-		for (size_t i = 0; i < WX_ARRAY_LEN(fields); i++)
-			if (json_object_object_get_ex(ch, fields[i], &v) &&
-			    json_object_is_type(v, json_type_int))
-				json_object_object_add(o, fields[i],
-				    json_object_new_int64(json_object_get_int64(v)));
-		json_object_object_add(j, "chunked", o);
+	/* Both sides of a chunked transfer (docs/protocol.md §4): upload id,
+	 * acknowledged bytes, chunk size, interruptions, resumes; no secret.
+	 * Only these members: the source keeps the upload's secret in its record. */
+	static const char *const chunked_shown[] = { "upload", "acked", "chunk_size",
+		"interruptions", "resumes", "resent_bytes", "restarts" };
+	json_object *chunked;
+	if (r->extra != NULL && json_object_object_get_ex(r->extra, "chunked", &chunked) &&
+	    json_object_is_type(chunked, json_type_object)) {
+		json_object *c = json_object_new_object();
+		for (size_t i = 0; i < WX_ARRAY_LEN(chunked_shown); i++) {
+			json_object *v;
+			if (json_object_object_get_ex(chunked, chunked_shown[i], &v) &&
+			    !json_object_is_type(v, json_type_object) &&
+			    !json_object_is_type(v, json_type_array))
+				json_object_object_add(c, chunked_shown[i], json_object_get(v));
+		}
+		json_object_object_add(j, "chunked", c);
 	}
 	json_object_object_add(j, "rate_bytes_per_second",
 	    json_object_new_int64((int64_t)r->rate));

@@ -85,6 +85,11 @@ struct receiver {
 	bool cancelled;                 /* asked to stop: DELETE, or the watchdog */
 	bool stopped_by_watchdog;       /* ... the watchdog (the record says failed) */
 	bool body_failed;               /* the web server aborted or cut the body */
+	/* Where the body comes from when not from the request (the chunked
+	 * upload's assembler reads its spool, upload.h): > 0 bytes, 0 at the
+	 * end, -1 after rx_fail.  NULL: the request body. */
+	ssize_t (*source)(struct receiver *rx, void *buf, size_t n);
+	void *source_ctx;
 
 	/* archive */
 	EVP_MD_CTX *sha;
@@ -120,6 +125,8 @@ struct receiver {
 	char error[1024];               /* for the answer: says what, never echoes input */
 	char detail[1024];              /* for the log and the record: may name entries */
 	char panel_outcome[16];         /* notified / queued / rejected */
+	json_object *result;            /* without a request (req NULL): the 200 JSON
+	                                 * the single POST would have answered */
 };
 
 /* Records the first failure; later calls are ignored.  Always returns -1. */
@@ -191,6 +198,21 @@ int rx_check_room(const struct wx_config *cfg, int64_t need, int64_t *free_out, 
     size_t msgsize);
 /* POST /api/transfers/preflight */
 void dest_preflight(struct wx_request *req);
+
+/* receive.c, shared with the chunked upload's create (uploads.c): the
+ * checks up to the spent token and the new record (answers a refusal
+ * itself; true to go on), then the steps before the body (reserve,
+ * installer step, staging; -1 after rx_fail). */
+bool rx_open_transfer(struct receiver *rx);
+/* An empty receiver (no fds; req may be NULL: the chunked assembler). */
+void rx_init(struct receiver *rx, struct wx_request *req, const struct wx_config *cfg);
+/* rx_init, then the transfer token of req (answered when refused: false). */
+bool rx_begin(struct receiver *rx, struct wx_request *req);
+/* server_dir, staging_root and staging of rx->uuid. */
+void rx_set_paths(struct receiver *rx);
+int rx_before_body(struct receiver *rx);
+/* (Re)creates an empty staging directory owned by system.user; 0 or -1. */
+int rx_make_staging(struct receiver *rx);
 
 /* main.c route handlers */
 void dest_post_transfer(struct wx_request *req);

@@ -195,7 +195,10 @@ answer_success(struct receiver *rx, const char *checksum, const char *panel)
 	json_object_object_add(j, "panel", json_object_new_string(panel));
 	json_object_object_add(j, "warning",
 	    rx->rec.warning ? json_object_new_string(rx->rec.warning) : NULL);
-	wx_req_json(rx->req, 200, j);
+	if (rx->req != NULL)
+		wx_req_json(rx->req, 200, j);
+	else
+		rx->result = j;
 }
 
 static void
@@ -250,7 +253,8 @@ finish_failure(struct receiver *rx)
 	if (rx->detail[0] != '\0')
 		wx_warn("transfer failed: %s (%s)", rx->error, rx->detail);
 	if (!rx->started) {
-		wx_req_error(rx->req, rx->status, "%s", rx->error);
+		if (rx->req != NULL)
+			wx_req_error(rx->req, rx->status, "%s", rx->error);
 		return;
 	}
 	rx->rec.status = rx->cancelled && !rx->stopped_by_watchdog ? WX_ST_CANCELLED : WX_ST_FAILED;
@@ -269,7 +273,8 @@ finish_failure(struct receiver *rx)
 	const char *panel = report(rx, WX_CALLBACK_FAILURE, rx->error);
 	wx_strlcpy(rx->panel_outcome, panel, sizeof rx->panel_outcome);
 	rx_progress(rx, true);
-	wx_req_error(rx->req, rx->status, "%s", rx->error);
+	if (rx->req != NULL)
+		wx_req_error(rx->req, rx->status, "%s", rx->error);
 }
 
 void
@@ -300,4 +305,6 @@ rx_release(struct receiver *rx)
 	free(rx->staging);
 	wx_record_clear(&rx->rec);
 	wx_ratelimit_close(&rx->rl);
+	json_object_put(rx->result);
+	rx->result = NULL;
 }

@@ -145,8 +145,10 @@ rx_body_read(void *ctx, void *buf, size_t n)
 	 * what the read did not return goes back. */
 	if (wx_ratelimit_take(&rx->rl, (int64_t)n, pace_stop, rx) < 0)
 		return -1;
-	ssize_t r = wx_req_read(rx->req, buf, n);
+	ssize_t r = rx->source != NULL ? rx->source(rx, buf, n) : wx_req_read(rx->req, buf, n);
 	wx_ratelimit_give(&rx->rl, r > 0 ? (int64_t)n - r : (int64_t)n);
+	if (r < 0 && rx->source != NULL)
+		return -1;
 	if (r < 0) {
 		/* A SIGUSR2 from DELETE breaks a blocked read: is that what this is? */
 		if (rx_cancel_check(rx, true))

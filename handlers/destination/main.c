@@ -7,14 +7,20 @@
  *   GET    /api/transfers/:uuid      node token; progress of an incoming transfer
  *   DELETE /api/servers/:uuid        node token; the same cancel, on Wings' route
  *                                    (FeatherPanel), routed here only standalone
+ *   POST   /api/transfers/uploads    transfer JWT; opens a chunked upload (upload.h)
+ *   PATCH, GET, HEAD, DELETE /api/transfers/uploads/:id   its secret; append,
+ *                                    state, cancel (docs/protocol.md)
  */
 #include "autoconf.h"
 
 #include "destination.h"
+#include "upload.h"
 #include "program.h"
 #include "request.h"
 #include "status_handler.h"
 #include "util.h"
+
+#include <string.h>
 
 static const char help[] =
 "NAME\n"
@@ -101,11 +107,53 @@ static const char help[] =
 "        Node token.  JSON progress: state, phase, bytes received and\n"
 "        extracted, files, rate, ETA (when the length is known), times,\n"
 "        error, warning, the last log lines.\n"
+"    POST /api/transfers/uploads\n"
+"        The chunked, resumable upload of docs/protocol.md (between wingxfer\n"
+"        nodes): the body of POST /api/transfers in PATCH requests of at most\n"
+"        96 MiB that survive cut links and restarts.  Authorization: the\n"
+"        transfer token, checked and spent here, with the same refusals as\n"
+"        POST /api/transfers before its body (401/403, 409, 507, 502);\n"
+"        X-Wingxfer-Body-Type: the multipart/form-data content type of the\n"
+"        body; X-Wingxfer-Size: the server's size (optional, 507 when it does\n"
+"        not fit); no body.  201 with Location, Upload-Offset: 0 and\n"
+"        {\"upload\", \"secret\", \"offset\", \"chunk_max\", \"resume_window\"}:\n"
+"        the secret (64 hex digits, stored here only as its SHA-256) is the\n"
+"        Bearer credential of the requests below.  A detached assembler\n"
+"        (wingxfer-destination --assemble, holding the transfer's lock)\n"
+"        extracts the body as chunks arrive, exactly as for the single POST.\n"
+"    PATCH /api/transfers/uploads/<id>\n"
+"        The upload's secret.  Upload-Offset (the acknowledged offset),\n"
+"        Upload-Complete ?0 or ?1 (the last chunk, with Repr-Digest:\n"
+"        sha-256=:<base64>: of the whole body), Content-Length (at most\n"
+"        X-Wingxfer-Chunk-Max), Content-Digest: sha-256=:<base64>:.  The\n"
+"        chunk is on disk (fsync) before 204 (Upload-Offset: new offset) or\n"
+"        202 (last chunk; the outcome comes from GET).  Errors, JSON with\n"
+"        \"error\" and \"code\", nothing kept: 400 bad_request (a header) or\n"
+"        digest_mismatch; 401 bad_secret; 404 unknown_upload; 409\n"
+"        offset_mismatch (with Upload-Offset and \"offset\"), completed, or\n"
+"        superseded (a newer PATCH of the upload started); 410 cancelled or\n"
+"        failed (\"reason\"); 411 length_required; 413 too_large (before the\n"
+"        body is read); 422 repr_digest_mismatch (the upload fails); 503 busy\n"
+"        (the previous chunk is still being extracted after 50 s; Retry-After).\n"
+"    GET, HEAD /api/transfers/uploads/<id>\n"
+"        The upload's secret.  GET: 200 {\"upload\", \"server\", \"state\"\n"
+"        (receiving, finishing, completed, failed, cancelled), \"offset\",\n"
+"        \"prefix_sha256\" (of the acknowledged bytes), \"complete\",\n"
+"        \"chunk_max\", \"status\", \"error\", \"result\" (the single POST's 200\n"
+"        JSON)}.  HEAD: 204 with Upload-Offset, Upload-Complete and\n"
+"        X-Wingxfer-Upload-State.  When the assembler died, a request of the\n"
+"        upload starts a new one and the offset goes back to 0.\n"
+"    DELETE /api/transfers/uploads/<id>\n"
+"        The upload's secret.  Cancels it like DELETE /api/transfers/<uuid>\n"
+"        (staging removed, record cancelled, the panel told once): 204 once\n"
+"        the upload is final (at most 30 s), 410 when it already was.\n"
 "    OPTIONS /api/transfers\n"
-"        No authentication.  204 with Allow and X-Wingxfer-Capabilities:\n"
-"        zstd, gzip, preflight: a wingxfer source then sends archive.tar.zst\n"
-"        (Go Wings answers OPTIONS without that header and is sent gzip) and\n"
-"        asks POST /api/transfers/preflight before stopping the server.\n"
+"        No authentication.  204 with Allow, X-Wingxfer-Capabilities:\n"
+"        zstd, gzip, preflight, chunked and X-Wingxfer-Chunk-Max: 100663296:\n"
+"        a wingxfer source then sends archive.tar.zst (Go Wings answers\n"
+"        OPTIONS without that header and is sent gzip), asks\n"
+"        POST /api/transfers/preflight before stopping the server, and sends\n"
+"        the body in chunks of at most that many bytes.\n"
 "\n"
 "OPTIONS\n"
 "    --config FILE     the node's config.yml (after $WINGXFER_CONFIG)\n"
@@ -115,8 +163,12 @@ static const char help[] =
 "    --check-config    print the effective configuration (secrets redacted)\n"
 "                      and exit 0, or print the problem and exit 1\n"
 "    --routes          print the routes this program serves, one \"METHOD\n"
-"                      PATTERN\" per line (:uuid is a server UUID), and exit 0\n"
+"                      PATTERN\" per line (:uuid is a server UUID, :id an\n"
+"                      upload id), and exit 0\n"
 "    --help, --version\n"
+"    --assemble ID --lock-fd N\n"
+"                      internal: the assembler of chunked upload ID, started\n"
+"                      by this program with the transfer's lock on fd N\n"
 "\n"
 "ENVIRONMENT\n"
 "    WINGXFER_CONFIG   config file; wins over --config\n"
@@ -127,6 +179,10 @@ static const char help[] =
 "    " WX_SYSCONFDIR "/wingxfer/config.yml   default configuration\n"
 "    <system.transfers.state_directory>/transfers/<uuid>.json   transfer records\n"
 "    <system.data>/.wingxfer-staging/<uuid>   data being received\n"
+"    <system.transfers.state_directory>/uploads/<id>.json   chunked uploads\n"
+"                                             (0600; the secret's SHA-256 only)\n"
+"    <system.transfers.state_directory>/uploads/<id>.spool/   their chunks\n"
+"                                             not yet extracted\n"
 "    <system.transfers.state_directory>/tokens/<sha256>   transfer tokens used\n"
 "                                             (kept until they expire)\n"
 "    <system.transfers.state_directory>/bandwidth-download   the node's\n"
@@ -157,6 +213,11 @@ static const struct wx_route routes[] = {
 	{ "DELETE", "/api/transfers/:uuid", WX_AUTH_NODE_TOKEN, dest_delete_transfer },
 	{ "GET", "/api/transfers/:uuid", WX_AUTH_NODE_TOKEN, get_status },
 	{ "DELETE", "/api/servers/:uuid", WX_AUTH_NODE_TOKEN, dest_delete_transfer },
+	{ "POST", "/api/transfers/uploads", WX_AUTH_NONE, dest_upload_create },
+	{ "PATCH", "/api/transfers/uploads/:id", WX_AUTH_NONE, dest_upload_patch },
+	{ "GET", "/api/transfers/uploads/:id", WX_AUTH_NONE, dest_upload_get },
+	{ "HEAD", "/api/transfers/uploads/:id", WX_AUTH_NONE, dest_upload_get },
+	{ "DELETE", "/api/transfers/uploads/:id", WX_AUTH_NONE, dest_upload_delete },
 };
 
 int
@@ -169,7 +230,11 @@ main(int argc, char **argv)
 		.nroutes = WX_ARRAY_LEN(routes),
 		/* A wingxfer source sends zstd only to a destination that says so,
 		 * and asks POST /api/transfers/preflight only where it is named. */
-		.capabilities = "zstd, gzip, preflight",
+		.capabilities = "zstd, gzip, preflight, chunked",
+		.chunk_max = UP_CHUNK_MAX,
 	};
+	/* The chunked upload's assembler, started by this program itself. */
+	if (argc > 1 && strcmp(argv[1], "--assemble") == 0)
+		return dest_assemble_main(argc, argv);
 	return wx_fcgi_main(&prog, argc, argv);
 }

@@ -167,8 +167,8 @@ fetch_server(struct receiver *rx)
 	return 0;
 }
 
-static int
-make_staging(struct receiver *rx)
+int
+rx_make_staging(struct receiver *rx)
 {
 	mode_t old = umask(077);
 	int rc = wx_mkdirs(rx->staging_root, 0700);
@@ -194,7 +194,7 @@ make_staging(struct receiver *rx)
 static void
 run(struct receiver *rx, const char *boundary)
 {
-	if (check_reserve(rx) < 0 || fetch_server(rx) < 0 || make_staging(rx) < 0)
+	if (check_reserve(rx) < 0 || fetch_server(rx) < 0 || rx_make_staging(rx) < 0)
 		return;
 	if (rx_cancel_check(rx, true))
 		return;
@@ -204,21 +204,57 @@ run(struct receiver *rx, const char *boundary)
 	(void)rx_sandbox_run(rx, boundary);
 }
 
+bool
+rx_open_transfer(struct receiver *rx)
+{
+	return admit(rx) && start(rx) == 0;
+}
+
+int
+rx_before_body(struct receiver *rx)
+{
+	if (check_reserve(rx) < 0 || fetch_server(rx) < 0 || rx_make_staging(rx) < 0)
+		return -1;
+	return rx_cancel_check(rx, true) ? -1 : 0;
+}
+
+void
+rx_init(struct receiver *rx, struct wx_request *req, const struct wx_config *cfg)
+{
+	memset(rx, 0, sizeof *rx);
+	rx->req = req;
+	rx->cfg = cfg;
+	rx->lock_fd = -1;
+	rx->staging_fd = -1;
+	rx->rl.fd = -1;
+}
+
+bool
+rx_begin(struct receiver *rx, struct wx_request *req)
+{
+	rx_init(rx, req, req->cfg);
+	if (!rx_check_token(req, &rx->claims))
+		return false;
+	memcpy(rx->uuid, rx->claims.sub, sizeof rx->uuid);
+	wx_log_set_transfer(rx->uuid);
+	return true;
+}
+
+void
+rx_set_paths(struct receiver *rx)
+{
+	rx->server_dir = wx_path_join(rx->cfg->data_directory, rx->uuid);
+	rx->staging_root = wx_path_join(rx->cfg->data_directory, ".wingxfer-staging");
+	rx->staging = wx_path_join(rx->staging_root, rx->uuid);
+}
+
 void
 dest_post_transfer(struct wx_request *req)
 {
 	const struct wx_config *cfg = req->cfg;
 	struct receiver rx;
-	memset(&rx, 0, sizeof rx);
-	rx.req = req;
-	rx.cfg = cfg;
-	rx.lock_fd = -1;
-	rx.staging_fd = -1;
-	rx.rl.fd = -1;
-	if (!rx_check_token(req, &rx.claims))
+	if (!rx_begin(&rx, req))
 		return;
-	memcpy(rx.uuid, rx.claims.sub, sizeof rx.uuid);
-	wx_log_set_transfer(rx.uuid);
 
 	char boundary[WX_MP_MAX_BOUNDARY + 1];
 	const char *why = wx_mp_boundary_from_content_type(wx_req_env(req, "CONTENT_TYPE"),
@@ -231,9 +267,7 @@ dest_post_transfer(struct wx_request *req)
 	rx.st = wx_req_state(req);
 	if (rx.st == NULL)
 		return;
-	rx.server_dir = wx_path_join(cfg->data_directory, rx.uuid);
-	rx.staging_root = wx_path_join(cfg->data_directory, ".wingxfer-staging");
-	rx.staging = wx_path_join(rx.staging_root, rx.uuid);
+	rx_set_paths(&rx);
 
 	/* Receiving, extracting and the hook at the node's transfer priority;
 	 * this FastCGI worker serves other requests afterwards. */

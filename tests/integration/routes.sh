@@ -17,12 +17,13 @@
 wx_tmpdir
 webstack_ca || { echo "not ok 1 - test CA"; echo 1..1; exit 1; }
 UUID=0b2a1c3d-1111-4222-8333-444455556666
+UPLOAD=0123456789abcdef0123456789abcdef   # an upload id (:id)
 
 for p in source destination events; do
 	"$WX_BIN/wingxfer-$p" --routes > "$WX_TEST_TMP/routes-$p" 2>"$WX_TEST_TMP/routes.err"
 	ok "wingxfer-$p --routes lists its table" test -s "$WX_TEST_TMP/routes-$p"
 done
-ok "--routes lines are 'METHOD /path'" bash -c "! grep -Ev '^(GET|POST|DELETE|PUT|PATCH) /[^ ]*$' $WX_TEST_TMP/routes-*"
+ok "--routes lines are 'METHOD /path'" bash -c "! grep -Ev '^(GET|HEAD|POST|DELETE|PUT|PATCH) /[^ ]*$' $WX_TEST_TMP/routes-*"
 
 # A stand-in Wings: answers every method with the path it got.
 WINGS_PORT=$(free_port)
@@ -46,9 +47,11 @@ wait_for "the stand-in Wings" 10 curl -s -o /dev/null "http://127.0.0.1:$WINGS_P
 # before reading the body, see README), sets CODE, BODY and ALLOW (the Allow header, commas and
 # spaces as single spaces, sorted).
 ask() {
-	local data=()
+	LAST_METHOD=$1
+	local data=() method=(-X "$1")
 	[ "$1" = POST ] && data=(--data '{}')  # lighttpd wants a length for a POST
-	CODE=$(https_curl --http1.1 -o "$WX_TEST_TMP/body" -D "$WX_TEST_TMP/hdr" -w '%{http_code}' -X "$1" "${data[@]}" \
+	[ "$1" = HEAD ] && method=(-I)        # no body to wait for
+	CODE=$(https_curl --http1.1 -o "$WX_TEST_TMP/body" -D "$WX_TEST_TMP/hdr" -w '%{http_code}' "${method[@]}" "${data[@]}" \
 		-H 'Authorization: Bearer not-the-node-token' -H 'Content-Type: application/json' \
 		--max-time 60 "$2" 2>/dev/null)
 	BODY=$(head -c 400 "$WX_TEST_TMP/body" 2>/dev/null)
@@ -57,7 +60,9 @@ ask() {
 from_program() { [[ $BODY == *'"error"'* ]] && [[ $BODY != *fake_wings* ]]; }
 from_wings() { [[ $BODY == *fake_wings* ]]; }
 # The program's refusal of the wrong token: 401/403 with its JSON error.
-program_refused() { { [ "$CODE" = 401 ] || [ "$CODE" = 403 ]; } && from_program; }
+# (HEAD: no body; the program's X-Request-Id header instead.)
+program_refused() { { [ "$CODE" = 401 ] || [ "$CODE" = 403 ]; } &&
+	if [ "$LAST_METHOD" = HEAD ]; then grep -qi '^X-Request-Id:' "$WX_TEST_TMP/hdr"; else from_program; fi; }
 # Not one of the programs' routes: standalone, the web server's own 404.
 not_routed() { [ "$CODE" = 404 ] && [[ $BODY != *'does not exist on this instance'* ]]; }
 
@@ -69,7 +74,7 @@ for kind in apache lighttpd beside-wings; do
 	url=${NODE_URL[$node]}
 	for p in source destination events; do
 		for pattern in $(cut -d' ' -f2 "$WX_TEST_TMP/routes-$p" | sort -u); do
-			path=${pattern//:uuid/$UUID}
+			path=${pattern//:uuid/$UUID}; path=${path//:id/$UPLOAD}
 			if [ "$kind" = beside-wings ] && [ "$pattern" = /api/servers/:uuid ]; then
 				for m in $(awk -v pat="$pattern" '$2 == pat { print $1 }' "$WX_TEST_TMP/routes-$p"); do
 					ask "$m" "$url$path"
@@ -79,7 +84,7 @@ for kind in apache lighttpd beside-wings; do
 			fi
 			# Every pattern the path matches (:uuid is any segment: a literal
 			# /api/transfers/preflight also matches /api/transfers/:uuid).
-			want=$( { while read -r m pat; do re="^${pat//:uuid/[^/]+}\$"
+			want=$( { while read -r m pat; do re="^${pat//:uuid/[^/]+}\$"; re=${re//:id/[^/]+}
 					[[ $path =~ $re ]] && echo "$m"; done < "$WX_TEST_TMP/routes-$p"
 				echo OPTIONS; } | sort -u | tr '\n' ' ')
 			ask OPTIONS "$url$path"

@@ -1,0 +1,364 @@
+/*
+ * The chunked upload's assembler (docs/protocol.md §5): one detached process
+ * per upload, started by the create request (or by the first request after
+ * an assembler died) with the transfer's lock on --lock-fd.  It runs the
+ * single POST's pipeline (sandbox.c, finish.c) with the body read from the
+ * spool in offset order instead of from a request: each chunk file is
+ * removed once consumed; while the upload is receiving and the next chunk is
+ * not there it waits, giving up after system.transfers.resume_window
+ * without a new chunk.  The outcome goes to the record (as for the single
+ * POST: panel callback, events) and to the upload's state, which says
+ * completed (with the single POST's 200 JSON), failed or cancelled before
+ * the lock is released.
+ */
+#include "autoconf.h"
+
+#include "destination.h"
+#include "upload.h"
+#include "config.h"
+#include "fsutil.h"
+#include "log.h"
+#include "panel.h"
+#include "program.h"
+#include "spawn.h"
+#include "state.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define POLL_MS 100
+#define ALIVE_MS 10000
+
+struct spool {
+	char id[UP_ID_LEN + 1];
+	char *dir;
+	int fd;                 /* the chunk being read, or -1 */
+	char *path;             /* its name */
+	int64_t pos;            /* bytes of the body consumed */
+	int64_t last_chunk_ms;  /* when the last chunk was opened */
+	int64_t window_ms;      /* system.transfers.resume_window */
+	int64_t acked;          /* as last seen in the state */
+	int64_t alive_ms;       /* when the record last said we wait */
+};
+
+int
+up_spawn_assembler(const struct wx_config *cfg, const char *id, int lock_fd, char *err,
+    size_t errsize)
+{
+	char *dir = wx_self_dir();
+	char *path = xasprintf("%s/wingxfer-destination", dir);
+	char lock_arg[16];
+	snprintf(lock_arg, sizeof lock_arg, "%d", WX_SPAWN_FIRST_FD);
+	char *argv[] = { path, "--assemble", (char *)id, "--lock-fd", lock_arg, "--config",
+		cfg->path, NULL };
+	int keep[] = { lock_fd };
+	pid_t pid = wx_spawn_detached(path, argv, keep, WX_ARRAY_LEN(keep), err, errsize);
+	free(path);
+	free(dir);
+	return (int)pid;
+}
+
+/* The record's extra.chunked from the upload's state. */
+static void
+note_state(struct receiver *rx, const struct upload *up)
+{
+	json_object_object_add(rx->rec.extra, "chunked", up_chunked_json(up));
+}
+
+/* Opens the chunk at s->pos: 1 opened, 0 not there (yet), -1 after rx_fail. */
+static int
+open_next(struct receiver *rx, struct spool *s)
+{
+	free(s->path);
+	s->path = xasprintf("%s/%020lld", s->dir, (long long)s->pos);
+	s->fd = open(s->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (s->fd >= 0) {
+		s->last_chunk_ms = wx_mono_ms();
+		return 1;
+	}
+	if (errno == ENOENT)
+		return 0;
+	rx_detail(rx, "open %s: %s", s->path, strerror(errno));
+	return rx_fail(rx, 500, "This node cannot read the upload's spool.");
+}
+
+/* Nothing to read at s->pos: 0 at the end of the body, 1 to look again,
+ * -1 after rx_fail. */
+static int
+no_chunk(struct receiver *rx, struct spool *s)
+{
+	/* Under the upload's lock: a PATCH renames its chunk into the spool and
+	 * then saves the offset, both under it. */
+	struct upload up;
+	int lfd = up_lock(rx->st, s->id);
+	if (lfd < 0 || up_load(rx->st, s->id, &up) < 0) {
+		rx_detail(rx, "upload state %s: %s", s->id, strerror(errno));
+		if (lfd >= 0)
+			close(lfd);
+		return rx_fail(rx, 500, "This node cannot read the upload's state.");
+	}
+	close(lfd);
+	int rc = 1;
+	if (up.offset != s->acked) {
+		s->acked = up.offset;
+		note_state(rx, &up);
+		rx_progress(rx, true);
+	}
+	if (up.state == UP_FAILED || up.state == UP_CANCELLED) {
+		rc = rx_fail(rx, up.status > 0 ? up.status : 500, "%s", up.error[0] ? up.error :
+		    "The upload ended.");
+	} else if (up.offset < s->pos) {
+		rc = rx_fail(rx, 500, "The upload's acknowledged offset went back while its "
+		    "assembler ran; nothing was installed.");
+	} else if (up.state == UP_FINISHING && up.offset == s->pos) {
+		rx_log(rx, "The last chunk is in: %lld bytes received in chunks.", (long long)s->pos);
+		rc = 0;
+	} else if (up.offset > s->pos && open_next(rx, s) != 0) {
+		/* committed between our look and the state's: read it */
+		rc = rx->status != 0 ? -1 : 1;
+	} else if (up.offset > s->pos) {
+		rx_detail(rx, "acknowledged %lld, no chunk at %lld", (long long)up.offset,
+		    (long long)s->pos);
+		rc = rx_fail(rx, 500, "An acknowledged chunk of the upload is missing from the "
+		    "spool; nothing was installed.");
+	} else if (wx_mono_ms() - s->last_chunk_ms < s->window_ms) {
+		/* Waiting for the source within resume_window is progress for
+		 * the watchdog's stall_timeout: this process bounds the wait. */
+		if (wx_mono_ms() - s->alive_ms >= ALIVE_MS) {
+			s->alive_ms = wx_mono_ms();
+			rx->rec.progress_at = wx_now();
+			rx_progress(rx, true);
+		}
+	} else {
+		char w[32];
+		wx_format_duration(s->window_ms / 1000, w, sizeof w);
+		rc = rx_fail(rx, 408, "No chunk of the upload arrived for %s "
+		    "(system.transfers.resume_window); nothing was installed.", w);
+	}
+	up_clear(&up);
+	return rc;
+}
+
+/* The receiver's body source: the spool, in offset order. */
+static ssize_t
+spool_read(struct receiver *rx, void *buf, size_t n)
+{
+	struct spool *s = rx->source_ctx;
+	for (;;) {
+		if (s->fd >= 0) {
+			ssize_t r = read(s->fd, buf, n);
+			if (r > 0) {
+				s->pos += r;
+				return r;
+			}
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0) {
+				rx_detail(rx, "read %s: %s", s->path, strerror(errno));
+				return rx_fail(rx, 500, "This node cannot read the upload's spool.");
+			}
+			close(s->fd);
+			s->fd = -1;
+			/* Consumed: its room goes to the next chunk (flow control). */
+			if (unlink(s->path) < 0)
+				wx_warn("cannot remove %s: %s", s->path, strerror(errno));
+			continue;
+		}
+		int o = open_next(rx, s);
+		if (o < 0)
+			return -1;
+		if (o > 0)
+			continue;
+		int w = no_chunk(rx, s);
+		if (w <= 0)
+			return w;
+		if (rx_cancel_check(rx, false))
+			return -1;
+		up_sleep_ms(POLL_MS);
+	}
+}
+
+static void
+on_interrupt(int sig)
+{
+	(void)sig;
+	wx_interrupted = 1;
+}
+
+/* Confirms that fd is the transfer's lock file and that it holds its lock. */
+static int
+adopt_lock(const struct wx_state *st, const char *uuid, int fd)
+{
+	char *path = wx_state_file(st, uuid, ".lock");
+	struct stat a, b;
+	int rc = -1;
+	if (fstat(fd, &a) < 0 || stat(path, &b) < 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+		wx_err("--lock-fd %d is not the lock file %s", fd, path);
+	else if (flock(fd, LOCK_EX | LOCK_NB) < 0)
+		wx_err("--lock-fd %d does not hold the lock of %s: %s", fd, path, strerror(errno));
+	else if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+		wx_err("--lock-fd %d: %s", fd, strerror(errno));
+	else
+		rc = 0;
+	free(path);
+	return rc;
+}
+
+/* The outcome into the upload's state, before the lock is released. */
+static void
+save_outcome(struct receiver *rx, const char *id)
+{
+	int fd = up_lock(rx->st, id);
+	struct upload up;
+	if (fd < 0 || up_load(rx->st, id, &up) < 0) {
+		wx_err("upload %s: cannot record its outcome: %s", id, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	if (rx->status == 0) {
+		up.state = UP_COMPLETED;
+		up.status = 200;
+		json_object_put(up.result);
+		up.result = json_object_get(rx->result);
+	} else if (up.state != UP_FAILED) {
+		/* A failed state (Repr-Digest) keeps its reason. */
+		up.state = rx->cancelled && !rx->stopped_by_watchdog ? UP_CANCELLED : UP_FAILED;
+		up.status = rx->status;
+		wx_strlcpy(up.error, rx->error, sizeof up.error);
+	}
+	up.final_at = wx_now();
+	if (up_save(rx->st, &up) < 0)
+		wx_err("upload %s: cannot record its outcome: %s", id, strerror(errno));
+	up_clear(&up);
+	close(fd);
+	char *spool = up_file(rx->st, id, ".spool");
+	if (wx_remove_tree(spool) < 0 && errno != ENOENT)
+		wx_warn("cannot remove %s: %s", spool, strerror(errno));
+	free(spool);
+}
+
+/* With the lock held and the record loaded: the pipeline, then the outcome. */
+static void
+assemble(struct receiver *rx, struct spool *s, const struct upload *up)
+{
+	char boundary[WX_MP_MAX_BOUNDARY + 1];
+	const char *why = wx_mp_boundary_from_content_type(up->body_type, boundary);
+	json_object *server;
+	if (json_object_object_get_ex(rx->rec.extra, "server", &server)) {
+		bool present;
+		rx->disk_limit = wx_panel_disk_limit(server, &present);
+	}
+	note_state(rx, up);
+	wx_strlcpy(rx->rec.phase, WX_PHASE_RECEIVING, sizeof rx->rec.phase);
+	rx->rec.pid = getpid();
+	rx->rec.bytes_read = 0;
+	rx->rec.bytes_sent = 0;
+	rx->rec.files = 0;
+	rx->last_log_ms = wx_mono_ms();
+	rx_progress(rx, true);
+	if (why != NULL)
+		rx_fail(rx, 400, "The upload's body type is not multipart/form-data: %s.", why);
+	else if (rx_make_staging(rx) == 0 && !rx_cancel_check(rx, true))
+		(void)rx_sandbox_run(rx, boundary);
+	if (s->fd >= 0)
+		close(s->fd);
+	s->fd = -1;
+	rx_finish(rx);
+	save_outcome(rx, s->id);
+}
+
+int
+dest_assemble_main(int argc, char **argv)
+{
+	const char *id = NULL, *config = NULL;
+	int64_t lock_fd = -1;
+	for (int i = 1; i + 1 < argc; i += 2) {
+		if (strcmp(argv[i], "--assemble") == 0)
+			id = argv[i + 1];
+		else if (strcmp(argv[i], "--config") == 0)
+			config = argv[i + 1];
+		else if (strcmp(argv[i], "--lock-fd") == 0 &&
+		    wx_parse_i64(argv[i + 1], 3, 1023, &lock_fd) == NULL)
+			;
+		else
+			lock_fd = -2;
+	}
+	wx_log_init("wingxfer-destination");
+	if (id == NULL || !up_valid_id(id) || lock_fd < 0 || argc % 2 != 1) {
+		fprintf(stderr, "wingxfer-destination: --assemble ID --lock-fd N [--config FILE] "
+		    "is started by wingxfer-destination itself (a chunked upload's assembler)\n");
+		return 2;
+	}
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = on_interrupt; /* a DELETE's SIGUSR2: look at the cancel marker */
+	sigaction(SIGUSR2, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+
+	struct wx_config *cfg = wx_cli_load_config(config);
+	if (cfg == NULL)
+		return 1;
+	struct wx_state st;
+	char err[512];
+	if (wx_state_open(&st, cfg->transfers.state_directory, err, sizeof err) < 0) {
+		wx_err("%s", err);
+		wx_config_free(cfg);
+		return 1;
+	}
+	struct upload up;
+	int rc = 1;
+	if (up_load(&st, id, &up) < 0) {
+		wx_err("upload %s: its state cannot be read: %s", id, strerror(errno));
+		goto out_state;
+	}
+	wx_log_set_transfer(up.server);
+	if (adopt_lock(&st, up.server, (int)lock_fd) < 0)
+		goto out_up;
+	struct receiver rx;
+	rx_init(&rx, NULL, cfg);
+	rx.st = &st;
+	rx.lock_fd = (int)lock_fd;
+	memcpy(rx.uuid, up.server, sizeof rx.uuid);
+	if (wx_record_load(&st, rx.uuid, &rx.rec) < 0) {
+		wx_err("upload %s: the transfer record of %s cannot be read: %s", id, rx.uuid,
+		    strerror(errno));
+		close(rx.lock_fd);
+		goto out_up;
+	}
+	if (rx.rec.extra == NULL)
+		rx.rec.extra = json_object_new_object();
+	rx.started = true;
+	rx.started_ms = wx_mono_ms();
+	rx_set_paths(&rx);
+	struct spool s = { .fd = -1, .last_chunk_ms = wx_mono_ms(),
+		.window_ms = cfg->transfers.resume_window * 1000, .acked = -1 };
+	wx_strlcpy(s.id, id, sizeof s.id);
+	s.dir = up_file(&st, id, ".spool");
+	rx.source = spool_read;
+	rx.source_ctx = &s;
+	wx_info("upload %s: assembler started (restart %lld)", id, (long long)up.restarts);
+	assemble(&rx, &s, &up);
+	rc = rx.status == 0 ? 0 : 1;
+	rx_release(&rx);
+	free(s.path);
+	free(s.dir);
+	close(rx.lock_fd); /* last: the record and the upload are final */
+out_up:
+	up_clear(&up);
+out_state:
+	wx_state_close(&st);
+	wx_config_free(cfg);
+	return rc;
+}
