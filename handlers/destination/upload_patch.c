@@ -16,7 +16,9 @@
 
 #include "upload.h"
 #include "fsutil.h"
+#include "config.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "request.h"
 #include "state.h"
 #include "util.h"
@@ -155,6 +157,13 @@ note_interruption(const struct patch *p)
 		close(fd);
 }
 
+/* wx_ratelimit_take's stop: a newer PATCH took over while this one waited. */
+static bool
+superseded(void *ctx)
+{
+	return !still_writer(ctx);
+}
+
 /* Reads the body into p->tmp, its SHA-256 into got, and the running hash
  * from sha on.  0, or answers and -1. */
 static int
@@ -172,10 +181,23 @@ read_chunk(struct patch *p, unsigned char *sha, size_t sha_len, unsigned char go
 	char *buf = xmalloc(READ_PIECE);
 	int64_t got_bytes = 0;
 	int rc = 0;
+	/* download_limit paces the bytes off the network, node-wide, as for the
+	 * single POST; the assembler reads the spool unpaced (paying twice
+	 * would halve the rate). */
+	struct wx_ratelimit rl;
+	wx_ratelimit_open(&rl, p->st->dir, "download", p->req->cfg->transfers.download_limit,
+	    "system.transfers.download_limit");
 	while (got_bytes < p->length) {
 		size_t want = (size_t)(p->length - got_bytes < READ_PIECE ? p->length - got_bytes :
 		    READ_PIECE);
+		if (wx_ratelimit_take(&rl, (int64_t)want, superseded, p) < 0) {
+			up_error(p->req, 409, "superseded", NULL, "A newer PATCH of this upload started; "
+			    "this one stopped and nothing of it was kept.");
+			rc = -1;
+			break;
+		}
 		ssize_t r = wx_req_read(p->req, buf, want);
+		wx_ratelimit_give(&rl, r > 0 ? (int64_t)want - r : (int64_t)want);
 		if (r <= 0) {
 			up_error(p->req, 400, "bad_request", NULL, "The chunk was cut off after %lld of "
 			    "its %lld bytes; nothing was kept.", (long long)got_bytes,
@@ -199,6 +221,7 @@ read_chunk(struct patch *p, unsigned char *sha, size_t sha_len, unsigned char go
 		up_sha_add(sha, sha_len, buf, (size_t)r);
 		got_bytes += r;
 	}
+	wx_ratelimit_close(&rl);
 	free(buf);
 	EVP_DigestFinal_ex(md, got, NULL);
 	EVP_MD_CTX_free(md);
