@@ -75,6 +75,7 @@ struct wx_transfers_config {
 	int64_t chunk_size;              /* largest chunk sent, bytes (1 MiB .. 96 MiB) */
 	int64_t resume_window;           /* seconds an upload may go without progress */
 	int64_t resume_attempts;         /* consecutive interruptions without progress */
+	int64_t write_behind;            /* destination: bytes of written data in flight, 0 = off */
 	struct wx_command hook_stop;
 	struct wx_command hook_kill;
 	struct wx_command hook_create_environment;

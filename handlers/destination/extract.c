@@ -21,7 +21,9 @@
  * are cleared; when
  * running as root each entry is then given to system.user.uid/gid (lchown).
  * Every entry is charged against build.disk_space and the free space above
- * system.transfers.disk_reserve before it is written.
+ * system.transfers.disk_reserve before it is written.  Regular files' data
+ * is written back while receiving (system.transfers.write_behind,
+ * writebehind.h).
  */
 #include "autoconf.h"
 
@@ -30,6 +32,7 @@
 #include "config.h"
 #include "log.h"
 #include "util.h"
+#include "writebehind.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -194,8 +197,8 @@ refuse_entry(struct receiver *rx, int64_t index, const char *path, const char *w
 }
 
 static int
-copy_data(struct receiver *rx, struct archive *a, struct archive *w, int64_t index,
-    const char *path)
+copy_data(struct receiver *rx, struct archive *a, struct archive *w, struct rx_writebehind *wb,
+    int64_t index, const char *path)
 {
 	for (;;) {
 		const void *buf;
@@ -215,6 +218,7 @@ copy_data(struct receiver *rx, struct archive *a, struct archive *w, int64_t ind
 		}
 		if (archive_write_data_block(w, buf, size, offset) < ARCHIVE_WARN)
 			return write_failed(rx, w, index, path);
+		rx_wb_wrote(wb, offset, (int64_t)size);
 		rx->rec.bytes_sent += (int64_t)size;
 		if (rx_cancel_check(rx, false))
 			return -1;
@@ -257,8 +261,8 @@ give_to_user(struct receiver *rx, const char *path)
 
 /* One entry: checks, limits, write, data, owner.  0, 1 when skipped, -1. */
 static int
-extract_entry(struct receiver *rx, struct archive *a, struct archive *w, struct archive_entry *e,
-    int64_t index)
+extract_entry(struct receiver *rx, struct archive *a, struct archive *w, struct rx_writebehind *wb,
+    struct archive_entry *e, int64_t index)
 {
 	const char *path = archive_entry_pathname(e);
 	if (path == NULL)
@@ -312,11 +316,16 @@ extract_entry(struct receiver *rx, struct archive *a, struct archive *w, struct 
 		return write_failed(rx, w, index, path);
 	if (r == ARCHIVE_WARN && ++rx->warnings <= RX_NAMED_REPEATS)
 		wx_warn("entry %lld (%s): %s", (long long)index, path, archive_error_string(w));
-	if (archive_entry_size(e) > 0 && copy_data(rx, a, w, index, path) < 0)
-		return -1;
+	if (archive_entry_size(e) > 0) {
+		if (link == NULL && type == AE_IFREG)
+			rx_wb_file(wb, path);
+		if (copy_data(rx, a, w, wb, index, path) < 0)
+			return -1;
+	}
 	r = archive_write_finish_entry(w);
 	if (r < ARCHIVE_WARN)
 		return write_failed(rx, w, index, path);
+	rx_wb_file_done(wb);
 	return give_to_user(rx, path);
 }
 
@@ -369,7 +378,7 @@ drain_part(struct receiver *rx)
 }
 
 static int
-extract_all(struct receiver *rx, struct archive *a, struct archive *w)
+extract_all(struct receiver *rx, struct archive *a, struct archive *w, struct rx_writebehind *wb)
 {
 	for (int64_t index = 1;; index++) {
 		struct archive_entry *e;
@@ -393,7 +402,7 @@ extract_all(struct receiver *rx, struct archive *a, struct archive *w)
 			wx_warn("entry %lld: %s", (long long)index, archive_error_string(a));
 		if (index == 1)
 			wx_info("the archive is %s-compressed tar", archive_filter_name(a, 0));
-		int er = extract_entry(rx, a, w, e, index);
+		int er = extract_entry(rx, a, w, wb, e, index);
 		if (er < 0)
 			return -1;
 		if (er == 0)
@@ -431,12 +440,14 @@ rx_extract(struct receiver *rx)
 	if (fchdir(rx->staging_fd) < 0)
 		return rx_fail(rx, 500, "This node cannot enter its staging directory.");
 	rx_gunzip_init(&rx->gz, pull_part, rx);
+	struct rx_writebehind wb;
+	rx_wb_init(&wb, rx->cfg->transfers.write_behind, rx->staging_fd);
 	struct archive *w = archive_write_disk_new();
 	struct archive *a = w ? open_reader(rx) : NULL;
 	int rc = -1;
 	if (w == NULL || archive_write_disk_set_options(w, write_flags) != ARCHIVE_OK) {
 		rx_fail(rx, 500, "libarchive could not be set up on this node.");
-	} else if (a != NULL && extract_all(rx, a, w) == 0) {
+	} else if (a != NULL && extract_all(rx, a, w, &wb) == 0) {
 		/* Directory modes and times are applied here, deepest first. */
 		if (archive_write_close(w) < ARCHIVE_WARN)
 			write_failed(rx, w, rx->rec.files, "(directory fix-ups)");
@@ -448,6 +459,7 @@ rx_extract(struct receiver *rx)
 		archive_read_free(a);
 	if (w != NULL)
 		archive_write_free(w);
+	rx_wb_end(&wb, rc == 0);
 	rx_gunzip_free(&rx->gz);
 	if (chdir("/") < 0)
 		wx_warn("chdir / after extraction: %s", strerror(errno));
