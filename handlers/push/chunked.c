@@ -638,6 +638,10 @@ send_all(struct chunked *u, char *why, size_t whysize)
 			}
 		} else if (code == 409 && ch_code_is(u, "completed")) {
 			return SEND_LAST_DONE;
+		} else if (code == 409 && ch_code_is(u, "superseded")) {
+			/* Another request of this upload took over (a resend of ours
+			 * after a cut): nothing of this one was kept; ask the offset. */
+			ans = CH_INTERRUPTED;
 		} else if (code == 503 && ch_code_is(u, "busy")) {
 			int64_t ms = u->h.retry_after >= 0 ? u->h.retry_after * 1000 : 1000;
 			if (ms > CH_BUSY_MAX_MS)

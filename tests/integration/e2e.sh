@@ -66,6 +66,11 @@ slow_dest() {
 	sed -i 's/^    disk_reserve: 0$/    disk_reserve: 0\n    download_limit: 1/' "$WX_TEST_TMP/$n/config.yml"
 }
 slow_dest a2
+# ... and the source sends chunks of 1 MiB (docs/protocol.md): the
+# destination's progress moves only as chunks are acknowledged, and with the
+# default 32 MiB the whole body would be one chunk, acknowledged before the
+# first byte shows as received, with nothing left to cancel.
+sed -i 's/^    disk_reserve: 0$/    disk_reserve: 0\n    chunk_size: 1MiB/' "$WX_TEST_TMP/a1/config.yml"
 # outboxes_empty: no callback of a1 or a2 is still queued.
 outboxes_empty() { ! ls "$WX_TEST_TMP"/a1/state/outbox/*.json "$WX_TEST_TMP"/a2/state/outbox/*.json >/dev/null 2>&1; }
 for side in source destination; do

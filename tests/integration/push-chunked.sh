@@ -173,6 +173,7 @@ fault '{"kind": "limit", "max": 1500000}'
 fault "{\"kind\": \"cut\", \"after\": 300000, \"min_offset\": $((2 * MIB))}"
 fault "{\"kind\": \"status\", \"status\": 502, \"count\": 2, \"min_offset\": $((3 * MIB))}"
 fault "{\"kind\": \"busy\", \"min_offset\": $((4 * MIB))}"
+fault "{\"kind\": \"superseded\", \"min_offset\": $((5 * MIB))}"
 fault '{"kind": "lose"}'
 ok "faults: the transfer ends" run_transfer "$CFG" "$U"
 is "$(rec "$STATE" "$U" '["status"]')" completed "faults: completed despite every fault"
@@ -183,21 +184,21 @@ is "$(q "sorted(set(e['length'] for e in ev if e['event'] == 'patch' and e.get('
 	"faults: then chunks of 1 MiB (halved)"
 is "$(chunked "$U" chunk_size)" $MIB "faults: extra.chunked.chunk_size says 1 MiB"
 is "$(q "sorted(e['fault'] for e in ev if e['event'] == 'patch' and e['fault'])")" \
-	"['busy', 'cut', 'limit', 'lose', 'status', 'status']" "faults: every fault happened"
+	"['busy', 'cut', 'limit', 'lose', 'status', 'status', 'superseded']" "faults: every fault happened"
 is "$(q "(lambda p: [x['offset'] for i, x in enumerate(p) if i and p[i - 1].get('fault') == 'cut'])([e for e in ev if e['event'] == 'patch'])")" \
 	"[$((2 * MIB))]" "faults: after the cut, the chunk is sent again from the acknowledged offset"
 # A cut connection is an interruption whether the worker asks the state (GET)
 # or libcurl sends the chunk again at once on a fresh connection.
-is "$(chunked "$U" interruptions) $(chunked "$U" resumes)" "4 4" \
-	"faults: 4 interruptions and resumes (cut, two 502s, the lost 202)"
+is "$(chunked "$U" interruptions) $(chunked "$U" resumes)" "5 5" \
+	"faults: 5 interruptions and resumes (cut, two 502s, 409 superseded, the lost 202)"
 is "$(q "(lambda r: r[[e.get('fault') for e in r].index('lose') + 1])([e for e in ev if e['event'] in ('get', 'patch')]).get('code') or 'state'")" \
 	"$(q "'completed' if any(e.get('code') == 'completed' for e in ev) else 'state'")" \
 	"faults: after the lost 202, the source learns the outcome (GET, or 409 completed)"
 resent=$(chunked "$U" resent_bytes)
 # Sent again: at most the chunk refused by the 413 (2 MiB), and one chunk (1 MiB)
-# for each of the cut, the two 502s, the busy answer and the lost 202.
+# for each of the cut, the two 502s, the superseded, the busy answer and the lost 202.
 ok "faults: bytes sent again ($resent) at most one chunk per interruption, 413 and busy answer" \
-	test "$resent" -gt 0 -a "$resent" -le $((2 * MIB + 5 * MIB))
+	test "$resent" -gt 0 -a "$resent" -le $((2 * MIB + 6 * MIB))
 is "$(q "[e['event'] for e in ev if e['event'] in ('completed', 'failed')]")" "['completed']" \
 	"faults: the destination's body is whole and right"
 ok "faults: the archive extracts to the server's tree" same_tree "$(done_body)" "$U" faults
