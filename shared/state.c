@@ -3,6 +3,7 @@
 #include "state.h"
 #include "fsutil.h"
 #include "json_text.h"
+#include "log.h"
 #include "util.h"
 #include "uuid.h"
 
@@ -287,4 +288,24 @@ wx_state_record_uuids(const struct wx_state *st, char ***uuidsp, size_t *count)
 	*uuidsp = uuids;
 	*count = n;
 	return 0;
+}
+
+int
+wx_lock_adopt(const struct wx_state *st, const char *uuid, int fd)
+{
+	char *path = wx_state_file(st, uuid, ".lock");
+	struct stat a, b;
+	int rc = -1;
+	if (fstat(fd, &a) < 0)
+		wx_err("--lock-fd %d is not open: %s", fd, strerror(errno));
+	else if (stat(path, &b) < 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+		wx_err("--lock-fd %d is not the lock file %s", fd, path);
+	else if (flock(fd, LOCK_EX | LOCK_NB) < 0)
+		wx_err("--lock-fd %d does not hold the lock of %s: %s", fd, path, strerror(errno));
+	else if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+		wx_err("--lock-fd %d: %s", fd, strerror(errno));
+	else
+		rc = 0;
+	free(path);
+	return rc;
 }

@@ -56,6 +56,12 @@ enum wx_lock_result {
 enum wx_lock_result wx_lock_try(const struct wx_state *st, const char *uuid, int *fd);
 /* Like wx_lock_try on an arbitrary path (watchdog.lock). */
 enum wx_lock_result wx_lock_try_path(const char *path, int *fd);
+/*
+ * A worker started with --lock-fd fd (wx_spawn_detached): confirms that fd
+ * is the transfer's lock file and holds its lock, and makes it close on
+ * exec.  0, or -1 with the reason logged (naming the fd and the file).
+ */
+int wx_lock_adopt(const struct wx_state *st, const char *uuid, int fd);
 /* Probe only: WX_LOCK_BUSY if some process holds it, else released again. */
 enum wx_lock_result wx_lock_probe(const struct wx_state *st, const char *uuid);
 

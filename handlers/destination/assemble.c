@@ -194,25 +194,6 @@ on_interrupt(int sig)
 	wx_interrupted = 1;
 }
 
-/* Confirms that fd is the transfer's lock file and that it holds its lock. */
-static int
-adopt_lock(const struct wx_state *st, const char *uuid, int fd)
-{
-	char *path = wx_state_file(st, uuid, ".lock");
-	struct stat a, b;
-	int rc = -1;
-	if (fstat(fd, &a) < 0 || stat(path, &b) < 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino)
-		wx_err("--lock-fd %d is not the lock file %s", fd, path);
-	else if (flock(fd, LOCK_EX | LOCK_NB) < 0)
-		wx_err("--lock-fd %d does not hold the lock of %s: %s", fd, path, strerror(errno));
-	else if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
-		wx_err("--lock-fd %d: %s", fd, strerror(errno));
-	else
-		rc = 0;
-	free(path);
-	return rc;
-}
-
 /* The outcome into the upload's state, before the lock is released. */
 static void
 save_outcome(struct receiver *rx, const char *id)
@@ -324,7 +305,7 @@ dest_assemble_main(int argc, char **argv)
 		goto out_state;
 	}
 	wx_log_set_transfer(up.server);
-	if (adopt_lock(&st, up.server, (int)lock_fd) < 0)
+	if (wx_lock_adopt(&st, up.server, (int)lock_fd) < 0)
 		goto out_up;
 	struct receiver rx;
 	rx_init(&rx, NULL, cfg);

@@ -50,12 +50,6 @@ ch_spool_read(struct chunked *u, void *buf, size_t n, int64_t off)
 
 /* --- requests --- */
 
-static bool
-pace_stop(void *ctx)
-{
-	return job_should_stop(ctx);
-}
-
 static size_t
 read_chunk(char *buf, size_t size, size_t nitems, void *ctx)
 {
@@ -68,7 +62,7 @@ read_chunk(char *buf, size_t size, size_t nitems, void *ctx)
 		return 0;
 	if (u->rl.rate > 0 && want > CH_LIMITED_READ)
 		want = CH_LIMITED_READ;
-	if (wx_ratelimit_take(&u->rl, (int64_t)want, pace_stop, u->job) < 0)
+	if (wx_ratelimit_take(&u->rl, (int64_t)want, job_pace_stop, u->job) < 0)
 		return CURL_READFUNC_ABORT;
 	if (ch_spool_read(u, buf, want, u->req_off + u->req_pos) < 0) {
 		wx_ratelimit_give(&u->rl, (int64_t)want);

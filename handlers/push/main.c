@@ -204,6 +204,12 @@ job_should_stop(struct job *job)
 	return true;
 }
 
+bool
+job_pace_stop(void *ctx)
+{
+	return job_should_stop(ctx);
+}
+
 static bool
 stop_poll(void *ctx)
 {

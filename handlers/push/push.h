@@ -115,6 +115,8 @@ struct push_opts {
 
 /* True when the job must stop now (cancel marker, SIGUSR2, stop signal). */
 bool job_should_stop(struct job *job);
+/* The same as a wx_ratelimit_take stop function (ctx is the job). */
+bool job_pace_stop(void *ctx);
 
 /* A "transfer logs" event in Wings' words; also to the log or the terminal. */
 void job_log(struct job *job, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

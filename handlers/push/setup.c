@@ -114,27 +114,6 @@ setup_token(const struct push_opts *o, char **url)
 	return t;
 }
 
-/* Confirms that fd is this transfer's lock file and that we hold its lock. */
-static int
-adopt_lock(struct job *job, int fd)
-{
-	char *path = wx_state_file(&job->st, job->uuid, ".lock");
-	struct stat a, b;
-	int rc = -1;
-	if (fstat(fd, &a) < 0)
-		wx_err("--lock-fd %d is not open: %s", fd, strerror(errno));
-	else if (stat(path, &b) < 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino)
-		wx_err("--lock-fd %d is not the lock file %s", fd, path);
-	else if (flock(fd, LOCK_EX | LOCK_NB) < 0)
-		wx_err("--lock-fd %d does not hold the lock of %s: %s", fd, path, strerror(errno));
-	else if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
-		wx_err("--lock-fd %d: %s", fd, strerror(errno));
-	else
-		rc = 0;
-	free(path);
-	return rc;
-}
-
 static int
 take_lock(struct job *job)
 {
@@ -277,7 +256,7 @@ setup_lock(struct job *job, const struct push_opts *o)
 	if (o->lock_fd < 0)
 		return take_lock(job);
 	job->lock_fd = o->lock_fd;
-	if (adopt_lock(job, o->lock_fd) < 0)
+	if (wx_lock_adopt(&job->st, job->uuid, o->lock_fd) < 0)
 		return -1;
 	log_to_file(job);
 	return 0;

@@ -71,12 +71,6 @@ abort_with(struct upload *u, const char *fmt, ...)
 
 /* --- libcurl callbacks --- */
 
-static bool
-pace_stop(void *ctx)
-{
-	return job_should_stop(ctx);
-}
-
 static size_t
 read_body(char *buf, size_t size, size_t nitems, void *ctx)
 {
@@ -89,7 +83,7 @@ read_body(char *buf, size_t size, size_t nitems, void *ctx)
 	 * before it asks for more. */
 	if (u->rl.rate > 0 && want > LIMITED_READ)
 		want = LIMITED_READ;
-	if (wx_ratelimit_take(&u->rl, (int64_t)want, pace_stop, job) < 0)
+	if (wx_ratelimit_take(&u->rl, (int64_t)want, job_pace_stop, job) < 0)
 		return CURL_READFUNC_ABORT;
 	ssize_t n = body_read(u->body, buf, want);
 	wx_ratelimit_give(&u->rl, n > 0 ? (int64_t)want - n : (int64_t)want);
