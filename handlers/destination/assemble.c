@@ -56,11 +56,14 @@ up_spawn_assembler(const struct wx_config *cfg, const char *id, int lock_fd, cha
 {
 	char *dir = wx_self_dir();
 	char *path = xasprintf("%s/wingxfer-destination", dir);
-	char lock_arg[16];
+	char lock_arg[16], log_arg[16];
 	snprintf(lock_arg, sizeof lock_arg, "%d", WX_SPAWN_FIRST_FD);
-	char *argv[] = { path, "--assemble", (char *)id, "--lock-fd", lock_arg, "--config",
-		cfg->path, NULL };
-	int keep[] = { lock_fd };
+	snprintf(log_arg, sizeof log_arg, "%d", WX_SPAWN_FIRST_FD + 1);
+	/* Its log goes where this program's goes (the web server's error log,
+	 * the journal, spawn-fcgi's stderr): that is where an admin looks. */
+	char *argv[] = { path, "--assemble", (char *)id, "--lock-fd", lock_arg, "--log-fd",
+		log_arg, "--config", cfg->path, NULL };
+	int keep[] = { lock_fd, STDERR_FILENO };
 	pid_t pid = wx_spawn_detached(path, argv, keep, WX_ARRAY_LEN(keep), err, errsize);
 	free(path);
 	free(dir);
@@ -262,7 +265,7 @@ int
 dest_assemble_main(int argc, char **argv)
 {
 	const char *id = NULL, *config = NULL;
-	int64_t lock_fd = -1;
+	int64_t lock_fd = -1, log_fd = -1;
 	for (int i = 1; i + 1 < argc; i += 2) {
 		if (strcmp(argv[i], "--assemble") == 0)
 			id = argv[i + 1];
@@ -271,12 +274,19 @@ dest_assemble_main(int argc, char **argv)
 		else if (strcmp(argv[i], "--lock-fd") == 0 &&
 		    wx_parse_i64(argv[i + 1], 3, 1023, &lock_fd) == NULL)
 			;
+		else if (strcmp(argv[i], "--log-fd") == 0 &&
+		    wx_parse_i64(argv[i + 1], 3, 1023, &log_fd) == NULL)
+			;
 		else
 			lock_fd = -2;
 	}
+	if (log_fd >= 0 && log_fd != lock_fd) {
+		if (dup2((int)log_fd, STDERR_FILENO) < 0 || close((int)log_fd) < 0)
+			return 1;  /* stderr is /dev/null: nowhere to say it */
+	}
 	wx_log_init("wingxfer-destination");
 	if (id == NULL || !up_valid_id(id) || lock_fd < 0 || argc % 2 != 1) {
-		fprintf(stderr, "wingxfer-destination: --assemble ID --lock-fd N [--config FILE] "
+		fprintf(stderr, "wingxfer-destination: --assemble ID --lock-fd N [--log-fd N] [--config FILE] "
 		    "is started by wingxfer-destination itself (a chunked upload's assembler)\n");
 		return 2;
 	}

@@ -1,5 +1,6 @@
 #!/bin/bash
-# Fault injection with the real programs, two nodes behind Apache with TLS
+# Fault injection with the real programs, two nodes behind Apache with TLS,
+# on the single POST (system.transfers.chunked: off on the source)
 # (s sends, d receives at 2 MiB/s so a transfer lasts about 10 s; a test
 # that interrupts a transfer holds it first, see hold):
 #   - the destination's web server restarted mid-transfer (a clean failure);
@@ -35,9 +36,13 @@ FAULTS=0
 note() { FAULTS=$((FAULTS + 1)); echo "$*" >> "$RESULTS"; }
 
 SRC="$WX_TEST_TMP/s" DST="$WX_TEST_TMP/d"
+# These are the single POST's faults (what Go Wings peers always get, and
+# chunked: off): each interruption fails the transfer cleanly.  The chunked
+# protocol resumes instead: its faults are tests/faults/chunked-faults.sh.
 node_setup s "    stall_timeout: 3
     response_timeout: 60
-    connect_timeout: 3"
+    connect_timeout: 3
+    chunked: off"
 node_setup d "    stall_timeout: 3
     download_limit: 2"
 # The destination waits up to 2 min for each panel answer (not 5 s): the
