@@ -73,8 +73,8 @@ for to in b l; do
 done
 like "$(worker_log "$U")" "compressing with zstd level 1, [0-9]+ threads" "the worker logs codec, level, threads"
 like "$(grep -o '"[A-Z]* /api/transfers[^"]*" [0-9]*' "$WX_TEST_TMP/b/web/access.log" | tr '\n' ' ')" \
-	'"OPTIONS /api/transfers HTTP/1.1" 204 "POST /api/transfers/preflight\?size=[0-9]+ HTTP/1.1" 200 "POST /api/transfers HTTP/1.1" 200' \
-	"Apache's access log: OPTIONS 204, the preflight 200 (before the stop), then the POST"
+	'"OPTIONS /api/transfers HTTP/1.1" 204 "POST /api/transfers/preflight\?size=[0-9]+ HTTP/1.1" 200 "POST /api/transfers/uploads HTTP/1.1" 201 ("PATCH /api/transfers/uploads/[0-9a-f]{32} HTTP/1.1" 204 )*"PATCH /api/transfers/uploads/[0-9a-f]{32} HTTP/1.1" 202 ("GET /api/transfers/uploads/[0-9a-f]{32} HTTP/1.1" 200 )+$' \
+	"Apache's access log: OPTIONS 204, the preflight 200 (before the stop), then the chunked upload (docs/protocol.md): create 201, PATCHes 204 and the last 202, GETs until the outcome"
 
 # --- compression: gzip ---
 options_seen() { grep -c '"OPTIONS /api/transfers' "$WX_TEST_TMP/b/web/access.log"; }
