@@ -70,6 +70,7 @@ decode(const unsigned char *in, size_t len, size_t chunk, size_t fail_at, struct
 	struct rx_gunzip g;
 	rx_gunzip_init(&g, pull, &s);
 	memset(o, 0, sizeof *o);
+	size_t cap = 0;
 	for (int guard = 0; guard < 1000000; guard++) {
 		const void *p;
 		ssize_t n = rx_gunzip_read(&g, &p);
@@ -77,7 +78,12 @@ decode(const unsigned char *in, size_t len, size_t chunk, size_t fail_at, struct
 			o->rc = n;
 			break;
 		}
-		o->data = xrealloc(o->data, o->len + (size_t)n + 1);
+		if (o->len + (size_t)n + 1 > cap) {
+			/* Doubling: a realloc per 1-byte read is quadratic under ASan. */
+			while (o->len + (size_t)n + 1 > cap)
+				cap = cap ? 2 * cap : 65536;
+			o->data = xrealloc(o->data, cap);
+		}
 		memcpy(o->data + o->len, p, (size_t)n);
 		o->len += (size_t)n;
 	}
