@@ -279,22 +279,49 @@ wx_req_json(struct wx_request *req, int status, json_object *body)
 	return rc;
 }
 
-int
-wx_req_error(struct wx_request *req, int status, const char *fmt, ...)
+/* The one error answer: {"error", ["code",] "request_id"} plus extra's members. */
+static int
+req_verror(struct wx_request *req, int status, const char *code, json_object *extra,
+    const char *fmt, va_list ap)
 {
 	char msg[1024];
-	va_list ap;
-	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
 	json_object *j = json_object_new_object();
 	json_object_object_add(j, "error", json_object_new_string(msg));
+	if (code != NULL)
+		json_object_object_add(j, "code", json_object_new_string(code));
 	json_object_object_add(j, "request_id", json_object_new_string(req->request_id));
+	if (extra != NULL) {
+		json_object_object_foreach(extra, k, v)
+			json_object_object_add(j, k, json_object_get(v));
+		json_object_put(extra);
+	}
 	if (status >= 500)
 		wx_err("%s %s -> %d: %s", req->method, req->path, status, msg);
 	else
 		wx_info("%s %s -> %d: %s", req->method, req->path, status, msg);
 	return wx_req_json(req, status, j);
+}
+
+int
+wx_req_error(struct wx_request *req, int status, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = req_verror(req, status, NULL, NULL, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+int
+wx_req_error_code(struct wx_request *req, int status, const char *code, json_object *extra,
+    const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = req_verror(req, status, code, extra, fmt, ap);
+	va_end(ap);
+	return rc;
 }
 
 int

@@ -84,6 +84,11 @@ int wx_req_json(struct wx_request *req, int status, json_object *body);
 /* Sends {"error": message}; message is formatted, never request data. */
 int wx_req_error(struct wx_request *req, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The same with a machine-readable "code" member (for protocols whose
+ * clients act on it, docs/protocol.md) and extra's members (consumed; may
+ * be NULL). */
+int wx_req_error_code(struct wx_request *req, int status, const char *code,
+    json_object *extra, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 /* 500 {"error": "node misconfigured"} style helper for internal failures. */
 int wx_req_internal_error(struct wx_request *req, const char *what);
 

@@ -95,14 +95,11 @@ json_object *up_chunked_json(const struct upload *up);
 void up_sleep_ms(long ms);
 
 /* uploads.c, for upload_patch.c: the answers and checks every request of
- * an upload makes.  up_error sends {"error", "code", "request_id"} plus
- * extra's members (extra consumed, may be NULL).  up_find: the upload of
+ * an upload makes (errors: wx_req_error_code).  up_find: the upload of
  * the route and its secret (401/404 answered: false).  up_answer_closed:
  * 409 completed (also while finishing) or 410 cancelled/failed; true when
  * answered.  up_revive: a running upload whose assembler died gets a new
  * one from offset 0 (up reloaded); false when answered (500). */
-void up_error(struct wx_request *req, int status, const char *code, json_object *extra,
-    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 bool up_find(struct wx_request *req, const struct wx_state **st, struct upload *up);
 bool up_answer_closed(struct wx_request *req, const struct upload *up);
 bool up_revive(struct wx_request *req, const struct wx_state *st, struct upload *up);

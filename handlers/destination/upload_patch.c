@@ -191,7 +191,7 @@ read_chunk(struct patch *p, unsigned char *sha, size_t sha_len, unsigned char go
 		size_t want = (size_t)(p->length - got_bytes < READ_PIECE ? p->length - got_bytes :
 		    READ_PIECE);
 		if (wx_ratelimit_take(&rl, (int64_t)want, superseded, p) < 0) {
-			up_error(p->req, 409, "superseded", NULL, "A newer PATCH of this upload started; "
+			wx_req_error_code(p->req, 409, "superseded", NULL, "A newer PATCH of this upload started; "
 			    "this one stopped and nothing of it was kept.");
 			rc = -1;
 			break;
@@ -199,14 +199,14 @@ read_chunk(struct patch *p, unsigned char *sha, size_t sha_len, unsigned char go
 		ssize_t r = wx_req_read(p->req, buf, want);
 		wx_ratelimit_give(&rl, r > 0 ? (int64_t)want - r : (int64_t)want);
 		if (r <= 0) {
-			up_error(p->req, 400, "bad_request", NULL, "The chunk was cut off after %lld of "
+			wx_req_error_code(p->req, 400, "bad_request", NULL, "The chunk was cut off after %lld of "
 			    "its %lld bytes; nothing was kept.", (long long)got_bytes,
 			    (long long)p->length);
 			rc = -1;
 			break;
 		}
 		if (!still_writer(p)) {
-			up_error(p->req, 409, "superseded", NULL, "A newer PATCH of this upload started; "
+			wx_req_error_code(p->req, 409, "superseded", NULL, "A newer PATCH of this upload started; "
 			    "this one stopped and nothing of it was kept.");
 			rc = -1;
 			break;
@@ -248,7 +248,7 @@ wait_for_assembler(struct patch *p)
 		if (n == 0)
 			return true;
 		if (!still_writer(p)) {
-			up_error(p->req, 409, "superseded", NULL, "A newer PATCH of this upload started; "
+			wx_req_error_code(p->req, 409, "superseded", NULL, "A newer PATCH of this upload started; "
 			    "this one stopped and nothing of it was kept.");
 			return false;
 		}
@@ -257,7 +257,7 @@ wait_for_assembler(struct patch *p)
 		up_sleep_ms(100);
 	}
 	wx_req_header(p->req, "Retry-After", "5");
-	up_error(p->req, 503, "busy", NULL, "This node is still extracting the previous chunk; "
+	wx_req_error_code(p->req, 503, "busy", NULL, "This node is still extracting the previous chunk; "
 	    "send this one again in a moment (nothing was kept).");
 	return false;
 }
@@ -276,7 +276,7 @@ commit(struct patch *p, const unsigned char *start_sha, const unsigned char *new
 	if (up_answer_closed(p->req, &cur))
 		goto out;
 	if (!still_writer(p)) {
-		up_error(p->req, 409, "superseded", NULL, "A newer PATCH of this upload started; "
+		wx_req_error_code(p->req, 409, "superseded", NULL, "A newer PATCH of this upload started; "
 		    "this one stopped and nothing of it was kept.");
 		goto out;
 	}
@@ -285,7 +285,7 @@ commit(struct patch *p, const unsigned char *start_sha, const unsigned char *new
 		wx_req_header(p->req, "Upload-Offset", "%lld", (long long)cur.offset);
 		json_object *x = json_object_new_object();
 		json_object_object_add(x, "offset", json_object_new_int64(cur.offset));
-		up_error(p->req, 409, "offset_mismatch", x, "The upload's acknowledged offset "
+		wx_req_error_code(p->req, 409, "offset_mismatch", x, "The upload's acknowledged offset "
 		    "changed while this chunk was read; it is %lld.", (long long)cur.offset);
 		goto out;
 	}
@@ -301,7 +301,7 @@ commit(struct patch *p, const unsigned char *start_sha, const unsigned char *new
 			    sizeof cur.error);
 			if (up_save(p->st, &cur) < 0)
 				wx_err("upload %s: cannot save its state: %s", p->id, strerror(errno));
-			up_error(p->req, 422, "repr_digest_mismatch", NULL, "%s", cur.error);
+			wx_req_error_code(p->req, 422, "repr_digest_mismatch", NULL, "%s", cur.error);
 			goto out;
 		}
 	}
@@ -358,38 +358,38 @@ parse_patch(struct wx_request *req, struct patch *p)
 	const char *off = wx_req_env(req, "HTTP_UPLOAD_OFFSET");
 	const char *cmp = wx_req_env(req, "HTTP_UPLOAD_COMPLETE");
 	if (off == NULL || wx_parse_i64(off, 0, INT64_MAX, &p->offset) != NULL) {
-		up_error(req, 400, "bad_request", NULL, "Upload-Offset is missing or not a number of "
+		wx_req_error_code(req, 400, "bad_request", NULL, "Upload-Offset is missing or not a number of "
 		    "bytes.");
 		return false;
 	}
 	if (cmp == NULL || (strcmp(cmp, "?0") != 0 && strcmp(cmp, "?1") != 0)) {
-		up_error(req, 400, "bad_request", NULL, "Upload-Complete must be ?0 or ?1.");
+		wx_req_error_code(req, 400, "bad_request", NULL, "Upload-Complete must be ?0 or ?1.");
 		return false;
 	}
 	p->complete = strcmp(cmp, "?1") == 0;
 	if (req->content_length < 0) {
-		up_error(req, 411, "length_required", NULL, "A chunk needs a Content-Length (no "
+		wx_req_error_code(req, 411, "length_required", NULL, "A chunk needs a Content-Length (no "
 		    "chunked transfer-coding).");
 		return false;
 	}
 	p->length = req->content_length;
 	if (p->length > UP_CHUNK_MAX) {
-		up_error(req, 413, "too_large", NULL, "A chunk may be at most %lld bytes "
+		wx_req_error_code(req, 413, "too_large", NULL, "A chunk may be at most %lld bytes "
 		    "(X-Wingxfer-Chunk-Max); this one is %lld.", UP_CHUNK_MAX, (long long)p->length);
 		return false;
 	}
 	if (p->length == 0 && !p->complete) {
-		up_error(req, 400, "bad_request", NULL, "An empty chunk is allowed only as the last "
+		wx_req_error_code(req, 400, "bad_request", NULL, "An empty chunk is allowed only as the last "
 		    "one (Upload-Complete: ?1).");
 		return false;
 	}
 	if (!parse_digest(wx_req_env(req, "HTTP_CONTENT_DIGEST"), p->digest)) {
-		up_error(req, 400, "bad_request", NULL, "Content-Digest: sha-256=:<base64>: is "
+		wx_req_error_code(req, 400, "bad_request", NULL, "Content-Digest: sha-256=:<base64>: is "
 		    "missing or malformed.");
 		return false;
 	}
 	if (p->complete && !parse_digest(wx_req_env(req, "HTTP_REPR_DIGEST"), p->repr)) {
-		up_error(req, 400, "bad_request", NULL, "The last chunk needs Repr-Digest: "
+		wx_req_error_code(req, 400, "bad_request", NULL, "The last chunk needs Repr-Digest: "
 		    "sha-256=:<base64 of the whole body's SHA-256>:.");
 		return false;
 	}
@@ -412,7 +412,7 @@ dest_upload_patch(struct wx_request *req)
 		wx_req_header(req, "Upload-Offset", "%lld", (long long)up.offset);
 		json_object *x = json_object_new_object();
 		json_object_object_add(x, "offset", json_object_new_int64(up.offset));
-		up_error(req, 409, "offset_mismatch", x, "Upload-Offset %lld is not the acknowledged "
+		wx_req_error_code(req, 409, "offset_mismatch", x, "Upload-Offset %lld is not the acknowledged "
 		    "offset %lld; send from there.", (long long)p.offset, (long long)up.offset);
 		goto out;
 	}
@@ -434,7 +434,7 @@ dest_upload_patch(struct wx_request *req)
 	}
 	if (memcmp(got, p.digest, 32) != 0) {
 		note_interruption(&p);
-		up_error(req, 400, "digest_mismatch", NULL, "The chunk's bytes do not match its "
+		wx_req_error_code(req, 400, "digest_mismatch", NULL, "The chunk's bytes do not match its "
 		    "Content-Digest; nothing was kept; send them again.");
 		goto out;
 	}

@@ -40,32 +40,6 @@
 
 #define CANCEL_WAIT_MS 30000    /* a DELETE waits this long for the outcome */
 
-/* {"error": ..., "code": ..., "request_id": ...} plus extra's members. */
-void
-up_error(struct wx_request *req, int status, const char *code, json_object *extra,
-    const char *fmt, ...)
-{
-	char msg[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	json_object *j = json_object_new_object();
-	json_object_object_add(j, "error", json_object_new_string(msg));
-	json_object_object_add(j, "code", json_object_new_string(code));
-	json_object_object_add(j, "request_id", json_object_new_string(req->request_id));
-	if (extra != NULL) {
-		json_object_object_foreach(extra, k, v)
-			json_object_object_add(j, k, json_object_get(v));
-		json_object_put(extra);
-	}
-	if (status >= 500)
-		wx_err("%s %s -> %d: %s", req->method, req->path, status, msg);
-	else
-		wx_info("%s %s -> %d %s", req->method, req->path, status, code);
-	wx_req_json(req, status, j);
-}
-
 /* ---- create ---- */
 
 /* Forgets uploads that ended more than resume_window ago (upload.h files). */
@@ -174,20 +148,20 @@ dest_upload_create(struct wx_request *req)
 	char boundary[WX_MP_MAX_BOUNDARY + 1];
 	const char *why = wx_mp_boundary_from_content_type(type, boundary);
 	if (why != NULL || strlen(type) >= sizeof ((struct upload *)0)->body_type) {
-		up_error(req, 400, "bad_request", NULL, "X-Wingxfer-Body-Type must be the "
+		wx_req_error_code(req, 400, "bad_request", NULL, "X-Wingxfer-Body-Type must be the "
 		    "multipart/form-data content type the single POST would have had: %s.",
 		    why != NULL ? why : "too long");
 		return;
 	}
 	if (req->content_length > 0) {
-		up_error(req, 400, "bad_request", NULL, "The create request has no body "
+		wx_req_error_code(req, 400, "bad_request", NULL, "The create request has no body "
 		    "(Content-Length: 0); the body goes in PATCH requests.");
 		return;
 	}
 	int64_t size = 0;
 	const char *sz = wx_req_env(req, "HTTP_X_WINGXFER_SIZE");
 	if (sz != NULL && wx_parse_i64(sz, 0, INT64_MAX, &size) != NULL) {
-		up_error(req, 400, "bad_request", NULL, "X-Wingxfer-Size is not a number of bytes.");
+		wx_req_error_code(req, 400, "bad_request", NULL, "X-Wingxfer-Size is not a number of bytes.");
 		return;
 	}
 	int64_t free_bytes;
@@ -228,7 +202,7 @@ up_find(struct wx_request *req, const struct wx_state **st, struct upload *up)
 	for (size_t i = 7; formed && auth[i] != '\0'; i++)
 		formed = (auth[i] >= '0' && auth[i] <= '9') || (auth[i] >= 'a' && auth[i] <= 'f');
 	if (!formed) {
-		up_error(req, 401, "bad_secret", NULL, "This request does not carry an upload secret "
+		wx_req_error_code(req, 401, "bad_secret", NULL, "This request does not carry an upload secret "
 		    "(Authorization: Bearer <64 hex digits from the upload's creation>).");
 		return false;
 	}
@@ -241,14 +215,14 @@ up_find(struct wx_request *req, const struct wx_state **st, struct upload *up)
 			wx_req_internal_error(req, "upload state");
 			return false;
 		}
-		up_error(req, 404, "unknown_upload", NULL, "There is no such upload on this node "
+		wx_req_error_code(req, 404, "unknown_upload", NULL, "There is no such upload on this node "
 		    "(never created, or removed after system.transfers.resume_window).");
 		return false;
 	}
 	wx_log_set_transfer(up->server);
 	if (!up_secret_ok(up, auth + 7)) {
 		up_clear(up);
-		up_error(req, 401, "bad_secret", NULL, "This request does not carry the upload's "
+		wx_req_error_code(req, 401, "bad_secret", NULL, "This request does not carry the upload's "
 		    "secret (Authorization: Bearer <secret> from its creation).");
 		return false;
 	}
@@ -262,14 +236,14 @@ up_answer_closed(struct wx_request *req, const struct upload *up)
 {
 	if (up->state == UP_COMPLETED || up->state == UP_FINISHING) {
 		wx_req_header(req, "Upload-Offset", "%lld", (long long)up->offset);
-		up_error(req, 409, "completed", NULL, "The last chunk of this upload was already "
+		wx_req_error_code(req, 409, "completed", NULL, "The last chunk of this upload was already "
 		    "acknowledged; it takes no more.");
 		return true;
 	}
 	if (up->state == UP_CANCELLED || up->state == UP_FAILED) {
 		json_object *x = json_object_new_object();
 		json_object_object_add(x, "reason", json_object_new_string(up->error));
-		up_error(req, 410, up->state == UP_CANCELLED ? "cancelled" : "failed", x,
+		wx_req_error_code(req, 410, up->state == UP_CANCELLED ? "cancelled" : "failed", x,
 		    "This upload has ended (%s).", up_state_name(up->state));
 		return true;
 	}
@@ -430,7 +404,7 @@ dest_upload_delete(struct wx_request *req)
 	if (up_final(up.state)) {
 		json_object *x = json_object_new_object();
 		json_object_object_add(x, "reason", json_object_new_string(up.error));
-		up_error(req, 410, up_state_name(up.state), x, "This upload has already ended (%s).",
+		wx_req_error_code(req, 410, up_state_name(up.state), x, "This upload has already ended (%s).",
 		    up_state_name(up.state));
 		goto out;
 	}
