@@ -332,6 +332,21 @@ classify(const struct wx_multipart *mp, size_t *consumed)
 	return D_NEXT;
 }
 
+/* Steps over a delimiter (D_NEXT or D_CLOSE) of consumed bytes into what
+ * follows it: the next part's headers, or the epilogue. */
+static int
+past_delimiter(struct wx_multipart *mp, enum delim_kind d, size_t consumed)
+{
+	mp->pos += consumed;
+	if (d == D_CLOSE) {
+		mp->skipped = 0;
+		mp->state = ST_EPILOGUE;
+	} else {
+		mp->state = ST_HEADERS;
+	}
+	return 0;
+}
+
 static const unsigned char *
 find(const unsigned char *hay, size_t n, const void *needle, size_t nlen)
 {
@@ -354,7 +369,8 @@ wx_mp_read_ptr(struct wx_multipart *mp, const void **data, size_t n)
 			give = (size_t)(hit - at);
 		} else if (hit != NULL) {
 			size_t consumed = 0;
-			switch (classify(mp, &consumed)) {
+			enum delim_kind d = classify(mp, &consumed);
+			switch (d) {
 			case D_NOT:
 				give = 1; /* a lookalike: its first byte is content */
 				break;
@@ -363,14 +379,8 @@ wx_mp_read_ptr(struct wx_multipart *mp, const void **data, size_t n)
 					return -1;
 				continue;
 			case D_CLOSE:
-				mp->pos += consumed;
-				mp->skipped = 0;
-				mp->state = ST_EPILOGUE;
-				return 0;
 			case D_NEXT:
-				mp->pos += consumed;
-				mp->state = ST_HEADERS;
-				return 0;
+				return past_delimiter(mp, d, consumed);
 			}
 		} else {
 			/* The last dlen-1 bytes may begin a delimiter: keep them. */
@@ -425,7 +435,8 @@ skip_preamble(struct wx_multipart *mp)
 				return fail(mp, WX_MP_MALFORMED, "the request body does not start with "
 				    "the multipart boundary named in its Content-Type");
 			size_t consumed = 0;
-			switch (classify(mp, &consumed)) {
+			enum delim_kind d = classify(mp, &consumed);
+			switch (d) {
 			case D_NOT:
 				mp->pos++;
 				mp->skipped++;
@@ -433,14 +444,8 @@ skip_preamble(struct wx_multipart *mp)
 			case D_NEED_MORE:
 				break;
 			case D_CLOSE:
-				mp->pos += consumed;
-				mp->skipped = 0;
-				mp->state = ST_EPILOGUE;
-				return 0;
 			case D_NEXT:
-				mp->pos += consumed;
-				mp->state = ST_HEADERS;
-				return 0;
+				return past_delimiter(mp, d, consumed);
 			}
 		} else if (avail >= mp->dlen) {
 			mp->skipped += avail - (mp->dlen - 1);

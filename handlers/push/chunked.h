@@ -10,6 +10,7 @@
 #include "backoff.h"
 #include "curl_setup.h"
 #include "ratelimit.h"
+#include "send_watch.h"
 
 #include <curl/curl.h>
 #include <json-c/json.h>
@@ -60,8 +61,7 @@ struct chunked {
 	struct wx_ratelimit rl;
 	/* The current request. */
 	int64_t req_off, req_len, req_pos;
-	curl_off_t last_ul;
-	int64_t last_ul_ms, sent_all_ms;
+	struct send_watch watch;  /* stall_timeout, then answer_wait */
 	bool has_body;
 	struct wx_curl_answer answer;
 	struct ch_headers h;

@@ -105,27 +105,24 @@ on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
 	(void)ultotal;
 	struct chunked *u = ctx;
 	struct job *job = u->job;
-	int64_t now = wx_mono_ms();
 	if (job_should_stop(job))
 		return 1;
-	if (ulnow != u->last_ul) {
-		u->last_ul = ulnow;
-		u->last_ul_ms = now;
-		if (u->has_body) {
-			job->progress.bytes_sent = u->req_off + ulnow;
-			if (u->req_off + ulnow > u->sent_hi)
-				u->sent_hi = u->req_off + ulnow;
-		}
+	if (!u->has_body || ulnow >= u->req_len)
+		send_watch_done(&u->watch);
+	bool moved;
+	enum send_verdict v = send_watch_step(&u->watch, ulnow,
+	    job->cfg->transfers.stall_timeout * 1000, u->answer_wait, &moved);
+	if (moved && u->has_body) {
+		job->progress.bytes_sent = u->req_off + ulnow;
+		if (u->req_off + ulnow > u->sent_hi)
+			u->sent_hi = u->req_off + ulnow;
 	}
-	if (u->sent_all_ms == 0 && (!u->has_body || ulnow >= u->req_len))
-		u->sent_all_ms = now;
-	if (u->sent_all_ms == 0 &&
-	    now - u->last_ul_ms >= job->cfg->transfers.stall_timeout * 1000) {
+	if (v == SEND_STALLED) {
 		ch_why(u->why, sizeof u->why, "no byte could be sent for %lld s "
 		    "(system.transfers.stall_timeout)", (long long)job->cfg->transfers.stall_timeout);
 		return 1;
 	}
-	if (u->sent_all_ms != 0 && now - u->sent_all_ms >= u->answer_wait) {
+	if (v == SEND_NO_ANSWER) {
 		ch_why(u->why, sizeof u->why, "no answer within %lld s",
 		    (long long)(u->answer_wait / 1000));
 		return 1;
@@ -220,9 +217,7 @@ ch_request(struct chunked *u, const char *method, const char *url, const char *c
 	u->req_off = off;
 	u->req_len = len >= 0 ? len : 0;
 	u->req_pos = 0;
-	u->last_ul = 0;
-	u->last_ul_ms = wx_mono_ms();
-	u->sent_all_ms = 0;
+	send_watch_start(&u->watch);
 	*code = 0;
 
 	struct curl_slist *headers = wx_curl_headers(lines, nlines);
@@ -272,8 +267,9 @@ ch_request(struct chunked *u, const char *method, const char *url, const char *c
 		else
 			json_object_put(j);
 	}
-	if (u->has_body && u->last_ul > 0 && job->progress.bytes_sent < u->req_off + u->last_ul)
-		job->progress.bytes_sent = u->req_off + u->last_ul;
+	if (u->has_body && u->watch.sent > 0 &&
+	    job->progress.bytes_sent < u->req_off + u->watch.sent)
+		job->progress.bytes_sent = u->req_off + u->watch.sent;
 	return rc;
 }
 

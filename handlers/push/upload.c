@@ -30,6 +30,7 @@
 #include "curl_setup.h"
 #include "log.h"
 #include "ratelimit.h"
+#include "send_watch.h"
 #include "util.h"
 
 #include <curl/curl.h>
@@ -47,9 +48,7 @@
 struct upload {
 	struct job *job;
 	struct body *body;
-	int64_t eof_ms;         /* when the body ended (0 = not yet) */
-	curl_off_t last_ul;
-	int64_t last_ul_ms;
+	struct send_watch watch;  /* stall_timeout, then response_timeout */
 	struct wx_curl_answer answer;  /* the destination's answer body */
 	struct wx_ratelimit rl;  /* upload_limit, node-wide */
 	char why[1024];         /* why we aborted the transfer ourselves */
@@ -89,8 +88,8 @@ read_body(char *buf, size_t size, size_t nitems, void *ctx)
 	wx_ratelimit_give(&u->rl, n > 0 ? (int64_t)want - n : (int64_t)want);
 	if (n < 0)
 		return CURL_READFUNC_ABORT;
-	if (n == 0 && u->eof_ms == 0) {
-		u->eof_ms = wx_mono_ms();
+	if (n == 0 && u->watch.done_ms == 0) {
+		send_watch_done(&u->watch);
 		job->progress.streaming = false;
 		job_phase(job, WX_PHASE_WAITING);
 	}
@@ -108,21 +107,20 @@ on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
 	struct upload *u = ctx;
 	struct job *job = u->job;
 	const struct wx_transfers_config *tc = &job->cfg->transfers;
-	int64_t now = wx_mono_ms();
-	if (ulnow != u->last_ul) {
-		u->last_ul = ulnow;
-		u->last_ul_ms = now;
+	bool moved;
+	enum send_verdict v = send_watch_step(&u->watch, ulnow, tc->stall_timeout * 1000,
+	    tc->response_timeout * 1000, &moved);
+	if (moved)
 		job->progress.bytes_sent = ulnow;
-	}
 	if (job_should_stop(job))
 		return 1;
-	if (u->eof_ms == 0 && now - u->last_ul_ms >= tc->stall_timeout * 1000) {
+	if (v == SEND_STALLED) {
 		abort_with(u, "No data could be sent to the destination for %lld s "
 		    "(system.transfers.stall_timeout): it stopped reading, or the network is down.",
 		    (long long)tc->stall_timeout);
 		return 1;
 	}
-	if (u->eof_ms != 0 && now - u->eof_ms >= tc->response_timeout * 1000) {
+	if (v == SEND_NO_ANSWER) {
 		abort_with(u, "The destination did not answer within %lld s after the upload "
 		    "ended (system.transfers.response_timeout).", (long long)tc->response_timeout);
 		return 1;
@@ -380,13 +378,13 @@ upload_run(struct job *job, char *why, size_t whysize)
 	job_phase(job, WX_PHASE_STREAMING);
 	job_log(job, "Streaming archive to destination...");
 	progress_start_streaming(job);
-	u.last_ul_ms = wx_mono_ms();
+	send_watch_start(&u.watch);
 	CURLcode rc = curl_easy_perform(c);
 	long code = 0;
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
 	job->progress.streaming = false;
-	if (u.last_ul > job->progress.bytes_sent)
-		job->progress.bytes_sent = u.last_ul;
+	if (u.watch.sent > job->progress.bytes_sent)
+		job->progress.bytes_sent = u.watch.sent;
 
 	enum upload_result result = UPLOAD_FAILED;
 	if (rc == CURLE_OK && (code == 200 || code == 202)) {
