@@ -3,10 +3,14 @@
  * per upload, started by the create request (or by the first request after
  * an assembler died) with the transfer's lock on --lock-fd.  It runs the
  * single POST's pipeline (sandbox.c, finish.c) with the body read from the
- * spool in offset order instead of from a request: each chunk file is
- * removed once consumed; while the upload is receiving and the next chunk is
- * not there it waits, giving up after system.transfers.resume_window
- * without a new chunk.  The outcome goes to the record (as for the single
+ * spool in offset order instead of from a request.  Each chunk consumed is
+ * kept, renamed .done-<offset> (upload.h: UP_DONE_PREFIX), so that a new
+ * assembler after this one died extracts the whole body again from this
+ * node's disk instead of asking the source for it; while keeping one would
+ * leave less than disk_reserve + UP_KEEP_MARGIN free, the kept ones are
+ * dropped (.dropped marks it: a restart then needs the body from offset 0).
+ * While the upload is receiving and the next chunk is not there it waits,
+ * giving up after system.transfers.resume_window without a new chunk.  The outcome goes to the record (as for the single
  * POST: panel callback, events) and to the upload's state, which says
  * completed (with the single POST's 200 JSON), failed or cancelled before
  * the lock is released.
@@ -24,6 +28,7 @@
 #include "state.h"
 #include "util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -43,7 +48,11 @@ struct spool {
 	char *dir;
 	int fd;                 /* the chunk being read, or -1 */
 	char *path;             /* its name */
+	bool path_done;         /* it was consumed before (a restart reads it again) */
+	bool keep;              /* consumed chunks are kept (not dropped yet) */
+	int64_t reserve;        /* system.transfers.disk_reserve */
 	int64_t pos;            /* bytes of the body consumed */
+	int64_t chunk_at;       /* the offset of the chunk being read */
 	int64_t last_chunk_ms;  /* when the last chunk was opened */
 	int64_t window_ms;      /* system.transfers.resume_window */
 	int64_t acked;          /* as last seen in the state */
@@ -77,16 +86,23 @@ note_state(struct receiver *rx, const struct upload *up)
 	json_object_object_add(rx->rec.extra, "chunked", up_chunked_json(up));
 }
 
-/* Opens the chunk at s->pos: 1 opened, 0 not there (yet), -1 after rx_fail. */
+/* Opens the chunk at s->pos (new, or kept by an earlier assembler): 1
+ * opened, 0 not there (yet), -1 after rx_fail. */
 static int
 open_next(struct receiver *rx, struct spool *s)
 {
-	free(s->path);
-	s->path = xasprintf("%s/%020lld", s->dir, (long long)s->pos);
-	s->fd = open(s->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (s->fd >= 0) {
-		s->last_chunk_ms = wx_mono_ms();
-		return 1;
+	for (int done = 0; done <= 1; done++) {
+		free(s->path);
+		s->path = xasprintf("%s/%s%020lld", s->dir, done ? UP_DONE_PREFIX : "",
+		    (long long)s->pos);
+		s->path_done = done;
+		s->fd = open(s->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (s->fd >= 0) {
+			s->last_chunk_ms = wx_mono_ms();
+			return 1;
+		}
+		if (errno != ENOENT)
+			break;
 	}
 	if (errno == ENOENT)
 		return 0;
@@ -151,6 +167,61 @@ no_chunk(struct receiver *rx, struct spool *s)
 	return rc;
 }
 
+/* Drops the kept chunks: the marker first (durably), so that a restart
+ * never trusts a spool with holes. */
+static void
+drop_kept(struct spool *s, int64_t free_bytes)
+{
+	char b[32];
+	wx_format_bytes(free_bytes > 0 ? free_bytes : 0, b, sizeof b);
+	s->keep = false;
+	if (wx_atomic_write(s->dir, UP_DROPPED, "", 0) < 0) {
+		wx_warn("upload %s: cannot mark its spool: %s; the received chunks stay", s->id,
+		    strerror(errno));
+		return;
+	}
+	wx_warn("upload %s: only %s free for the spool: the chunks already extracted are "
+	    "removed (if this assembler dies, the source sends the body again from offset 0)",
+	    s->id, b);
+	DIR *d = opendir(s->dir);
+	struct dirent *e;
+	size_t plen = strlen(UP_DONE_PREFIX);
+	while (d != NULL && (e = readdir(d)) != NULL) {
+		if (strncmp(e->d_name, UP_DONE_PREFIX, plen) != 0)
+			continue;
+		char *f = wx_path_join(s->dir, e->d_name);
+		if (unlink(f) < 0 && errno != ENOENT)
+			wx_warn("cannot remove %s: %s", f, strerror(errno));
+		free(f);
+	}
+	if (d != NULL)
+		closedir(d);
+}
+
+/* A chunk read to its end: kept for a restart (renamed, so that the PATCH
+ * handlers' flow control sees it consumed), or removed. */
+static void
+consumed(struct spool *s, int64_t start)
+{
+	if (s->path_done)
+		return;
+	if (s->keep) {
+		int64_t free_bytes = wx_free_space(s->dir);
+		if (free_bytes >= 0 && free_bytes < s->reserve + UP_KEEP_MARGIN)
+			drop_kept(s, free_bytes);
+	}
+	if (s->keep) {
+		char *done = xasprintf("%s/%s%020lld", s->dir, UP_DONE_PREFIX, (long long)start);
+		int rc = rename(s->path, done);
+		free(done);
+		if (rc == 0)
+			return;
+		wx_warn("cannot rename %s: %s", s->path, strerror(errno));
+	}
+	if (unlink(s->path) < 0)
+		wx_warn("cannot remove %s: %s", s->path, strerror(errno));
+}
+
 /* The receiver's body source: the spool, in offset order. */
 static ssize_t
 spool_read(struct receiver *rx, void *buf, size_t n)
@@ -172,10 +243,10 @@ spool_read(struct receiver *rx, void *buf, size_t n)
 			close(s->fd);
 			s->fd = -1;
 			/* Consumed: its room goes to the next chunk (flow control). */
-			if (unlink(s->path) < 0)
-				wx_warn("cannot remove %s: %s", s->path, strerror(errno));
+			consumed(s, s->chunk_at);
 			continue;
 		}
+		s->chunk_at = s->pos;
 		int o = open_next(rx, s);
 		if (o < 0)
 			return -1;
@@ -334,9 +405,11 @@ dest_assemble_main(int argc, char **argv)
 	rx.started_ms = wx_mono_ms();
 	rx_set_paths(&rx);
 	struct spool s = { .fd = -1, .last_chunk_ms = wx_mono_ms(),
-		.window_ms = cfg->transfers.resume_window * 1000, .acked = -1 };
+		.window_ms = cfg->transfers.resume_window * 1000, .acked = -1,
+		.reserve = cfg->transfers.disk_reserve };
 	wx_strlcpy(s.id, id, sizeof s.id);
 	s.dir = up_file(&st, id, ".spool");
+	s.keep = up_spool_whole(&st, id);
 	rx.source = spool_read;
 	rx.source_ctx = &s;
 	wx_info("upload %s: assembler started (restart %lld)", id, (long long)up.restarts);

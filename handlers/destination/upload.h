@@ -91,6 +91,19 @@ void up_sha_raw(const unsigned char *sha, size_t sha_len, unsigned char out[32])
  * chunk_size, interruptions, resumes, restarts; never the secret.  New. */
 json_object *up_chunked_json(const struct upload *up);
 
+/*
+ * The spool keeps the chunks its assembler consumed as UP_DONE_PREFIX<offset>
+ * until the upload ends, so that a new assembler (the old one died) reads
+ * the whole body again from this node (assemble.c).  UP_DROPPED in the spool
+ * says they were removed for room (free space below disk_reserve +
+ * UP_KEEP_MARGIN).  up_spool_whole: the spool holds the body from offset 0
+ * (no UP_DROPPED marker).
+ */
+#define UP_DONE_PREFIX ".done-"
+#define UP_DROPPED ".dropped"
+#define UP_KEEP_MARGIN (1LL << 30)
+bool up_spool_whole(const struct wx_state *st, const char *id);
+
 /* Sleeps ms milliseconds (a signal may end it early). */
 void up_sleep_ms(long ms);
 

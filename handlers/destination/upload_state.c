@@ -288,6 +288,17 @@ up_lock(const struct wx_state *st, const char *id)
 	return fd;
 }
 
+bool
+up_spool_whole(const struct wx_state *st, const char *id)
+{
+	char *spool = up_file(st, id, ".spool");
+	char *marker = wx_path_join(spool, UP_DROPPED);
+	bool whole = access(marker, F_OK) < 0 && errno == ENOENT;
+	free(marker);
+	free(spool);
+	return whole;
+}
+
 void
 up_sleep_ms(long ms)
 {

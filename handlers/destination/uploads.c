@@ -265,7 +265,9 @@ clear_spool(const struct wx_state *st, const char *id)
  * With the transfer's lock just taken (the assembler is gone) and the
  * upload's lock held: ends cur as the record says when the record is final
  * (the watchdog ended it, or the assembler died after finishing), else
- * starts a new assembler from offset 0.
+ * starts a new assembler, which reads the body again from the spool when it
+ * holds all of it (upload.h: UP_DONE_PREFIX), or else from offset 0 with
+ * the upload's offset set back to 0 (the source sends it again).
  */
 static void
 restart(struct wx_request *req, const struct wx_state *st, struct upload *cur, int lock_fd)
@@ -282,9 +284,15 @@ restart(struct wx_request *req, const struct wx_state *st, struct upload *cur, i
 		cur->final_at = wx_now();
 		wx_warn("upload %s: its assembler is gone and the record is final: %s", cur->id,
 		    up_state_name(cur->state));
+	} else if (up_spool_whole(st, cur->id)) {
+		wx_warn("upload %s: its assembler is gone; a new one extracts the %lld bytes "
+		    "received again from this node's spool (nothing to send again)", cur->id,
+		    (long long)cur->offset);
+		cur->restarts++;
 	} else {
-		wx_warn("upload %s: its assembler is gone; starting a new one from offset 0 "
-		    "(%lld bytes to send again)", cur->id, (long long)cur->offset);
+		wx_warn("upload %s: its assembler is gone and the chunks it extracted were "
+		    "removed for room; starting a new one from offset 0 (%lld bytes to send "
+		    "again)", cur->id, (long long)cur->offset);
 		clear_spool(st, cur->id);
 		cur->offset = 0;
 		cur->state = UP_RECEIVING;

@@ -15,12 +15,17 @@
 #   kill9-push     kill -9 of the push worker (its supervisor starts it again)
 #   kill9-dest     kill -9 of the destination's FastCGI process serving a PATCH
 #   apache-restart the destination's Apache restarted mid-transfer
+#   node-restart   the destination's assembler killed -9, then its Apache and
+#                  all its FastCGI programs stopped and started again: the
+#                  new assembler extracts the chunks already received from
+#                  the node's own spool, so the source re-sends at most the
+#                  chunk in flight
 #
 # Each ends with: both records completed, the tree byte-identical, exactly
 # one success callback and no failure (the invariants of tests/faults/lib.sh),
 # and the re-sent bytes (the source record's extra.chunked.resent_bytes)
 # printed and at most (interruptions caused) x chunk_size.
-# CHUNKED_FAULTS="linkcut kill9-push kill9-dest apache-restart" picks the
+# CHUNKED_FAULTS="linkcut kill9-push kill9-dest apache-restart node-restart" picks the
 # scenarios; FAULT_SEED=N reproduces a run's interruption points.
 #
 # Needs the chunked protocol on both sides (issue 15): in a build where
@@ -34,7 +39,7 @@
 . "$top_srcdir/tests/lib/netpair.sh"
 [ "$(id -u)" = 0 ] || skip_all "needs root for network namespaces and Apache"
 command -v ip >/dev/null || skip_all "needs ip (iproute2) for network namespaces"
-SCENARIOS=${CHUNKED_FAULTS:-linkcut kill9-push kill9-dest apache-restart}
+SCENARIOS=${CHUNKED_FAULTS:-linkcut kill9-push kill9-dest apache-restart node-restart}
 CHUNK=8388608          # system.transfers.chunk_size below, in bytes
 BIG_FILES=5 BIG_MIB=32 # the incompressible part of the server: 160 MiB
 SIZE=$((BIG_FILES * BIG_MIB * 1048576))
@@ -191,8 +196,8 @@ fi
 # destination's wingxfer-spawn supervisor) holding a file naming the upload
 # id open (its spool file); every such worker is killed at once (another
 # one may be finishing an earlier request of the upload); never the
-# assembler, whose death the protocol allows to cost a restart from 0
-# (docs/protocol.md §5), and which is not a child of the supervisor.
+# assembler, which is not a child of the supervisor (node-restart below
+# kills that one).
 # patch_workers UUID: sets PATCH_PIDS to those workers; 1 when there is none now.
 patch_workers() {
 	local id p f t assembler
@@ -257,6 +262,25 @@ if [[ " $SCENARIOS " == *" apache-restart "* ]]; then
 	ok "apache-restart: the destination's Apache restarted at $acked acknowledged bytes" node_restart_web d
 	echo "apache-restart at=$at acked=$acked" >> "$RESULTS"
 	finish "apache-restart" "$U" 1
+fi
+
+# === node-restart: the destination's programs and web server all restarted ===
+if [[ " $SCENARIOS " == *" node-restart "* ]]; then
+	U=$(newuuid)
+	ok "node-restart: the transfer starts" go "$U"
+	points 1; at=${POINTS[0]}
+	wait_for "node-restart: acked past $at" 300 acked_past "$U" "$at"
+	acked=$(acked_src "$U")
+	apid=$(rec_int "$DST/state" "$U" pid)
+	is_assembler() { tr '\0' ' ' < "/proc/$1/cmdline" 2>/dev/null | grep -q -- '--assemble '; }
+	ok "node-restart: kill -9 of the destination's assembler (pid $apid) at $acked acknowledged bytes" \
+		bash -c "$(declare -f is_assembler); is_assembler '$apid' && kill -KILL '$apid'"
+	node_stop d
+	ok "node-restart: the destination's Apache and FastCGI programs start again" node_start d apache
+	echo "node-restart at=$at acked=$acked assembler=$apid" >> "$RESULTS"
+	finish "node-restart" "$U" 1
+	restarts=$(rec "$DST/state" "$U" '["extra"]["chunked"]["restarts"]')
+	is "$restarts" 1 "node-restart: a new assembler took the upload over (the destination counted one restart)"
 fi
 
 node_stop s

@@ -15,8 +15,12 @@
 #     racing writers (exactly one wins);
 #   - the FastCGI process reading a PATCH killed -9 mid-body: the offset is
 #     unchanged and the chunk sent again is acknowledged;
-#   - the assembler killed -9: the next request starts a new one from offset
-#     0 and the body sent again completes;
+#   - the assembler killed -9: the next request starts a new one, which
+#     extracts the chunks received so far again from the spool (kept as
+#     .done-<offset>); the offset stays and the rest completes the upload;
+#   - the same with the spool on a filesystem too small to keep them (the
+#     chunks are dropped, .dropped says so): offset 0, the body sent again
+#     completes;
 #   - DELETE of the upload and the node-token DELETE /api/transfers/<uuid>
 #     cancel it (one failure callback, staging gone).
 . "$top_srcdir/tests/lib/tap.sh"
@@ -223,29 +227,70 @@ is "$(callbacks "$U2" success) $(callbacks "$U2" failure)" "1 0" "... one succes
 is "$(json_get "$RESP" '["interruptions"]')" 2 "... interruptions counted (the digest mismatch, the superseded writer)"
 ok "... resumes counted" test "$(json_get "$RESP" '["resumes"]')" -ge 1
 
-# The assembler killed -9: the next request starts again from 0.
+# The assembler killed -9: the next request starts a new one, which reads
+# the chunks received so far again from the spool.
+done_chunks() { ls "$STATE/uploads/$1.spool" | grep -c '^\.done-' || true; }
+kept() { [ "$(ls -A "$STATE/uploads/$1.spool" | grep -c '^\.done-')" = "$2" ]; }
 U=$(new_server)
 up_create "$(token_for "$U")"
 U3=$U ID3=$ID SECRET3=$SECRET
 for i in 0 1 2; do up_patch "$ID3" "$SECRET3" $((i * CHUNK)) "$WX_TEST_TMP/part.000$i" 0; done
 is "$CODE" 204 "three chunks acknowledged"
+ok "... the assembler keeps the three chunks it consumed (.done-<offset>)" \
+	wait_for "three consumed chunks" 120 kept "$ID3" 3
 apid=$(record_of "$U3" '["pid"]')
 ok "the record names the assembler ($apid)" grep -qa -- --assemble "/proc/$apid/cmdline"
 kill -9 "$apid"
 wait_for "the transfer's lock to be free" 60 lock_free "$U3"
 up_get "$ID3" "$SECRET3"
 is "$CODE $(json_get "$RESP" '["offset"]') $(json_get "$RESP" '["state"]') $(json_get "$RESP" '["restarts"]')" \
-	"200 0 receiving 1" "the next request: a new assembler, offset back to 0"
+	"200 $((3 * CHUNK)) receiving 1" "the next request: a new assembler, the offset stays (nothing to send again)"
 ok "... the new assembler holds the lock" bash -c "! flock -n '$STATE/transfers/$U3.lock' true"
-up_patch "$ID3" "$SECRET3" $((3 * CHUNK)) "$WX_TEST_TMP/part.0003" 0
-is "$CODE $(json_get "$RESP" '["offset"]')" "409 0" "... a chunk at the old offset: 409 with offset 0"
-up_send_all "$ID3" "$SECRET3" "$WX_TEST_TMP/body" $CHUNK
-like "$SENT_CODES" '^(204 )*202$' "... the body sent again from 0: acknowledged"
+new_assembler() { local p; p=$(record_of "$U3" '["pid"]'); [ -n "$p" ] && [ "$p" != "$apid" ]; }
+ok "... the record names the new assembler" wait_for "the new assembler" 120 new_assembler
+up_send_all "$ID3" "$SECRET3" "$WX_TEST_TMP/body" $CHUNK $((3 * CHUNK))
+like "$SENT_CODES" '^(204 )*202$' "... the rest from the acknowledged offset: acknowledged"
 wait_for "the upload to finish" 60 up_final "$ID3" "$SECRET3"
 up_get "$ID3" "$SECRET3"
 is "$(json_get "$RESP" '["state"]')" completed "... completed" || diag "$RESP"
 ok "... the tree arrived byte-identical" same_tree "$WX_TEST_TMP/src" "$DATA/$U3"
 is "$(callbacks "$U3" success) $(callbacks "$U3" failure)" "1 0" "... one success callback, no failure"
+ok "... the spool is gone" test ! -e "$STATE/uploads/$ID3.spool"
+
+# No room to keep them (the uploads' directory on a 64 MiB tmpfs: less free
+# than disk_reserve + 1 GiB): they are dropped; a dead assembler then costs
+# the body from offset 0.
+mkdir -p "$STATE/uploads"
+if mount -t tmpfs -o size=64m,mode=0700 wingxfer-spool "$STATE/uploads" 2>/dev/null; then
+	trap 'umount "$STATE/uploads" 2>/dev/null || umount -l "$STATE/uploads"; _tap_cleanup' EXIT
+	U=$(new_server)
+	up_create "$(token_for "$U")"
+	U5=$U ID5=$ID SECRET5=$SECRET
+	for i in 0 1 2; do up_patch "$ID5" "$SECRET5" $((i * CHUNK)) "$WX_TEST_TMP/part.000$i" 0; done
+	is "$CODE" 204 "small spool: three chunks acknowledged"
+	ok "... the consumed chunks are dropped for room (.dropped)" \
+		wait_for ".dropped" 120 test -e "$STATE/uploads/$ID5.spool/.dropped"
+	is "$(done_chunks "$ID5")" 0 "... none is kept"
+	apid=$(record_of "$U5" '["pid"]')
+	kill -9 "$apid"
+	wait_for "the transfer's lock to be free" 60 lock_free "$U5"
+	up_get "$ID5" "$SECRET5"
+	is "$CODE $(json_get "$RESP" '["offset"]') $(json_get "$RESP" '["state"]') $(json_get "$RESP" '["restarts"]')" \
+		"200 0 receiving 1" "... the assembler killed: a new one, offset back to 0"
+	up_patch "$ID5" "$SECRET5" $((3 * CHUNK)) "$WX_TEST_TMP/part.0003" 0
+	is "$CODE $(json_get "$RESP" '["offset"]')" "409 0" "... a chunk at the old offset: 409 with offset 0"
+	up_send_all "$ID5" "$SECRET5" "$WX_TEST_TMP/body" $CHUNK
+	like "$SENT_CODES" '^(204 )*202$' "... the body sent again from 0: acknowledged"
+	wait_for "the upload to finish" 60 up_final "$ID5" "$SECRET5"
+	up_get "$ID5" "$SECRET5"
+	is "$(json_get "$RESP" '["state"]')" completed "... completed" || diag "$RESP"
+	ok "... the tree arrived byte-identical" same_tree "$WX_TEST_TMP/src" "$DATA/$U5"
+	is "$(callbacks "$U5" success) $(callbacks "$U5" failure)" "1 0" "... one success callback, no failure"
+	umount "$STATE/uploads" || umount -l "$STATE/uploads"
+	trap _tap_cleanup EXIT
+else
+	skip "small spool: the chunks are dropped for room" "cannot mount a tmpfs here (mount -t tmpfs failed)"
+fi
 
 # Cancel with the upload's secret.
 U=$(new_server)
