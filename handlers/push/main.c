@@ -33,6 +33,7 @@ static const char help[] =
 "\n"
 "SYNOPSIS\n"
 "    wingxfer-push [--config FILE] [--url URL] [--backup UUID]... [--token-file FILE] UUID\n"
+"    wingxfer-push [--config FILE] --resume UUID\n"
 "    wingxfer-push --check-config | --help | --version\n"
 "\n"
 "DESCRIPTION\n"
@@ -77,6 +78,14 @@ static const char help[] =
 "    --url it sends to the destination of the server's last recorded outgoing\n"
 "    transfer.  The token is never stored by wingxfer: give it again.\n"
 "\n"
+"    --resume goes on with the chunked upload of the server's active outgoing\n"
+"    transfer whose worker is gone (the node restarted, the worker and its\n"
+"    supervisor were killed): no token is needed (the upload has its own\n"
+"    secret, kept in the 0600 record), the server is not stopped again, and\n"
+"    the upload continues from the destination's acknowledged offset.\n"
+"    wingxfer-watchdog does this by itself for a transfer whose last\n"
+"    progress is less than system.transfers.resume_window ago.\n"
+"\n"
 "OPTIONS\n"
 "    --url URL          the destination's transfer endpoint\n"
 "                       (https://node2.example.com:8080/api/transfers)\n"
@@ -84,7 +93,9 @@ static const char help[] =
 "                       (\"Bearer <jwt>\"); - reads it from standard input\n"
 "    --backup UUID      also send this local backup (repeatable); by default the\n"
 "                       backups of the recorded transfer\n"
-"    --lock-fd N, --token-fd N   used by wingxfer-source\n"
+"    --resume           go on with the recorded chunked upload (above)\n"
+"    --lock-fd N, --token-fd N   used by wingxfer-source (--lock-fd also by\n"
+"                       wingxfer-watchdog with --resume)\n"
 "    --config FILE      the node's config.yml (after $WINGXFER_CONFIG)\n"
 "    --check-config     print the effective configuration and exit\n"
 "    --help, --version\n"
@@ -166,6 +177,9 @@ on_opt(int opt, const char *arg, void *ctx)
 		return 0;
 	case 'U':
 		o->url = arg;
+		return 0;
+	case 'R':
+		o->resume = true;
 		return 0;
 	case 'B':
 		if (wx_uuid_normalize(arg, canon) < 0) {
@@ -328,6 +342,7 @@ main(int argc, char **argv)
 		{ "token-file", required_argument, NULL, 'F' },
 		{ "url", required_argument, NULL, 'U' },
 		{ "backup", required_argument, NULL, 'B' },
+		{ "resume", no_argument, NULL, 'R' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct push_opts o = { .lock_fd = -1, .token_fd = -1 };
@@ -345,7 +360,15 @@ main(int argc, char **argv)
 		    "Try 'wingxfer-push --help'.\n");
 		return EXIT_USAGE;
 	}
-	if (o.lock_fd >= 0 && (o.url != NULL || o.token_file != NULL || o.token_fd < 0)) {
+	if (o.resume && (o.url != NULL || o.token_file != NULL || o.token_fd >= 0 ||
+	    o.backups != NULL)) {
+		fprintf(stderr, "wingxfer-push: --resume takes no --url, --token-file, --token-fd "
+		    "or --backup: the record has them\n");
+		json_object_put(o.backups);
+		return EXIT_USAGE;
+	}
+	if (!o.resume && o.lock_fd >= 0 && (o.url != NULL || o.token_file != NULL ||
+	    o.token_fd < 0)) {
 		fprintf(stderr, "wingxfer-push: --lock-fd goes with --token-fd only (as "
 		    "wingxfer-source starts it)\n");
 		return EXIT_USAGE;
@@ -370,8 +393,9 @@ main(int argc, char **argv)
 	}
 	if (setup_lock(&job, &o) < 0)
 		goto out;
-	job.token = setup_token(&o, &job.request_url);
-	if (job.token == NULL || setup_record(&job, &o) < 0)
+	if (!o.resume)
+		job.token = setup_token(&o, &job.request_url);
+	if ((!o.resume && job.token == NULL) || setup_record(&job, &o) < 0)
 		goto out;
 	job.server_dir = wx_path_join(job.cfg->data_directory, job.uuid);
 	job.codec = WX_COMPRESS_GZIP;  /* until the destination says it reads zstd (upload.c) */
@@ -383,7 +407,8 @@ main(int argc, char **argv)
 		goto out;
 	}
 	char why[1200] = "";
-	enum outcome out = worker == 0 ? run(&job, why, sizeof why) : resume(&job, why, sizeof why);
+	enum outcome out = worker == 0 && !o.resume ? run(&job, why, sizeof why) :
+	    resume(&job, why, sizeof why);
 	if (job.curl != NULL)
 		curl_easy_cleanup(job.curl);  /* the preflight's, when the upload never took it */
 	job.curl = NULL;

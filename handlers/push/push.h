@@ -111,6 +111,7 @@ struct push_opts {
 	const char *token_file;  /* --token-file ("-" = stdin) */
 	const char *url;         /* --url */
 	json_object *backups;    /* --backup UUIDs, or NULL */
+	bool resume;             /* --resume: the recorded chunked upload goes on */
 };
 
 /* True when the job must stop now (cancel marker, SIGUSR2, stop signal). */
@@ -139,8 +140,9 @@ int setup_lock(struct job *job, const struct push_opts *o);
 /* The token ("Bearer <jwt>", one line); NULL with the reason logged. */
 char *setup_token(const struct push_opts *o, char **url);
 /*
- * The record: the handler's "pending" one (--lock-fd), or by hand a new one
- * for --url or the last recorded destination.  0, or -1 logged.
+ * The record: the handler's "pending" one (--lock-fd), by hand a new one
+ * for --url or the last recorded destination, or with --resume the active
+ * outgoing one whose chunked upload (extra.resume) goes on.  0, or -1 logged.
  */
 int setup_record(struct job *job, const struct push_opts *o);
 

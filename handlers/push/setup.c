@@ -262,8 +262,35 @@ setup_lock(struct job *job, const struct push_opts *o)
 	return 0;
 }
 
+/* --resume: the active outgoing record with a chunked upload to go on with. */
+static int
+load_resumable(struct job *job)
+{
+	if (wx_record_load(&job->st, job->uuid, &job->rec) < 0) {
+		wx_err("cannot read the transfer record of %s: %s", job->uuid, strerror(errno));
+		return -1;
+	}
+	json_object *r;
+	if (job->rec.role != WX_ROLE_SOURCE || !wx_status_active(job->rec.status) ||
+	    job->rec.extra == NULL || !json_object_object_get_ex(job->rec.extra, "resume", &r) ||
+	    !json_object_is_type(r, json_type_object)) {
+		wx_err("nothing to resume for %s: its record is %s %s%s", job->uuid,
+		    wx_role_name(job->rec.role), wx_status_name(job->rec.status),
+		    wx_status_active(job->rec.status) ? " without a chunked upload (extra.resume): "
+		    "only a chunked upload to a wingxfer destination resumes" : "");
+		return -1;
+	}
+	json_object *b;
+	if (json_object_object_get_ex(job->rec.extra, "backups", &b) &&
+	    json_object_is_type(b, json_type_array))
+		job->backups = json_object_get(b);
+	return 0;
+}
+
 int
 setup_record(struct job *job, const struct push_opts *o)
 {
+	if (o->resume)
+		return load_resumable(job);
 	return o->lock_fd >= 0 ? load_pending(job) : new_record(job, o);
 }

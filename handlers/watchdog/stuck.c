@@ -3,7 +3,11 @@
  * whose owner died, stalled, or ran past max_duration.
  *
  * Liveness is the transfer's flock: getting it means the owner is gone, and
- * the watchdog keeps holding it while it cleans up, so nobody races it.  A
+ * the watchdog keeps holding it while it cleans up, so nobody races it.  An
+ * outgoing chunked upload whose worker is gone (its supervisor too: a node
+ * restart, kill -9 of both) is not failed but handed, lock and all, to a
+ * new `wingxfer-push --resume` while its last progress is less than
+ * resume_window ago, at most WD_RESUMES times per transfer.  A
  * live owner is asked to stop (cancel marker, then SIGUSR2), and killed if it
  * still holds the lock after WD_GRACE_SECONDS.  Cleanup order is chosen so a
  * crash of the watchdog itself loses nothing: staging removed, failure
@@ -19,7 +23,9 @@
 #include "log.h"
 #include "owner.h"
 #include "panel.h"
+#include "program.h"
 #include "record.h"
+#include "spawn.h"
 #include "state.h"
 #include "util.h"
 #include "uuid.h"
@@ -33,6 +39,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#define WD_RESUMES 3
 
 struct stuck {
 	struct wx_record rec;
@@ -239,6 +247,64 @@ end_transfer(struct wd *w, struct wx_record *r, int fd, const char *reason)
 	    staging_note, panel_note);
 }
 
+/*
+ * An outgoing chunked upload whose worker is gone, resumable within
+ * resume_window and WD_RESUMES: a new wingxfer-push --resume gets the lock
+ * (fd, closed here either way).  false (fd still open) when the transfer is
+ * not one to resume.
+ */
+static bool
+resume_worker(struct wd *w, struct wx_record *r, int fd, const char *reason)
+{
+	json_object *v;
+	if (r->role != WX_ROLE_SOURCE || r->extra == NULL ||
+	    !json_object_object_get_ex(r->extra, "resume", &v) ||
+	    !json_object_is_type(v, json_type_object))
+		return false;
+	int64_t resumes = 0;
+	if (json_object_object_get_ex(r->extra, "watchdog_resumes", &v))
+		resumes = json_object_get_int64(v);
+	int64_t idle = wx_sub_sat(w->now, last_progress(r));
+	if (resumes >= WD_RESUMES || idle >= w->cfg->transfers.resume_window) {
+		if (resumes >= WD_RESUMES)
+			wd_note(w, r->uuid, "not resumed: the watchdog resumed it %d times already",
+			    WD_RESUMES);
+		else
+			wd_note(w, r->uuid, "not resumed: its last progress is older than "
+			    "system.transfers.resume_window");
+		return false;
+	}
+	if (w->dry_run) {
+		wd_action(w, "resume", r->uuid, "%s; would start wingxfer-push --resume, which goes "
+		    "on with the chunked upload", reason);
+		close(fd);
+		return true;
+	}
+	json_object_object_add(r->extra, "watchdog_resumes", json_object_new_int64(resumes + 1));
+	if (wx_record_save(w->st, r) < 0) {
+		wd_error(w, r->uuid, "cannot write the transfer record: %s", strerror(errno));
+		return false;
+	}
+	char *dir = wx_self_dir();
+	char *path = xasprintf("%s/wingxfer-push", dir);
+	char lock_arg[16], err[512];
+	snprintf(lock_arg, sizeof lock_arg, "%d", WX_SPAWN_FIRST_FD);
+	char *argv[] = { path, "--config", (char *)w->cfg->path, "--lock-fd", lock_arg, "--resume",
+		r->uuid, NULL };
+	int keep[] = { fd };
+	pid_t pid = wx_spawn_detached(path, argv, keep, WX_ARRAY_LEN(keep), err, sizeof err);
+	free(path);
+	free(dir);
+	if (pid < 0) {
+		wd_error(w, r->uuid, "cannot start wingxfer-push --resume: %s", err);
+		return false;
+	}
+	close(fd);  /* the new worker holds the lock now */
+	wd_action(w, "resumed", r->uuid, "%s; wingxfer-push --resume (pid %d) goes on with the "
+	    "chunked upload from the destination's offset", reason, (int)pid);
+	return true;
+}
+
 static void
 sleep_ms(int ms)
 {
@@ -398,7 +464,8 @@ check_one(struct wd *w, const char *uuid, struct stuck **live, size_t *nlive)
 		wd_duration(wx_sub_sat(w->now, last_progress(&r)), ago, sizeof ago);
 		snprintf(reason, sizeof reason, "worker died (pid %lld, during %s, last progress "
 		    "%s ago)", (long long)r.pid, r.phase[0] ? r.phase : "the transfer", ago);
-		end_transfer(w, &r, fd, reason);
+		if (!resume_worker(w, &r, fd, reason))
+			end_transfer(w, &r, fd, reason);
 		break;
 	}
 	case WX_LOCK_BUSY: {

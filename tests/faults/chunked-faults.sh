@@ -13,6 +13,9 @@
 #   linkcut        the link taken down 5 times, each time until the source
 #                  has noticed (its extra.chunked.interruptions grows), then up
 #   kill9-push     kill -9 of the push worker (its supervisor starts it again)
+#   kill9-both     kill -9 of the push worker and its supervisor (the lock's
+#                  holder) at once: wingxfer-watchdog, run as cron would,
+#                  starts wingxfer-push --resume, which goes on
 #   kill9-dest     kill -9 of the destination's FastCGI process serving a PATCH
 #   apache-restart the destination's Apache restarted mid-transfer
 #   node-restart   the destination's assembler killed -9, then its Apache and
@@ -25,7 +28,7 @@
 # one success callback and no failure (the invariants of tests/faults/lib.sh),
 # and the re-sent bytes (the source record's extra.chunked.resent_bytes)
 # printed and at most (interruptions caused) x chunk_size.
-# CHUNKED_FAULTS="linkcut kill9-push kill9-dest apache-restart node-restart" picks the
+# CHUNKED_FAULTS="linkcut kill9-push kill9-both kill9-dest apache-restart node-restart" picks the
 # scenarios; FAULT_SEED=N reproduces a run's interruption points.
 #
 # Needs the chunked protocol on both sides (issue 15): in a build where
@@ -39,7 +42,7 @@
 . "$top_srcdir/tests/lib/netpair.sh"
 [ "$(id -u)" = 0 ] || skip_all "needs root for network namespaces and Apache"
 command -v ip >/dev/null || skip_all "needs ip (iproute2) for network namespaces"
-SCENARIOS=${CHUNKED_FAULTS:-linkcut kill9-push kill9-dest apache-restart node-restart}
+SCENARIOS=${CHUNKED_FAULTS:-linkcut kill9-push kill9-both kill9-dest apache-restart node-restart}
 CHUNK=8388608          # system.transfers.chunk_size below, in bytes
 BIG_FILES=5 BIG_MIB=32 # the incompressible part of the server: 160 MiB
 SIZE=$((BIG_FILES * BIG_MIB * 1048576))
@@ -189,6 +192,36 @@ if [[ " $SCENARIOS " == *" kill9-push "* ]]; then
 	ok "kill9-push: a new push worker resumes the transfer" wait_for "a new worker" 300 new_worker
 	track_worker "$SRC/state" "$U"
 	finish "kill9-push" "$U" 1
+fi
+
+# === kill9-both: kill -9 of the push worker and its supervisor ==============
+if [[ " $SCENARIOS " == *" kill9-both "* ]]; then
+	U=$(newuuid)
+	ok "kill9-both: the transfer starts" go "$U"
+	points 1; at=${POINTS[0]}
+	wait_for "kill9-both: acked past $at" 300 acked_past "$U" "$at"
+	pid=$(rec_int "$SRC/state" "$U" pid)
+	sup=$(awk '{ print $4 }' "/proc/$pid/stat" 2>/dev/null)
+	both_push() { tr '\0' ' ' < "/proc/$1/cmdline" | grep -q "wingxfer-push.* $U" &&
+		tr '\0' ' ' < "/proc/$2/cmdline" | grep -q "wingxfer-push.* $U"; }
+	ok "kill9-both: kill -9 of the push worker (pid $pid) and its supervisor (pid $sup) at $(acked_src "$U") acknowledged bytes" \
+		bash -c "$(declare -f both_push); U=$U; both_push '$pid' '${sup:-0}' && kill -KILL '$pid' '$sup'"
+	echo "kill9-both at=$at acked=$(acked_src "$U") worker=$pid supervisor=$sup" >> "$RESULTS"
+	lock_free_src() { flock -n "$SRC/state/transfers/$U.lock" true; }
+	wait_for "kill9-both: the lock free" 120 lock_free_src
+	# The watchdog, as cron would run it: it starts wingxfer-push --resume.
+	watchdog_resumes() {
+		ip netns exec "$NSA" "$WX_BIN/wingxfer-watchdog" --config "$SRC/config.yml" >> "$WX_TEST_TMP/wd-both.out" 2>&1
+		grep -q "$U: worker died.*wingxfer-push --resume (pid [0-9]*) goes on" "$WX_TEST_TMP/wd-both.out"
+	}
+	ok "kill9-both: wingxfer-watchdog resumes the transfer (wingxfer-push --resume)" \
+		wait_for "the watchdog to resume it" 120 watchdog_resumes
+	sed 's/^/# /' "$WX_TEST_TMP/wd-both.out"
+	new_worker() { local p; p=$(rec_int "$SRC/state" "$U" pid); [ -n "$p" ] && [ "$p" != 0 ] && [ "$p" != "$pid" ] && kill -0 "$p" 2>/dev/null; }
+	ok "kill9-both: a new push worker holds the transfer" wait_for "a new worker" 300 new_worker
+	track_worker "$SRC/state" "$U"
+	finish "kill9-both" "$U" 1
+	is "$(rec "$SRC/state" "$U" '["extra"]["watchdog_resumes"]')" 1 "kill9-both: the record counts one resume by the watchdog"
 fi
 
 # === kill9-dest: kill -9 of the destination's FastCGI process serving a PATCH ===
