@@ -247,13 +247,28 @@ patch_workers() {
 	done
 	[ -n "$PATCH_PIDS" ]
 }
-# kill_patch_workers UUID: kill -9 of them the moment they are seen; 1 (and
-# no kill) when the transfer ended first.  Never a kill without a pid.
-patch_or_done() { patch_workers "$1" || _worker_done "$SRC/state" "$1"; }
+# kill_patch_workers UUID: with the push worker frozen (SIGSTOP: the PATCH
+# it is sending stays in flight and the transfer cannot end meanwhile,
+# however slow this machine), kill -9 of the FastCGI workers serving it,
+# then SIGCONT.  Frozen between two PATCHes (none in flight), it is let go
+# and frozen again a moment later, at most 100 times.  1 (and no kill) when
+# the transfer ended or no PATCH was ever caught.  Never a kill without a pid.
 kill_patch_workers() {
-	wait_for "a FastCGI worker serving a PATCH of the upload" 60 patch_or_done "$1" || return 1
-	[ -n "$PATCH_PIDS" ] || return 1
-	kill -KILL $PATCH_PIDS
+	local u=$1 pid i
+	for i in $(seq 1 100); do
+		_worker_done "$SRC/state" "$u" && return 1
+		pid=$(rec_int "$SRC/state" "$u" pid)
+		tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q "wingxfer-push.* $u" || { sleep 0.2; continue; }
+		kill -STOP "$pid" || continue
+		if patch_workers "$u"; then
+			kill -KILL $PATCH_PIDS
+			kill -CONT "$pid"
+			return 0
+		fi
+		kill -CONT "$pid"
+		sleep 0.2
+	done
+	return 1
 }
 # cut_or_passed UUID INTERRUPTIONS ACKED: the source counted an interruption
 # since, or the upload went a chunk past ACKED without one (the PATCH had

@@ -43,8 +43,9 @@ diag "body: $BODY_SIZE bytes, chunks of $CHUNK"
 # The FastCGI worker (not the assembler) that has FILE open.
 holder_of() {
 	local f p
-	for f in /proc/[0-9]*/fd/*; do
-		[ "$(readlink "$f" 2>/dev/null)" = "$1" ] || continue
+	# One find for every fd on the machine (a readlink each would be a fork
+	# each: minutes per pass on a loaded machine).
+	for f in $(find /proc/[0-9]*/fd -mindepth 1 -maxdepth 1 -lname "$1" 2>/dev/null); do
 		p=${f#/proc/}; p=${p%%/*}
 		grep -qa -- --assemble "/proc/$p/cmdline" 2>/dev/null && continue
 		echo "$p"; return 0

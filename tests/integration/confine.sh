@@ -95,16 +95,15 @@ finish_upload() {
 	RESP=$(cat "$WX_TEST_TMP/resp" 2>/dev/null)
 }
 # extractor_of UUID: the pid of the process whose cwd is the staging
-# directory (rx_extract works from there), in EXTRACTOR.
+# directory (rx_extract works from there), in EXTRACTOR.  One find for all
+# of /proc: a readlink per process costs a fork each, which on a loaded
+# machine made one pass outlast the 60 s Apache holds a silent body.
 extractor_of() {
-	local p
-	for p in /proc/[0-9]*; do
-		if [ "$(readlink "$p/cwd" 2>/dev/null)" = "$DATA/.wingxfer-staging/$1" ]; then
-			EXTRACTOR=${p#/proc/}
-			return 0
-		fi
-	done
-	return 1
+	local hit
+	hit=$(find /proc/[0-9]*/cwd -maxdepth 0 -lname "$DATA/.wingxfer-staging/$1" 2>/dev/null | head -n 1)
+	[ -n "$hit" ] || return 1
+	hit=${hit#/proc/}
+	EXTRACTOR=${hit%/cwd}
 }
 field() { sed -n "s/^$2:[[:space:]]*//p" "/proc/$1/status"; }
 
