@@ -15,7 +15,10 @@
 #      goes through the same proxy in chunks (docs/protocol.md) and
 #      completes: byte-identical tree, exactly one success callback, both
 #      records' extra.chunked show the chunks acknowledged, and no request
-#      through the proxy carried more than 100 MB.
+#      through the proxy carried more than 100 MB; every destination process
+#      (the FastCGI workers serving the PATCHes, the assembler, its confined
+#      extractor) peaks under 32 MiB of RSS (VmHWM, sampled about once a
+#      second during the transfer; the ASan build: under 1 GiB).
 #
 # (b) needs the chunked protocol on both sides (issue 15); in a build where
 # neither the push worker nor the destination knows it at all, (b) is
@@ -131,7 +134,23 @@ diag "chunked: a $(du -sm "$WX_TEST_TMP/s/data/$U" | cut -f1) MiB server of inco
 mark=$(cfproxy_log cf | wc -l)
 t0=$SECONDS
 go "$U" "chunked: auto"
-wait_for "transfer $U" 1800 finished "$U"
+# sample_rss: the highest VmHWM (kB) of the destination's processes (all run
+# with its config.yml) so far, in PEAK_KB, and who, in PEAK_WHO; at most once
+# a second.
+PEAK_KB=0 PEAK_WHO="" RSS_AT=-1
+sample_rss() {
+	local p h
+	[ "$SECONDS" != "$RSS_AT" ] || return 0
+	RSS_AT=$SECONDS
+	for p in $(pgrep -f -- "--config $WX_TEST_TMP/d/config.yml"); do
+		h=$(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$p/status" 2>/dev/null)
+		[ -n "$h" ] && [ "$h" -gt "$PEAK_KB" ] || continue
+		PEAK_KB=$h PEAK_WHO="pid $p: $(tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | cut -c1-120)"
+	done
+	return 0
+}
+finished_sampled() { sample_rss; finished "$1"; }
+wait_for "transfer $U" 1800 finished_sampled "$U"
 wait_for "the destination's record final" 120 dst_final "$U"
 diag "chunked: 2 GiB through the proxy in $((SECONDS - t0)) s"
 js=$(src_status "$U") jd=$(dst_status "$U")
@@ -146,6 +165,16 @@ wait_for "both outboxes delivered" 60 outboxes_empty
 is "$(callbacks "$U" success)" 1 "chunked: auto: exactly one success callback"
 is "$(callbacks "$U" failure)" 0 "chunked: auto: no failure callback"
 ok "chunked: auto: no staging left on the destination" test ! -e "$WX_TEST_TMP/d/data/.wingxfer-staging/$U"
+diag "chunked: the destination's highest peak RSS: $PEAK_KB kB ($PEAK_WHO)"
+# ASan maps shadow memory and keeps freed memory in quarantine: the 32 MiB
+# bound is the normal build's.
+if grep -q '^#define WX_SANITIZERS 1' "$top_builddir/autoconf.h"; then
+	ok "chunked: auto: every destination process peaked under 1 GiB of RSS on the ASan build ($PEAK_KB kB; 32 MiB is checked on the normal build)" \
+		test "$PEAK_KB" -gt 0 -a "$PEAK_KB" -lt 1048576
+else
+	ok "chunked: auto: every destination process peaked under 32 MiB of RSS ($PEAK_KB kB)" \
+		test "$PEAK_KB" -gt 0 -a "$PEAK_KB" -lt 32768
+fi
 
 # What went through the proxy for it (docs/protocol.md §3).
 proxy_since "$mark" > "$WX_TEST_TMP/proxy-b.log"
