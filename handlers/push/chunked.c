@@ -3,9 +3,10 @@
  * the single POST would carry (body.c), cut into PATCH requests of at most
  * job->chunk_size bytes to <url>/uploads/<id>, each with its SHA-256.
  *
- * The body is produced once, in order, into a private spool holding at most
- * one chunk (an unlinked 0600 file in the state directory, so the worker's
- * memory does not grow with the chunk size) and is kept there until the
+ * The body is produced once, in order, into a private spool (chunk_spool.h:
+ * two slots of one chunk, unlinked 0600 files in the state directory, so
+ * the worker's memory does not grow with the chunk size; the next chunk is
+ * made while the current one is on the wire) and is kept there until the
  * destination acknowledged it.  After an interruption (connection error or
  * cut, a timeout, a 5xx or a non-JSON answer from any hop, a digest refused)
  * the worker waits with Wings' backoff, asks the destination for its offset
@@ -91,79 +92,16 @@ save(struct chunked *u)
 
 /* --- the spool --- */
 
-static int
-spool_open(struct chunked *u, char *why, size_t whysize)
+static ssize_t
+body_source(void *ctx, void *buf, size_t n)
 {
-	const char *dir = u->job->st.dir;
-	u->spool = open(dir, O_RDWR | O_TMPFILE | O_CLOEXEC, 0600);
-	if (u->spool < 0) {
-		/* No O_TMPFILE on this file system: a named file, unlinked at once. */
-		char *path = xasprintf("%s/transfers/%s.spool.XXXXXX", dir, u->job->uuid);
-		mode_t old = umask(077);
-		u->spool = mkostemp(path, O_CLOEXEC);
-		umask(old);
-		if (u->spool >= 0)
-			(void)unlink(path);
-		free(path);
-	}
-	if (u->spool < 0) {
-		ch_why(why, whysize, "Cannot make the chunk spool in %s: %s.", dir, strerror(errno));
-		return -1;
-	}
-	return 0;
+	return body_read(ctx, buf, n);
 }
 
-static int
-spool_write(struct chunked *u, const unsigned char *p, size_t n, int64_t at)
+static const char *
+body_source_error(void *ctx)
 {
-	while (n > 0) {
-		ssize_t w = pwrite(u->spool, p, n, (off_t)at);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-		at += w;
-	}
-	return 0;
-}
-
-/*
- * Produces up to u->chunk further bytes of the body into the spool (which
- * then starts where the body stood).  0, or -1 with why set (or job->stop).
- */
-static int
-spool_fill(struct chunked *u, char *why, size_t whysize)
-{
-	u->spool_off = u->produced;
-	if (ftruncate(u->spool, 0) < 0) {
-		ch_why(why, whysize, "Cannot reuse the chunk spool: %s.", strerror(errno));
-		return -1;
-	}
-	int64_t have = 0;
-	while (have < u->chunk && !u->body_eof) {
-		size_t want = u->chunk - have > CH_IO ? CH_IO : (size_t)(u->chunk - have);
-		ssize_t n = body_read(u->body, u->io, want);
-		if (n < 0) {
-			if (u->job->stop == JOB_RUNNING)
-				ch_why(why, whysize, "%s", body_error(u->body));
-			return -1;
-		}
-		if (n == 0) {
-			u->body_eof = true;
-			break;
-		}
-		if (EVP_DigestUpdate(u->whole, u->io, (size_t)n) != 1 ||
-		    spool_write(u, u->io, (size_t)n, have) < 0) {
-			ch_why(why, whysize, "Cannot keep the chunk in its spool: %s.",
-			    errno ? strerror(errno) : "SHA-256 failed");
-			return -1;
-		}
-		have += n;
-	}
-	u->produced += have;
-	return 0;
+	return body_error(ctx);
 }
 
 /* "sha-256=:<base64>:" of a digest. */
@@ -175,27 +113,15 @@ sf_digest(const unsigned char md[32], char *out, size_t size)
 	snprintf(out, size, "sha-256=:%s:", (const char *)b64);
 }
 
-/* The digest of body bytes [off, off + len) from the spool; 0 or -1. */
+/* The Content-Digest of body bytes [off, off + len) from the spool; 0 or -1. */
 static int
 range_digest(struct chunked *u, int64_t off, int64_t len, char *out, size_t size)
 {
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	int rc = md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 ? 0 : -1;
-	while (rc == 0 && len > 0) {
-		size_t n = len > CH_IO ? CH_IO : (size_t)len;
-		if (ch_spool_read(u, u->io, n, off) < 0 || EVP_DigestUpdate(md, u->io, n) != 1)
-			rc = -1;
-		off += (int64_t)n;
-		len -= (int64_t)n;
-	}
-	unsigned char d[EVP_MAX_MD_SIZE];
-	unsigned int dl = 0;
-	if (rc == 0 && (EVP_DigestFinal_ex(md, d, &dl) != 1 || dl != 32))
-		rc = -1;
-	EVP_MD_CTX_free(md);
-	if (rc == 0)
-		sf_digest(d, out, size);
-	return rc;
+	unsigned char d[32];
+	if (chunk_spool_range_sha256(&u->spool, off, len, d) < 0)
+		return -1;
+	sf_digest(d, out, size);
+	return 0;
 }
 
 /* --- the upload's requests --- */
@@ -390,54 +316,33 @@ rewind_body(struct chunked *u, int64_t offset, const char *prefix, char *why, si
 	job->progress.bytes_read = job->progress.files = job->progress.archive_bytes = 0;
 	job->skipped = 0;
 	u->body = body_open(job, boundary, why, whysize);
-	if (u->body == NULL)
-		return -1;
-	if (EVP_DigestInit_ex(u->whole, EVP_sha256(), NULL) != 1) {
-		ch_why(why, whysize, "SHA-256 is not available (OpenSSL failed).");
+	u->spool.ctx = u->body;
+	if (u->body == NULL) {
+		u->spool.failed = true;
 		return -1;
 	}
-	u->produced = u->spool_off = 0;
-	u->body_eof = false;
-	int64_t left = offset;
-	while (left > 0) {
-		size_t want = left > CH_IO ? CH_IO : (size_t)left;
-		ssize_t n = body_read(u->body, u->io, want);
-		if (n <= 0) {
-			if (n == 0)
-				ch_why(why, whysize, "The archive made again is shorter (%lld bytes) than "
-				    "what the destination holds (%lld): the server's files changed.",
-				    (long long)u->produced, (long long)offset);
-			else if (job->stop == JOB_RUNNING)
-				ch_why(why, whysize, "%s", body_error(u->body));
-			return -1;
-		}
-		if (EVP_DigestUpdate(u->whole, u->io, (size_t)n) != 1) {
-			ch_why(why, whysize, "SHA-256 failed (OpenSSL).");
-			return -1;
-		}
-		u->produced += n;
-		left -= n;
+	if (chunk_spool_restart(&u->spool, u->body, why, whysize) < 0)
+		return -1;
+	if (chunk_spool_skip(&u->spool, offset) < 0) {
+		if (u->spool.failed && job->stop == JOB_RUNNING)
+			ch_why(why, whysize, "%s", u->spool.why);
+		else if (!u->spool.failed)
+			ch_why(why, whysize, "The archive made again is shorter (%lld bytes) than "
+			    "what the destination holds (%lld): the server's files changed.",
+			    (long long)u->spool.produced, (long long)offset);
+		return -1;
 	}
 	if (offset > 0) {
-		EVP_MD_CTX *copy = EVP_MD_CTX_new();
-		unsigned char d[EVP_MAX_MD_SIZE];
-		unsigned int dl = 0;
+		unsigned char d[32];
 		char hex[65] = "";
-		if (copy != NULL && EVP_MD_CTX_copy_ex(copy, u->whole) == 1 &&
-		    EVP_DigestFinal_ex(copy, d, &dl) == 1 && dl == 32)
-			wx_hex(d, dl, hex);
-		EVP_MD_CTX_free(copy);
+		if (chunk_spool_whole_sha256(&u->spool, d) == 0)
+			wx_hex(d, sizeof d, hex);
 		if (strcasecmp(hex, prefix) != 0) {
 			ch_why(why, whysize, "The archive made again differs from the %lld bytes the "
 			    "destination holds (prefix_sha256): the server's files changed.",
 			    (long long)offset);
 			return -1;
 		}
-	}
-	u->spool_off = u->produced;
-	if (ftruncate(u->spool, 0) < 0) {
-		ch_why(why, whysize, "Cannot reuse the chunk spool: %s.", strerror(errno));
-		return -1;
 	}
 	wx_info("the body was made again up to offset %lld and matches the destination's prefix",
 	    (long long)offset);
@@ -529,21 +434,25 @@ send_all(struct chunked *u, char *why, size_t whysize)
 	for (;;) {
 		if (job_should_stop(job))
 			return SEND_STOPPED;
-		if (u->acked < u->spool_off) {
+		struct chunk_spool *sp = &u->spool;
+		if (u->acked < chunk_spool_start(sp)) {
 			if (rewind_body(u, u->acked, prefix, why, whysize) < 0)
 				return job->stop != JOB_RUNNING ? SEND_STOPPED : SEND_FAILED;
 		}
-		if (u->acked > u->produced) {
+		if (u->acked > sp->produced) {
 			ch_why(why, whysize, "The destination says it holds %lld bytes, more than were "
-			    "sent (%lld).", (long long)u->acked, (long long)u->produced);
+			    "sent (%lld).", (long long)u->acked, (long long)sp->produced);
 			return SEND_FAILED;
 		}
-		if (u->acked == u->produced && !u->body_eof &&
-		    spool_fill(u, why, whysize) < 0)
-			return job->stop != JOB_RUNNING ? SEND_STOPPED : SEND_FAILED;
 		int64_t a = u->acked;
-		int64_t e = u->produced - a > u->chunk ? a + u->chunk : u->produced;
-		bool last = u->body_eof && e == u->produced;
+		if (chunk_spool_fill(sp, a + u->chunk, a, u->chunk) < 0) {
+			if (job->stop != JOB_RUNNING)
+				return SEND_STOPPED;
+			ch_why(why, whysize, "%s", sp->why);
+			return SEND_FAILED;
+		}
+		int64_t e = sp->produced - a > u->chunk ? a + u->chunk : sp->produced;
+		bool last = sp->eof && e == sp->produced;
 		char digest[80], repr[80] = "", hdr_off[64], hdr_dig[100],
 		    hdr_repr[100] = "", auth[128];
 		if (range_digest(u, a, e - a, digest, sizeof digest) < 0) {
@@ -551,16 +460,11 @@ send_all(struct chunked *u, char *why, size_t whysize)
 			return SEND_FAILED;
 		}
 		if (last) {
-			EVP_MD_CTX *copy = EVP_MD_CTX_new();
-			unsigned char d[EVP_MAX_MD_SIZE];
-			unsigned int dl = 0;
-			if (copy == NULL || EVP_MD_CTX_copy_ex(copy, u->whole) != 1 ||
-			    EVP_DigestFinal_ex(copy, d, &dl) != 1 || dl != 32) {
-				EVP_MD_CTX_free(copy);
+			unsigned char d[32];
+			if (chunk_spool_whole_sha256(sp, d) < 0) {
 				ch_why(why, whysize, "SHA-256 failed (OpenSSL).");
 				return SEND_FAILED;
 			}
-			EVP_MD_CTX_free(copy);
 			sf_digest(d, repr, sizeof repr);
 			snprintf(hdr_repr, sizeof hdr_repr, "Repr-Digest: %s", repr);
 		}
@@ -573,8 +477,10 @@ send_all(struct chunked *u, char *why, size_t whysize)
 		    "Upload-Complete: ?0", hdr_dig, "Content-Type: application/partial-upload",
 		    "Expect:", "Accept: application/json", hdr_repr };
 		long code;
+		u->produce = !last;
 		CURLcode rc = ch_request(u, "PATCH", u->url, lines,
 		    WX_ARRAY_LEN(lines) - (last ? 0 : 1), a, e - a, false, &code);
+		u->produce = false;
 		explicit_bzero(auth, sizeof auth);
 		enum ch_answer ans = ch_classify(u, rc, code, what, sizeof what);
 		int64_t off = -1;
@@ -617,7 +523,7 @@ send_all(struct chunked *u, char *why, size_t whysize)
 			}
 			const char *p = ch_json_str(u->json, "prefix_sha256");
 			wx_strlcpy(prefix, p != NULL && strlen(p) == 64 ? p : "", sizeof prefix);
-			if (off < u->spool_off && prefix[0] == '\0') {
+			if (off < chunk_spool_start(&u->spool) && prefix[0] == '\0') {
 				/* The prefix digest comes with the state. */
 				char wbuf[600];
 				int64_t o2;
@@ -725,14 +631,12 @@ chunked_run(struct job *job, CURL *c, const char *ua, struct body **bodyp, bool 
 	u.c = c;
 	u.ua = ua;
 	u.body = *bodyp;
-	u.spool = -1;
 	u.rl.fd = -1;
 	u.chunk = job->chunk_size;
 	u.answer_wait = job->cfg->transfers.response_timeout < CH_ANSWER_WAIT ?
 	    job->cfg->transfers.response_timeout * 1000 : CH_ANSWER_WAIT * 1000;
 	u.answer.max = CH_MAX_ANSWER;
-	u.io = xmalloc(CH_IO);
-	u.whole = EVP_MD_CTX_new();
+	u.spool.slot[0].fd = u.spool.slot[1].fd = -1;
 	const char *url = job->request_url ? job->request_url : job->rec.url;
 	size_t q = strcspn(url, "?#"), base = q;
 	while (base > 0 && url[base - 1] == '/')
@@ -740,12 +644,17 @@ chunked_run(struct job *job, CURL *c, const char *ua, struct body **bodyp, bool 
 	u.base = xasprintf("%.*s/uploads", (int)base, url);
 	enum upload_result result = UPLOAD_FAILED;
 	bool created = false;
-	if (u.whole == NULL || EVP_DigestInit_ex(u.whole, EVP_sha256(), NULL) != 1) {
-		ch_why(why, whysize, "SHA-256 is not available (OpenSSL failed).");
+	char *hint = xasprintf("%s/transfers/%s.spool", job->st.dir, job->uuid);
+	int opened = chunk_spool_open(&u.spool, job->st.dir, hint, body_source, body_source_error,
+	    u.body, why, whysize);
+	free(hint);
+	if (opened < 0)
+		goto out;
+	u.multi = curl_multi_init();
+	if (u.multi == NULL) {
+		ch_why(why, whysize, "libcurl could not make a multi handle (out of memory).");
 		goto out;
 	}
-	if (spool_open(&u, why, whysize) < 0)
-		goto out;
 	job_phase(job, WX_PHASE_STREAMING);
 	if (resume ? restore_upload(&u, why, whysize) < 0 : create_upload(&u, why, whysize) < 0) {
 		result = job->stop != JOB_RUNNING ? UPLOAD_STOPPED : UPLOAD_FAILED;
@@ -817,12 +726,11 @@ out:
 		save(&u);
 	*bodyp = u.body;
 	explicit_bzero(u.secret, sizeof u.secret);
-	if (u.spool >= 0)
-		close(u.spool);
-	EVP_MD_CTX_free(u.whole);
+	chunk_spool_close(&u.spool);
+	if (u.multi != NULL)
+		curl_multi_cleanup(u.multi);
 	json_object_put(u.json);
 	free(u.answer.text);
-	free(u.io);
 	wx_free_secret(u.base);
 	wx_free_secret(u.url);
 	wx_ratelimit_close(&u.rl);

@@ -8,6 +8,7 @@
 
 #include "push.h"
 #include "backoff.h"
+#include "chunk_spool.h"
 #include "curl_setup.h"
 #include "ratelimit.h"
 #include "send_watch.h"
@@ -23,7 +24,7 @@
 #define CH_POLL_MS 2000           /* GET interval after the last chunk */
 #define CH_DELETE_TIMEOUT 10L     /* s, after connecting */
 #define CH_BUSY_MAX_MS 10000      /* longest Retry-After honoured */
-#define CH_IO (256 * 1024)        /* spool and hashing buffer */
+#define CH_IO (256 * 1024)        /* libcurl's upload buffer */
 #define CH_MAX_ANSWER (16 * 1024)
 #define CH_LIMITED_READ (128 * 1024)
 
@@ -47,12 +48,9 @@ struct chunked {
 	char secret[65];
 	int64_t chunk;            /* chunk size in use */
 	int64_t acked;            /* the destination's offset */
-	/* The spool holds body bytes [spool_off, produced). */
-	int spool;
-	int64_t spool_off, produced;
-	bool body_eof;
-	EVP_MD_CTX *whole;        /* SHA-256 of body bytes [0, produced) */
-	unsigned char *io;        /* CH_IO bytes */
+	struct chunk_spool spool; /* the body, made once, kept until acknowledged */
+	CURLM *multi;             /* runs every request, so the spool fills meanwhile */
+	bool produce;             /* the request is a chunk: make the next one beside it */
 	int64_t sent_hi;          /* the furthest body offset put on the wire */
 	int64_t interruptions, resumes, resent;
 	int64_t consecutive;      /* interruptions since the offset last moved */
@@ -81,15 +79,14 @@ enum ch_answer {
 
 /* printf into why (whysize bytes). */
 void ch_why(char *why, size_t whysize, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* n bytes of the spool at body offset off into buf; 0 or -1. */
-int ch_spool_read(struct chunked *u, void *buf, size_t n, int64_t off);
 /*
  * One request to url: method, header lines (the upload's secret or the
  * token is among them), and, when len >= 0, body bytes [off, off + len) of
  * the spool (paced by upload_limit).  deleting: the DELETE after a stop,
  * which the stop does not end (bounded by a whole-request timeout).
  * *code is the HTTP status (0: none came).  Leaves the answer in u->answer,
- * u->h and u->json.
+ * u->h and u->json.  While a request runs (u->produce), the spool makes
+ * the next chunk between libcurl's turns.
  */
 CURLcode ch_request(struct chunked *u, const char *method, const char *url,
     const char *const *lines, size_t nlines, int64_t off, int64_t len, bool deleting, long *code);

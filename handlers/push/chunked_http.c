@@ -30,24 +30,6 @@ ch_why(char *why, size_t whysize, const char *fmt, ...)
 	va_end(ap);
 }
 
-int
-ch_spool_read(struct chunked *u, void *buf, size_t n, int64_t off)
-{
-	unsigned char *p = buf;
-	int64_t at = off - u->spool_off;
-	while (n > 0) {
-		ssize_t r = pread(u->spool, p, n, (off_t)at);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		p += r;
-		n -= (size_t)r;
-		at += r;
-	}
-	return 0;
-}
-
 /* --- requests --- */
 
 static size_t
@@ -64,7 +46,7 @@ read_chunk(char *buf, size_t size, size_t nitems, void *ctx)
 		want = CH_LIMITED_READ;
 	if (wx_ratelimit_take(&u->rl, (int64_t)want, job_pace_stop, u->job) < 0)
 		return CURL_READFUNC_ABORT;
-	if (ch_spool_read(u, buf, want, u->req_off + u->req_pos) < 0) {
+	if (chunk_spool_read(&u->spool, buf, want, u->req_off + u->req_pos) < 0) {
 		wx_ratelimit_give(&u->rl, (int64_t)want);
 		ch_why(u->why, sizeof u->why, "Cannot read the chunk spool: %s.",
 		    errno ? strerror(errno) : "it is short");
@@ -198,6 +180,39 @@ on_header(char *line, size_t size, size_t nitems, void *ctx)
 	return n;
 }
 
+/*
+ * curl_easy_perform, but through the multi handle: between libcurl's turns
+ * the spool makes the next chunk (u->produce), one step at a time, and
+ * libcurl waits for its sockets only when there is nothing to make.
+ */
+static CURLcode
+perform(struct chunked *u)
+{
+	CURLMcode mc = curl_multi_add_handle(u->multi, u->c);
+	if (mc != CURLM_OK) {
+		ch_why(u->why, sizeof u->why, "libcurl: %s", curl_multi_strerror(mc));
+		return CURLE_FAILED_INIT;
+	}
+	int running = 1;
+	while (mc == CURLM_OK) {
+		mc = curl_multi_perform(u->multi, &running);
+		if (mc != CURLM_OK || running == 0)
+			break;
+		int made = u->produce ? chunk_spool_step(&u->spool, u->req_off, u->chunk) : 0;
+		mc = curl_multi_poll(u->multi, NULL, 0, made == 1 ? 0 : 1000, NULL);
+	}
+	CURLcode rc = CURLE_FAILED_INIT;
+	CURLMsg *m;
+	int left;
+	while ((m = curl_multi_info_read(u->multi, &left)) != NULL)
+		if (m->msg == CURLMSG_DONE && m->easy_handle == u->c)
+			rc = m->data.result;
+	if (mc != CURLM_OK)
+		ch_why(u->why, sizeof u->why, "libcurl: %s", curl_multi_strerror(mc));
+	(void)curl_multi_remove_handle(u->multi, u->c);
+	return rc;
+}
+
 CURLcode
 ch_request(struct chunked *u, const char *method, const char *url, const char *const *lines,
     size_t nlines, int64_t off, int64_t len, bool deleting, long *code)
@@ -257,7 +272,7 @@ ch_request(struct chunked *u, const char *method, const char *url, const char *c
 		curl_slist_free_all(headers);
 		return rc != CURLE_OK ? rc : CURLE_OUT_OF_MEMORY;
 	}
-	rc = curl_easy_perform(c);
+	rc = perform(u);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, code);
 	curl_slist_free_all(headers);
 	if (u->answer.text != NULL && u->h.json) {

@@ -1,0 +1,272 @@
+/*
+ * The source's two-slot spool of a chunked upload (chunk_spool.h).
+ */
+#include "autoconf.h"
+
+#include "chunk_spool.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int
+slot_file(const char *dir, const char *hint)
+{
+	int fd = open(dir, O_RDWR | O_TMPFILE | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		return fd;
+	/* No O_TMPFILE on this file system: a named file, unlinked at once. */
+	char *path = xasprintf("%s.XXXXXX", hint);
+	mode_t old = umask(077);
+	fd = mkostemp(path, O_CLOEXEC);
+	umask(old);
+	if (fd >= 0)
+		(void)unlink(path);
+	free(path);
+	return fd;
+}
+
+static void
+empty_at(struct chunk_spool *s, int64_t at)
+{
+	for (int i = 0; i < 2; i++) {
+		s->slot[i].off = at;
+		s->slot[i].len = 0;
+	}
+}
+
+int
+chunk_spool_open(struct chunk_spool *s, const char *dir, const char *hint,
+    chunk_spool_reader read, chunk_spool_reader_error error, void *ctx,
+    char *why, size_t whysize)
+{
+	memset(s, 0, sizeof *s);
+	s->slot[0].fd = s->slot[1].fd = -1;
+	s->read = read;
+	s->error = error;
+	s->ctx = ctx;
+	s->io = xmalloc(CHUNK_SPOOL_IO);
+	s->whole = EVP_MD_CTX_new();
+	if (s->whole == NULL || EVP_DigestInit_ex(s->whole, EVP_sha256(), NULL) != 1) {
+		snprintf(why, whysize, "SHA-256 is not available (OpenSSL failed).");
+		return -1;
+	}
+	for (int i = 0; i < 2; i++) {
+		s->slot[i].fd = slot_file(dir, hint);
+		if (s->slot[i].fd < 0) {
+			snprintf(why, whysize, "Cannot make the chunk spool in %s: %s.", dir,
+			    strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void
+chunk_spool_close(struct chunk_spool *s)
+{
+	for (int i = 0; i < 2; i++)
+		if (s->slot[i].fd >= 0)
+			close(s->slot[i].fd);
+	s->slot[0].fd = s->slot[1].fd = -1;
+	EVP_MD_CTX_free(s->whole);
+	s->whole = NULL;
+	free(s->io);
+	s->io = NULL;
+}
+
+int
+chunk_spool_restart(struct chunk_spool *s, void *ctx, char *why, size_t whysize)
+{
+	s->ctx = ctx;
+	s->produced = 0;
+	s->eof = s->failed = false;
+	s->why[0] = '\0';
+	empty_at(s, 0);
+	if (EVP_DigestInit_ex(s->whole, EVP_sha256(), NULL) != 1) {
+		snprintf(why, whysize, "SHA-256 is not available (OpenSSL failed).");
+		return -1;
+	}
+	return 0;
+}
+
+/* Up to want further bytes from the reader into s->io, hashed: > 0, 0 at the end, -1. */
+static ssize_t
+pull(struct chunk_spool *s, size_t want)
+{
+	if (s->failed)
+		return -1;
+	if (s->eof)
+		return 0;
+	ssize_t n = s->read(s->ctx, s->io, want);
+	if (n < 0) {
+		s->failed = true;
+		snprintf(s->why, sizeof s->why, "%s", s->error(s->ctx));
+		return -1;
+	}
+	if (n == 0) {
+		s->eof = true;
+		return 0;
+	}
+	if (EVP_DigestUpdate(s->whole, s->io, (size_t)n) != 1) {
+		s->failed = true;
+		snprintf(s->why, sizeof s->why, "SHA-256 failed (OpenSSL).");
+		return -1;
+	}
+	s->produced += n;
+	return n;
+}
+
+int
+chunk_spool_skip(struct chunk_spool *s, int64_t upto)
+{
+	while (s->produced < upto) {
+		int64_t left = upto - s->produced;
+		if (pull(s, left > CHUNK_SPOOL_IO ? CHUNK_SPOOL_IO : (size_t)left) <= 0)
+			return -1;
+	}
+	empty_at(s, s->produced);
+	return 0;
+}
+
+int64_t
+chunk_spool_start(const struct chunk_spool *s)
+{
+	const struct chunk_spool_slot *old = &s->slot[!s->newest];
+	return old->len > 0 ? old->off : s->slot[s->newest].off;
+}
+
+static int
+write_all(int fd, const unsigned char *p, size_t n, int64_t at)
+{
+	while (n > 0) {
+		ssize_t w = pwrite(fd, p, n, (off_t)at);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+		at += w;
+	}
+	return 0;
+}
+
+int
+chunk_spool_step(struct chunk_spool *s, int64_t floor, int64_t cap)
+{
+	if (s->failed)
+		return -1;
+	if (s->eof)
+		return 0;
+	struct chunk_spool_slot *n = &s->slot[s->newest];
+	if (n->len >= cap) {
+		struct chunk_spool_slot *o = &s->slot[!s->newest];
+		if (o->len > 0 && o->off + o->len > floor)
+			return 0;    /* both slots hold bytes that may still be sent */
+		if (ftruncate(o->fd, 0) < 0) {
+			s->failed = true;
+			snprintf(s->why, sizeof s->why, "Cannot reuse the chunk spool: %s.",
+			    strerror(errno));
+			return -1;
+		}
+		o->off = s->produced;
+		o->len = 0;
+		s->newest = !s->newest;
+		n = o;
+	}
+	int64_t room = cap - n->len;
+	ssize_t got = pull(s, room > CHUNK_SPOOL_IO ? CHUNK_SPOOL_IO : (size_t)room);
+	if (got <= 0)
+		return got;
+	if (write_all(n->fd, s->io, (size_t)got, n->len) < 0) {
+		s->failed = true;
+		snprintf(s->why, sizeof s->why, "Cannot keep the chunk in its spool: %s.",
+		    strerror(errno));
+		return -1;
+	}
+	n->len += got;
+	return 1;
+}
+
+int
+chunk_spool_fill(struct chunk_spool *s, int64_t upto, int64_t floor, int64_t cap)
+{
+	while (s->produced < upto && !s->eof) {
+		int r = chunk_spool_step(s, floor, cap);
+		if (r < 0)
+			return -1;
+		if (r == 0 && !s->eof) {
+			snprintf(s->why, sizeof s->why, "The chunk spool has no room for body offset "
+			    "%lld (a fault of wingxfer-push).", (long long)s->produced);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int
+chunk_spool_read(struct chunk_spool *s, void *buf, size_t n, int64_t off)
+{
+	unsigned char *p = buf;
+	while (n > 0) {
+		const struct chunk_spool_slot *sl = &s->slot[s->newest];
+		if (off < sl->off)
+			sl = &s->slot[!s->newest];
+		if (off < sl->off || off >= sl->off + sl->len) {
+			errno = ERANGE;
+			return -1;
+		}
+		size_t part = n;
+		if ((int64_t)part > sl->off + sl->len - off)
+			part = (size_t)(sl->off + sl->len - off);
+		ssize_t r = pread(sl->fd, p, part, (off_t)(off - sl->off));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			if (r == 0)
+				errno = EIO;
+			return -1;
+		}
+		p += r;
+		n -= (size_t)r;
+		off += r;
+	}
+	return 0;
+}
+
+int
+chunk_spool_range_sha256(struct chunk_spool *s, int64_t off, int64_t len, unsigned char md[32])
+{
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	unsigned char *buf = s->io;
+	int rc = c != NULL && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 ? 0 : -1;
+	while (rc == 0 && len > 0) {
+		size_t n = len > CHUNK_SPOOL_IO ? CHUNK_SPOOL_IO : (size_t)len;
+		if (chunk_spool_read(s, buf, n, off) < 0 || EVP_DigestUpdate(c, buf, n) != 1)
+			rc = -1;
+		off += (int64_t)n;
+		len -= (int64_t)n;
+	}
+	unsigned int dl = 0;
+	if (rc == 0 && (EVP_DigestFinal_ex(c, md, &dl) != 1 || dl != 32))
+		rc = -1;
+	EVP_MD_CTX_free(c);
+	return rc;
+}
+
+int
+chunk_spool_whole_sha256(const struct chunk_spool *s, unsigned char md[32])
+{
+	EVP_MD_CTX *copy = EVP_MD_CTX_new();
+	unsigned int dl = 0;
+	int rc = copy != NULL && EVP_MD_CTX_copy_ex(copy, s->whole) == 1 &&
+	    EVP_DigestFinal_ex(copy, md, &dl) == 1 && dl == 32 ? 0 : -1;
+	EVP_MD_CTX_free(copy);
+	return rc;
+}

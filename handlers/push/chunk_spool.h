@@ -1,0 +1,89 @@
+/*
+ * The source's spool of a chunked upload (docs/protocol.md §4): the body
+ * produced once, in order, from a reader, kept on disk until the
+ * destination acknowledged it.  Two slots (unlinked 0600 files in the
+ * state directory, so memory does not grow with the chunk size), each of
+ * at most one chunk, hold body bytes [chunk_spool_start, produced) back to
+ * back: the chunk on the wire in one, the next one produced into the other
+ * meanwhile (chunk_spool_step between libcurl's turns), so making the body
+ * and sending it overlap.
+ *
+ * floor: the lowest body offset that may still be sent (the acknowledged
+ * offset, or the start of the request in flight); a slot is reused only
+ * when all it holds lies below floor.  Producing up to floor + cap always
+ * fits.
+ */
+#ifndef WX_PUSH_CHUNK_SPOOL_H
+#define WX_PUSH_CHUNK_SPOOL_H
+
+#include <openssl/evp.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define CHUNK_SPOOL_IO (256 * 1024)   /* one production step, one hashing read */
+
+/* The body: > 0 bytes, 0 at its end, -1 when it cannot go on. */
+typedef ssize_t (*chunk_spool_reader)(void *ctx, void *buf, size_t n);
+/* Why the reader failed. */
+typedef const char *(*chunk_spool_reader_error)(void *ctx);
+
+struct chunk_spool_slot {
+	int fd;
+	int64_t off, len;             /* body bytes [off, off + len) */
+};
+
+struct chunk_spool {
+	struct chunk_spool_slot slot[2];
+	int newest;                   /* the slot produced into; the other one is older */
+	int64_t produced;             /* body bytes made so far */
+	bool eof;                     /* the reader said its end */
+	bool failed;                  /* the reader failed: why says why */
+	char why[512];
+	EVP_MD_CTX *whole;            /* SHA-256 of body bytes [0, produced) */
+	unsigned char *io;            /* CHUNK_SPOOL_IO bytes */
+	chunk_spool_reader read;
+	chunk_spool_reader_error error;
+	void *ctx;
+};
+
+/*
+ * Makes the two slots in dir (O_TMPFILE, else a name from hint unlinked at
+ * once).  0, or -1 with why set.  chunk_spool_close frees what it made,
+ * also after a failure.
+ */
+int chunk_spool_open(struct chunk_spool *s, const char *dir, const char *hint,
+    chunk_spool_reader read, chunk_spool_reader_error error, void *ctx,
+    char *why, size_t whysize);
+void chunk_spool_close(struct chunk_spool *s);
+/*
+ * A new reader (the same body made again): nothing produced, the digest
+ * and both slots empty.  0, or -1 with why set.
+ */
+int chunk_spool_restart(struct chunk_spool *s, void *ctx, char *why, size_t whysize);
+/*
+ * Produces body bytes [produced, upto) without keeping them (hashed only):
+ * the slots then start at upto.  0; -1 when the reader failed (s->why) or
+ * ended first (s->eof).
+ */
+int chunk_spool_skip(struct chunk_spool *s, int64_t upto);
+/* The lowest body offset the slots hold (== produced when they are empty). */
+int64_t chunk_spool_start(const struct chunk_spool *s);
+/*
+ * One production step of at most CHUNK_SPOOL_IO bytes, slots of cap bytes:
+ * 1 when bytes were produced, 0 when there is nothing to do (the end, or
+ * no slot free above floor), -1 when the reader failed (now or before;
+ * s->why) or the spool could not be written (s->why).
+ */
+int chunk_spool_step(struct chunk_spool *s, int64_t floor, int64_t cap);
+/* Steps until produced >= upto or the end.  0, or -1 (s->why). */
+int chunk_spool_fill(struct chunk_spool *s, int64_t upto, int64_t floor, int64_t cap);
+/* n body bytes at off, which the slots must hold, into buf.  0 or -1. */
+int chunk_spool_read(struct chunk_spool *s, void *buf, size_t n, int64_t off);
+/* SHA-256 of the body bytes [off, off + len) the slots hold.  0 or -1. */
+int chunk_spool_range_sha256(struct chunk_spool *s, int64_t off, int64_t len,
+    unsigned char md[32]);
+/* SHA-256 of body bytes [0, produced).  0 or -1. */
+int chunk_spool_whole_sha256(const struct chunk_spool *s, unsigned char md[32]);
+
+#endif
