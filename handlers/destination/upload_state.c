@@ -1,15 +1,15 @@
 /*
  * The chunked upload's state file, ids and secrets (upload.h).  The running
- * SHA-256 of the body is kept as the bytes of OpenSSL's SHA256_CTX: the
- * state is read back only by the programs of this node, built against the
- * same library, and EVP contexts cannot be saved.
+ * SHA-256 of the body is kept as the bytes of a struct wx_sha256
+ * (sha256_state.h): the state is read back only by the programs of this
+ * node, built against the same library.
  */
-#define OPENSSL_SUPPRESS_DEPRECATED 1
 #include "autoconf.h"
 
 #include "upload.h"
 #include "fsutil.h"
 #include "json_get.h"
+#include "sha256_state.h"
 #include "state.h"
 #include "util.h"
 
@@ -23,7 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-_Static_assert(sizeof(SHA256_CTX) <= UP_SHA_STATE_MAX / 2, "SHA256_CTX fits the state");
+_Static_assert(sizeof(struct wx_sha256) <= UP_SHA_STATE_MAX / 2, "the SHA-256 state fits");
 
 static const char *const state_names[] = { "receiving", "finishing", "completed", "failed",
 	"cancelled" };
@@ -71,32 +71,32 @@ up_file(const struct wx_state *st, const char *id, const char *suffix)
 void
 up_sha_reset(struct upload *up)
 {
-	SHA256_CTX c;
-	SHA256_Init(&c);
-	memcpy(up->sha, &c, sizeof c);
-	up->sha_len = sizeof c;
+	struct wx_sha256 h;
+	wx_sha256_init(&h);
+	memcpy(up->sha, &h, sizeof h);
+	up->sha_len = sizeof h;
 }
 
 void
 up_sha_add(unsigned char *sha, size_t sha_len, const void *buf, size_t n)
 {
-	SHA256_CTX c;
-	if (sha_len != sizeof c)
+	struct wx_sha256 h;
+	if (sha_len != sizeof h)
 		return;
-	memcpy(&c, sha, sizeof c);
-	SHA256_Update(&c, buf, n);
-	memcpy(sha, &c, sizeof c);
+	memcpy(&h, sha, sizeof h);
+	wx_sha256_update(&h, buf, n);
+	memcpy(sha, &h, sizeof h);
 }
 
 void
 up_sha_raw(const unsigned char *sha, size_t sha_len, unsigned char out[32])
 {
-	SHA256_CTX c;
+	struct wx_sha256 h;
 	memset(out, 0, 32);
-	if (sha_len != sizeof c)
+	if (sha_len != sizeof h)
 		return;
-	memcpy(&c, sha, sizeof c);
-	SHA256_Final(out, &c);
+	memcpy(&h, sha, sizeof h);
+	wx_sha256_digest(&h, out);
 }
 
 void

@@ -47,6 +47,12 @@ struct tar {
 	unsigned char *buf;
 	bool closed;            /* tar end blocks written */
 	bool done;
+	wx_compress_sink sink;
+	void *sink_ctx;
+	int level;
+	int64_t entries;        /* walk entries consumed */
+	char last[WX_ENTRY_PATH_MAX + 1];  /* the last of them */
+	int64_t since_mark;     /* tar bytes since the compressed stream last began */
 	char err[1024];
 };
 
@@ -58,7 +64,15 @@ to_compressor(struct archive *a, void *ctx, const void *buf, size_t len)
 		archive_set_error(a, EIO, "%s", wx_compressor_error(t->comp));
 		return -1;
 	}
+	t->since_mark += (int64_t)len;
 	return (la_ssize_t)len;
+}
+
+static struct wx_compressor *
+new_compressor(struct tar *t, char *err, size_t errsize)
+{
+	return wx_compressor_new(t->job->codec, t->level,
+	    (int)t->job->cfg->transfers.compression_threads, t->sink, t->sink_ctx, err, errsize);
 }
 
 static int
@@ -95,15 +109,16 @@ tar_open(struct job *job, wx_compress_sink sink, void *sink_ctx, char *err, size
 	t->walk = walk_open(job->server_dir, err, errsize);
 	if (t->walk == NULL)
 		goto fail;
-	int level = (int)job->cfg->transfers.compression_level;
+	t->level = (int)job->cfg->transfers.compression_level;
 	if (job->codec == WX_COMPRESS_ZSTD)
-		level = zstd_level(level);
-	t->comp = wx_compressor_new(job->codec, level, (int)job->cfg->transfers.compression_threads,
-	    sink, sink_ctx, err, errsize);
+		t->level = zstd_level(t->level);
+	t->sink = sink;
+	t->sink_ctx = sink_ctx;
+	t->comp = new_compressor(t, err, errsize);
 	if (t->comp == NULL)
 		goto fail;
 	wx_info("compressing with %s level %d, %d threads", wx_compress_format_name(job->codec),
-	    level, wx_compressor_threads(t->comp));
+	    t->level, wx_compressor_threads(t->comp));
 	t->links = inode_map_new();
 	t->buf = xmalloc(READ_CHUNK);
 	t->entry = archive_entry_new();
@@ -344,8 +359,11 @@ tar_step(struct tar *t)
 		int rc = walk_next(t->walk, &e);
 		if (rc < 0)
 			return fail(t, "%s", walk_error(t->walk));
-		if (rc > 0)
+		if (rc > 0) {
+			t->entries++;
+			wx_strlcpy(t->last, e.path, sizeof t->last);
 			return add_entry(t, &e) < 0 ? -1 : 1;
+		}
 		/* End of the tree: the whole-file totals, then the end blocks. */
 		if (peer_tree_end(t->job, t->err, sizeof t->err) < 0)
 			return -1;
@@ -363,4 +381,59 @@ tar_step(struct tar *t)
 		return 1;
 	t->done = true;
 	return 0;
+}
+
+bool
+tar_mark_due(const struct tar *t, int64_t every)
+{
+	return t->fd < 0 && !t->closed && t->err[0] == '\0' && t->since_mark >= every;
+}
+
+int
+tar_mark(struct tar *t, int64_t *entries, const char **last)
+{
+	char err[512];
+	if (archive_write_finish_entry(t->a) != ARCHIVE_OK)
+		return fail(t, "cannot finish an entry: %s", archive_error_string(t->a));
+	if (wx_compressor_finish(t->comp) < 0)
+		return fail(t, "cannot end the compressed stream: %s", wx_compressor_error(t->comp));
+	wx_compressor_free(t->comp);
+	t->comp = new_compressor(t, err, sizeof err);
+	if (t->comp == NULL)
+		return fail(t, "cannot begin a compressed stream: %s", err);
+	t->since_mark = 0;
+	*entries = t->entries;
+	*last = t->last;
+	return 0;
+}
+
+struct tar *
+tar_open_at(struct job *job, wx_compress_sink sink, void *sink_ctx, int64_t entries,
+    const char *last, char *err, size_t errsize)
+{
+	struct tar *t = tar_open(job, sink, sink_ctx, err, errsize);
+	if (t == NULL)
+		return NULL;
+	/* The entries before the mark, walked again without reading a byte of
+	 * them: the hard-link map as add_entry left it. */
+	while (t->entries < entries) {
+		struct walk_entry e;
+		int rc = walk_next(t->walk, &e);
+		if (rc <= 0) {
+			snprintf(err, errsize, "%s", rc < 0 ? walk_error(t->walk) :
+			    "the tree has fewer entries than when the mark was made");
+			tar_close(t);
+			return NULL;
+		}
+		t->entries++;
+		wx_strlcpy(t->last, e.path, sizeof t->last);
+		if (S_ISREG(e.st.st_mode) && e.st.st_nlink > 1 && !job->peer.wings)
+			(void)inode_map_add(t->links, e.st.st_dev, e.st.st_ino, e.path);
+	}
+	if (strcmp(t->last, last) != 0) {
+		snprintf(err, errsize, "entry %lld is not the one of the mark", (long long)entries);
+		tar_close(t);
+		return NULL;
+	}
+	return t;
 }

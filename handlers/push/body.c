@@ -48,12 +48,16 @@ struct body {
 	bool started;           /* the current part's headers are out */
 	bool eof;               /* the closing boundary is out */
 	struct tar *tar;
-	EVP_MD_CTX *md;
+	struct wx_sha256 md;    /* the current binary part's SHA-256 */
 	char archive_sum[65];
 	int fd;                 /* current backup / install log */
 	int64_t fsize, fleft;
 	struct outbuf out;
 	int64_t next_poll_ms;
+	int64_t emitted;        /* bytes body_read returned */
+	int64_t mark_every;     /* tar bytes between marks (0: none) */
+	bool mark_waits;        /* mark is made, not yet taken */
+	struct body_mark mark;
 	char err[1024];         /* why the body could not be made */
 };
 
@@ -117,31 +121,25 @@ abort_with(struct body *b, const char *fmt, ...)
 	return -1;
 }
 
-static int
+static void
 hash_start(struct body *b)
 {
-	if (EVP_DigestInit_ex(b->md, EVP_sha256(), NULL) != 1)
-		return abort_with(b, "SHA-256 is not available (OpenSSL failed)");
-	return 0;
+	wx_sha256_init(&b->md);
 }
 
-static int
+static void
 hash_end(struct body *b, char out[65])
 {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int len = 0;
-	if (EVP_DigestFinal_ex(b->md, md, &len) != 1 || len != 32)
-		return abort_with(b, "SHA-256 failed (OpenSSL)");
-	wx_hex(md, len, out);
-	return 0;
+	unsigned char md[32];
+	wx_sha256_digest(&b->md, md);
+	wx_hex(md, sizeof md, out);
 }
 
 static int
 archive_sink(void *ctx, const void *buf, size_t len)
 {
 	struct body *b = ctx;
-	if (EVP_DigestUpdate(b->md, buf, len) != 1)
-		return -1;
+	wx_sha256_update(&b->md, buf, len);
 	out_put(&b->out, buf, len);
 	b->job->progress.archive_bytes += (int64_t)len;
 	return 0;
@@ -157,6 +155,25 @@ next_part(struct body *b)
 	b->started = false;
 }
 
+/* A mark here: the compressed stream ends (its last bytes into out) and begins again. */
+static int
+make_mark(struct body *b)
+{
+	struct body_mark *m = &b->mark;
+	const char *last;
+	if (tar_mark(b->tar, &m->entries, &last) < 0)
+		return abort_with(b, "The archive could not be made: %s", tar_error(b->tar));
+	wx_strlcpy(m->last, last, sizeof m->last);
+	m->offset = b->emitted + (int64_t)(b->out.len - b->out.off);
+	m->archive = b->md;
+	m->bytes_read = b->job->progress.bytes_read;
+	m->files = b->job->progress.files;
+	m->archive_bytes = b->job->progress.archive_bytes;
+	m->skipped = b->job->skipped;
+	b->mark_waits = true;
+	return 0;
+}
+
 static int
 produce_archive(struct body *b)
 {
@@ -168,17 +185,17 @@ produce_archive(struct body *b)
 		b->tar = tar_open(b->job, archive_sink, b, err, sizeof err);
 		if (b->tar == NULL)
 			return abort_with(b, "The archive could not be started: %s", err);
-		if (hash_start(b) < 0)
-			return -1;
+		hash_start(b);
 		b->started = true;
 		return 0;
 	}
 	int rc = tar_step(b->tar);
 	if (rc < 0)
 		return abort_with(b, "The archive could not be made: %s", tar_error(b->tar));
+	if (rc > 0 && b->mark_every > 0 && !b->mark_waits && tar_mark_due(b->tar, b->mark_every))
+		return make_mark(b);
 	if (rc == 0) {
-		if (hash_end(b, b->archive_sum) < 0)
-			return -1;
+		hash_end(b, b->archive_sum);
 		tar_close(b->tar);
 		b->tar = NULL;
 		next_part(b);
@@ -230,8 +247,7 @@ start_file(struct body *b, struct part *p)
 		    "name=\"install_logs\"; filename=\"install.log\"\r\n"
 		    "Content-Type: application/octet-stream\r\n\r\n", b->boundary);
 	}
-	if (hash_start(b) < 0)
-		return -1;
+	hash_start(b);
 	b->started = true;
 	return 0;
 }
@@ -252,8 +268,7 @@ produce_file(struct body *b, struct part *p)
 			return abort_with(b, "%s could not be read: %s", p->path, strerror(errno));
 		if (n == 0)
 			return abort_with(b, "%s changed size while it was sent", p->path);
-		if (EVP_DigestUpdate(b->md, b->out.data + b->out.len, (size_t)n) != 1)
-			return abort_with(b, "SHA-256 failed (OpenSSL)");
+		wx_sha256_update(&b->md, b->out.data + b->out.len, (size_t)n);
 		b->out.len += (size_t)n;
 		b->fleft -= n;
 		return 0;
@@ -264,8 +279,7 @@ produce_file(struct body *b, struct part *p)
 	close(b->fd);
 	b->fd = -1;
 	char sum[65];
-	if (hash_end(b, sum) < 0)
-		return -1;
+	hash_end(b, sum);
 	if (p->kind == PART_BACKUP) {
 		out_printf(&b->out, "\r\n--%s\r\nContent-Disposition: form-data; "
 		    "name=\"checksum_backup_%s.tar.gz\"\r\n\r\n%s", b->boundary, p->label, sum);
@@ -354,9 +368,8 @@ body_open(struct job *job, const char *boundary, char *err, size_t errsize)
 	struct body *b = xcalloc(1, sizeof *b);
 	b->job = job;
 	b->fd = -1;
-	b->md = EVP_MD_CTX_new();
 	unsigned char rnd[30];
-	if (b->md == NULL || (boundary == NULL && wx_random_bytes(rnd, sizeof rnd) < 0)) {
+	if (boundary == NULL && wx_random_bytes(rnd, sizeof rnd) < 0) {
 		snprintf(err, errsize, "Cannot set up the upload (no memory or no random bytes).");
 		body_close(b);
 		return NULL;
@@ -400,9 +413,55 @@ body_read(struct body *b, void *buf, size_t n)
 	size_t have = b->out.len - b->out.off;
 	if (have > n)
 		have = n;
+	if (b->mark_waits && b->emitted < b->mark.offset &&
+	    (int64_t)have > b->mark.offset - b->emitted)
+		have = (size_t)(b->mark.offset - b->emitted);
 	memcpy(buf, b->out.data + b->out.off, have);
 	b->out.off += have;
+	b->emitted += (int64_t)have;
 	return (ssize_t)have;
+}
+
+void
+body_marks(struct body *b, int64_t every)
+{
+	b->mark_every = every;
+}
+
+bool
+body_mark_take(struct body *b, int64_t offset, struct body_mark *m)
+{
+	if (!b->mark_waits || b->mark.offset != offset)
+		return false;
+	*m = b->mark;
+	b->mark_waits = false;
+	return true;
+}
+
+struct body *
+body_open_at(struct job *job, const char *boundary, const struct body_mark *m, char *err,
+    size_t errsize)
+{
+	struct body *b = body_open(job, boundary, err, errsize);
+	if (b == NULL)
+		return NULL;
+	char why[512];
+	b->tar = tar_open_at(job, archive_sink, b, m->entries, m->last, why, sizeof why);
+	if (b->tar == NULL) {
+		snprintf(err, errsize, "The archive cannot be made again from its mark at offset "
+		    "%lld: %s.", (long long)m->offset, why);
+		body_close(b);
+		return NULL;
+	}
+	b->cur = 0;             /* the archive part, its headers already sent */
+	b->started = true;
+	b->md = m->archive;
+	b->emitted = m->offset;
+	job->progress.bytes_read = m->bytes_read;
+	job->progress.files = m->files;
+	job->progress.archive_bytes = m->archive_bytes;
+	job->skipped = m->skipped;
+	return b;
 }
 
 void
@@ -418,7 +477,6 @@ body_close(struct body *b)
 		free(b->parts[i].label);
 	}
 	free(b->parts);
-	EVP_MD_CTX_free(b->md);
 	wx_debug("body buffer peaked at %zu bytes", b->out.cap);
 	free(b->out.data);
 	free(b);

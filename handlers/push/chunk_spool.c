@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,11 +52,7 @@ chunk_spool_open(struct chunk_spool *s, const char *dir, const char *hint,
 	s->error = error;
 	s->ctx = ctx;
 	s->io = xmalloc(CHUNK_SPOOL_IO);
-	s->whole = EVP_MD_CTX_new();
-	if (s->whole == NULL || EVP_DigestInit_ex(s->whole, EVP_sha256(), NULL) != 1) {
-		snprintf(why, whysize, "SHA-256 is not available (OpenSSL failed).");
-		return -1;
-	}
+	wx_sha256_init(&s->whole);
 	for (int i = 0; i < 2; i++) {
 		s->slot[i].fd = slot_file(dir, hint);
 		if (s->slot[i].fd < 0) {
@@ -74,25 +71,28 @@ chunk_spool_close(struct chunk_spool *s)
 		if (s->slot[i].fd >= 0)
 			close(s->slot[i].fd);
 	s->slot[0].fd = s->slot[1].fd = -1;
-	EVP_MD_CTX_free(s->whole);
-	s->whole = NULL;
 	free(s->io);
 	s->io = NULL;
 }
 
-int
-chunk_spool_restart(struct chunk_spool *s, void *ctx, char *why, size_t whysize)
+void
+chunk_spool_restart_at(struct chunk_spool *s, void *ctx, int64_t at,
+    const struct wx_sha256 *whole)
 {
 	s->ctx = ctx;
-	s->produced = 0;
+	s->produced = at;
 	s->eof = s->failed = false;
 	s->why[0] = '\0';
-	empty_at(s, 0);
-	if (EVP_DigestInit_ex(s->whole, EVP_sha256(), NULL) != 1) {
-		snprintf(why, whysize, "SHA-256 is not available (OpenSSL failed).");
-		return -1;
-	}
-	return 0;
+	empty_at(s, at);
+	s->whole = *whole;
+}
+
+void
+chunk_spool_restart(struct chunk_spool *s, void *ctx)
+{
+	struct wx_sha256 fresh;
+	wx_sha256_init(&fresh);
+	chunk_spool_restart_at(s, ctx, 0, &fresh);
 }
 
 /* Up to want further bytes from the reader into s->io, hashed: > 0, 0 at the end, -1. */
@@ -113,12 +113,10 @@ pull(struct chunk_spool *s, size_t want)
 		s->eof = true;
 		return 0;
 	}
-	if (EVP_DigestUpdate(s->whole, s->io, (size_t)n) != 1) {
-		s->failed = true;
-		snprintf(s->why, sizeof s->why, "SHA-256 failed (OpenSSL).");
-		return -1;
-	}
+	wx_sha256_update(&s->whole, s->io, (size_t)n);
 	s->produced += n;
+	if (s->reached != NULL)
+		s->reached(s->reached_ctx, s->produced, &s->whole);
 	return n;
 }
 
@@ -263,10 +261,6 @@ chunk_spool_range_sha256(struct chunk_spool *s, int64_t off, int64_t len, unsign
 int
 chunk_spool_whole_sha256(const struct chunk_spool *s, unsigned char md[32])
 {
-	EVP_MD_CTX *copy = EVP_MD_CTX_new();
-	unsigned int dl = 0;
-	int rc = copy != NULL && EVP_MD_CTX_copy_ex(copy, s->whole) == 1 &&
-	    EVP_DigestFinal_ex(copy, md, &dl) == 1 && dl == 32 ? 0 : -1;
-	EVP_MD_CTX_free(copy);
-	return rc;
+	wx_sha256_digest(&s->whole, md);
+	return 0;
 }

@@ -16,7 +16,8 @@
 #ifndef WX_PUSH_CHUNK_SPOOL_H
 #define WX_PUSH_CHUNK_SPOOL_H
 
-#include <openssl/evp.h>
+#include "sha256_state.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -27,6 +28,8 @@
 typedef ssize_t (*chunk_spool_reader)(void *ctx, void *buf, size_t n);
 /* Why the reader failed. */
 typedef const char *(*chunk_spool_reader_error)(void *ctx);
+/* Told after each read: the body offset reached and the SHA-256 state there. */
+typedef void (*chunk_spool_reached)(void *ctx, int64_t produced, const struct wx_sha256 *whole);
 
 struct chunk_spool_slot {
 	int fd;
@@ -40,11 +43,13 @@ struct chunk_spool {
 	bool eof;                     /* the reader said its end */
 	bool failed;                  /* the reader failed: why says why */
 	char why[512];
-	EVP_MD_CTX *whole;            /* SHA-256 of body bytes [0, produced) */
+	struct wx_sha256 whole;       /* SHA-256 of body bytes [0, produced) */
 	unsigned char *io;            /* CHUNK_SPOOL_IO bytes */
 	chunk_spool_reader read;
 	chunk_spool_reader_error error;
 	void *ctx;
+	chunk_spool_reached reached;  /* NULL, or told after each read */
+	void *reached_ctx;
 };
 
 /*
@@ -56,11 +61,14 @@ int chunk_spool_open(struct chunk_spool *s, const char *dir, const char *hint,
     chunk_spool_reader read, chunk_spool_reader_error error, void *ctx,
     char *why, size_t whysize);
 void chunk_spool_close(struct chunk_spool *s);
+/* A new reader (the same body made again): nothing produced, the digest and both slots empty. */
+void chunk_spool_restart(struct chunk_spool *s, void *ctx);
 /*
- * A new reader (the same body made again): nothing produced, the digest
- * and both slots empty.  0, or -1 with why set.
+ * A new reader that starts at body offset `at`, where the body's SHA-256
+ * state was *whole (a mark: chunked.c): the slots empty at `at`.
  */
-int chunk_spool_restart(struct chunk_spool *s, void *ctx, char *why, size_t whysize);
+void chunk_spool_restart_at(struct chunk_spool *s, void *ctx, int64_t at,
+    const struct wx_sha256 *whole);
 /*
  * Produces body bytes [produced, upto) without keeping them (hashed only):
  * the slots then start at upto.  0; -1 when the reader failed (s->why) or

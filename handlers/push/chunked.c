@@ -62,6 +62,7 @@ record_counters(struct chunked *u)
 	json_object_object_add(j, "interruptions", json_object_new_int64(u->interruptions));
 	json_object_object_add(j, "resumes", json_object_new_int64(u->resumes));
 	json_object_object_add(j, "resent_bytes", json_object_new_int64(u->resent));
+	json_object_object_add(j, "remade_bytes", json_object_new_int64(u->remade));
 	json_object_object_add(job->rec.extra, "chunked", j);
 }
 
@@ -83,10 +84,26 @@ record_resume(struct chunked *u)
 	free(shown);
 }
 
+/* extra.resume.mark: the last mark at or below the acknowledged offset. */
+static void
+record_mark(struct chunked *u)
+{
+	json_object *r;
+	(void)ch_marks_settle(&u->marks, u->acked);
+	if (u->job->rec.extra == NULL ||
+	    !json_object_object_get_ex(u->job->rec.extra, "resume", &r))
+		return;
+	if (u->marks.has_acked)
+		json_object_object_add(r, "mark", ch_mark_json(&u->marks.acked));
+	else
+		json_object_object_del(r, "mark");
+}
+
 static void
 save(struct chunked *u)
 {
 	record_counters(u);
+	record_mark(u);
 	job_save(u->job);
 }
 
@@ -102,6 +119,18 @@ static const char *
 body_source_error(void *ctx)
 {
 	return body_error(ctx);
+}
+
+/* The spool reached offset `produced`: a mark made there is taken with the body's state. */
+static void
+body_reached(void *ctx, int64_t produced, const struct wx_sha256 *whole)
+{
+	struct chunked *u = ctx;
+	struct body_mark m;
+	if (u->body != NULL && body_mark_take(u->body, produced, &m)) {
+		m.whole = *whole;
+		ch_marks_add(&u->marks, &m);
+	}
 }
 
 /* "sha-256=:<base64>:" of a digest. */
@@ -294,10 +323,73 @@ poll_outcome(struct chunked *u, char *why, size_t whysize)
 	}
 }
 
+/* Whether the whole SHA-256 of the spool's bytes so far is prefix (hex). */
+static bool
+prefix_matches(struct chunked *u, const char *prefix)
+{
+	unsigned char d[32];
+	char hex[65] = "";
+	if (chunk_spool_whole_sha256(&u->spool, d) == 0)
+		wx_hex(d, sizeof d, hex);
+	return strcasecmp(hex, prefix) == 0;
+}
+
+/* After the spool skipped to offset: why it could not (or 0). */
+static int
+skipped_to(struct chunked *u, int64_t offset, const char *prefix, char *why, size_t whysize)
+{
+	if (chunk_spool_skip(&u->spool, offset) < 0) {
+		if (u->spool.failed && u->job->stop == JOB_RUNNING)
+			ch_why(why, whysize, "%s", u->spool.why);
+		else if (!u->spool.failed)
+			ch_why(why, whysize, "The archive made again is shorter (%lld bytes) than "
+			    "what the destination holds (%lld): the server's files changed.",
+			    (long long)u->spool.produced, (long long)offset);
+		return -1;
+	}
+	if (offset > 0 && !prefix_matches(u, prefix)) {
+		ch_why(why, whysize, "The archive made again differs from the %lld bytes the "
+		    "destination holds (prefix_sha256): the server's files changed.",
+		    (long long)offset);
+		return -1;
+	}
+	return 0;
+}
+
 /*
- * Makes the body again from its start (same boundary) up to offset, checking
- * what it skips against prefix (hex SHA-256 of the destination's bytes
- * [0, offset)).  0, or -1 with why set (or job->stop).
+ * The body made again from the acknowledged mark up to offset: the tree
+ * before the mark is walked, not read.  0; -1 with why (then the caller
+ * makes it from the start).
+ */
+static int
+rewind_from_mark(struct chunked *u, int64_t offset, const char *prefix, const char *boundary,
+    char *why, size_t whysize)
+{
+	struct job *job = u->job;
+	const struct body_mark *m = &u->marks.acked;
+	body_close(u->body);
+	u->body = body_open_at(job, boundary, m, why, whysize);
+	u->spool.ctx = u->body;
+	if (u->body == NULL) {
+		u->spool.failed = true;
+		return -1;
+	}
+	body_marks(u->body, job->chunk_size);
+	chunk_spool_restart_at(&u->spool, u->body, m->offset, &m->whole);
+	if (skipped_to(u, offset, prefix, why, whysize) < 0)
+		return -1;
+	u->remade += offset - m->offset;
+	job_log(job, "The destination holds %lld bytes: the archive is made again from its mark at "
+	    "%lld (after %lld entries), not from the start.", (long long)offset,
+	    (long long)m->offset, (long long)m->entries);
+	return 0;
+}
+
+/*
+ * Makes the body again (same boundary) up to offset, checking what it
+ * skips against prefix (hex SHA-256 of the destination's bytes
+ * [0, offset)): from the acknowledged mark when there is one at or below
+ * offset, else from its start.  0, or -1 with why set (or job->stop).
  */
 static int
 rewind_body(struct chunked *u, int64_t offset, const char *prefix, char *why, size_t whysize)
@@ -308,10 +400,21 @@ rewind_body(struct chunked *u, int64_t offset, const char *prefix, char *why, si
 		    "prefix_sha256: the body cannot be checked.", (long long)offset);
 		return -1;
 	}
-	job_log(job, "The destination holds %lld bytes, fewer than were sent: the archive is "
-	    "made again from the start.", (long long)offset);
 	char boundary[61];
 	wx_strlcpy(boundary, body_boundary(u->body), sizeof boundary);
+	(void)ch_marks_settle(&u->marks, u->acked);
+	u->marks.nwaiting = 0;  /* the body made again makes them again */
+	if (u->marks.has_acked && u->marks.acked.offset <= offset) {
+		if (rewind_from_mark(u, offset, prefix, boundary, why, whysize) == 0)
+			return 0;
+		if (job->stop != JOB_RUNNING)
+			return -1;
+		job_warn(job, "The archive could not be made again from its mark (%s); it is made "
+		    "from the start.", why);
+	}
+	ch_marks_forget(&u->marks);
+	job_log(job, "The destination holds %lld bytes, fewer than were sent: the archive is "
+	    "made again from the start.", (long long)offset);
 	body_close(u->body);
 	job->progress.bytes_read = job->progress.files = job->progress.archive_bytes = 0;
 	job->skipped = 0;
@@ -321,29 +424,11 @@ rewind_body(struct chunked *u, int64_t offset, const char *prefix, char *why, si
 		u->spool.failed = true;
 		return -1;
 	}
-	if (chunk_spool_restart(&u->spool, u->body, why, whysize) < 0)
+	body_marks(u->body, job->chunk_size);
+	chunk_spool_restart(&u->spool, u->body);
+	if (skipped_to(u, offset, prefix, why, whysize) < 0)
 		return -1;
-	if (chunk_spool_skip(&u->spool, offset) < 0) {
-		if (u->spool.failed && job->stop == JOB_RUNNING)
-			ch_why(why, whysize, "%s", u->spool.why);
-		else if (!u->spool.failed)
-			ch_why(why, whysize, "The archive made again is shorter (%lld bytes) than "
-			    "what the destination holds (%lld): the server's files changed.",
-			    (long long)u->spool.produced, (long long)offset);
-		return -1;
-	}
-	if (offset > 0) {
-		unsigned char d[32];
-		char hex[65] = "";
-		if (chunk_spool_whole_sha256(&u->spool, d) == 0)
-			wx_hex(d, sizeof d, hex);
-		if (strcasecmp(hex, prefix) != 0) {
-			ch_why(why, whysize, "The archive made again differs from the %lld bytes the "
-			    "destination holds (prefix_sha256): the server's files changed.",
-			    (long long)offset);
-			return -1;
-		}
-	}
+	u->remade += offset;
 	wx_info("the body was made again up to offset %lld and matches the destination's prefix",
 	    (long long)offset);
 	return 0;
@@ -617,6 +702,15 @@ restore_upload(struct chunked *u, char *why, size_t whysize)
 		u->resumes = extra_count(ch, "resumes");
 		u->resent = extra_count(ch, "resent_bytes");
 		u->acked = extra_count(ch, "acked");
+		u->remade = extra_count(ch, "remade_bytes");
+	}
+	json_object *mk;
+	if (json_object_object_get_ex(r, "mark", &mk)) {
+		if (ch_mark_parse(mk, &u->marks.acked) == 0)
+			u->marks.has_acked = true;
+		else
+			wx_warn("the record's extra.resume.mark is not one; the body is made again "
+			    "from the start");
 	}
 	return 0;
 }
@@ -650,6 +744,9 @@ chunked_run(struct job *job, CURL *c, const char *ua, struct body **bodyp, bool 
 	free(hint);
 	if (opened < 0)
 		goto out;
+	u.spool.reached = body_reached;
+	u.spool.reached_ctx = &u;
+	body_marks(u.body, job->chunk_size);
 	u.multi = curl_multi_init();
 	if (u.multi == NULL) {
 		ch_why(why, whysize, "libcurl could not make a multi handle (out of memory).");

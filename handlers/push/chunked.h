@@ -37,6 +37,15 @@ struct ch_headers {
 	bool json;                /* Content-Type: application/json */
 };
 
+/* Marks (push.h struct body_mark) made ahead of the acknowledged offset, and the last one below it. */
+#define CH_MARKS_WAITING 8
+struct ch_marks {
+	struct body_mark waiting[CH_MARKS_WAITING];  /* by offset */
+	int nwaiting;
+	struct body_mark acked;   /* the last at or below the acknowledged offset */
+	bool has_acked;
+};
+
 struct chunked {
 	struct job *job;
 	CURL *c;
@@ -53,6 +62,8 @@ struct chunked {
 	bool produce;             /* the request is a chunk: make the next one beside it */
 	int64_t sent_hi;          /* the furthest body offset put on the wire */
 	int64_t interruptions, resumes, resent;
+	int64_t remade;           /* body bytes made again to resume (from a mark or the start) */
+	struct ch_marks marks;
 	int64_t consecutive;      /* interruptions since the offset last moved */
 	int64_t progress_ms;      /* when the offset last moved (monotonic) */
 	struct wx_backoff backoff;
@@ -76,6 +87,15 @@ enum ch_answer {
 	CH_REFUSED,               /* a final refusal: why is set */
 	CH_STOPPED,               /* job->stop */
 };
+
+/* A new mark; the oldest waiting one gives way when CH_MARKS_WAITING wait. */
+void ch_marks_add(struct ch_marks *k, const struct body_mark *m);
+/* The marks at or below acked: the last becomes k->acked (true when one did). */
+bool ch_marks_settle(struct ch_marks *k, int64_t acked);
+void ch_marks_forget(struct ch_marks *k);
+/* extra.resume.mark, and back (0, or -1 when it is not one). */
+json_object *ch_mark_json(const struct body_mark *m);
+int ch_mark_parse(json_object *j, struct body_mark *m);
 
 /* printf into why (whysize bytes). */
 void ch_why(char *why, size_t whysize, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

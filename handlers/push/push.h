@@ -17,7 +17,9 @@
 #include "answer.h"
 #include "compress.h"
 #include "record.h"
+#include "sha256_state.h"
 #include "state.h"
+#include "tree_rules.h"
 
 struct wx_config;
 
@@ -280,6 +282,34 @@ ssize_t body_read(struct body *b, void *buf, size_t n);
 /* Why body_read failed ("" if it did not). */
 const char *body_error(const struct body *b);
 void body_close(struct body *b);
+/*
+ * A mark: a place in the archive part where a new compressed stream begins
+ * between two entries, so the body can be made again from there without
+ * reading the tree before it (body_open_at).  The chunked upload keeps the
+ * last acknowledged one in the record.
+ */
+struct body_mark {
+	int64_t offset;                    /* body offset of the new stream */
+	int64_t entries;                   /* walk entries archived before it */
+	char last[WX_ENTRY_PATH_MAX + 1];  /* the last of them */
+	struct wx_sha256 archive;          /* the archive part's SHA-256 at offset */
+	struct wx_sha256 whole;            /* the body's, from offset 0 (the spool's) */
+	int64_t bytes_read, files, archive_bytes, skipped;  /* job->progress there */
+};
+/*
+ * Makes a mark after each `every` bytes of tar (at the next entry
+ * boundary).  body_read then never returns bytes past a mark not yet
+ * taken, so the reader can take it exactly at its offset.
+ */
+void body_marks(struct body *b, int64_t every);
+/* The mark at body offset `offset`, when one waits there: true and *m filled (whole excepted). */
+bool body_mark_take(struct body *b, int64_t offset, struct body_mark *m);
+/*
+ * The same body (boundary) made from mark m on: body_read returns bytes
+ * from m->offset.  NULL with err when the tree no longer matches the mark.
+ */
+struct body *body_open_at(struct job *job, const char *boundary, const struct body_mark *m,
+    char *err, size_t errsize);
 
 /* --- archive.c: the tar.gz producer the upload pulls from --- */
 struct tar;
@@ -297,6 +327,23 @@ struct tar *tar_open(struct job *job, wx_compress_sink sink, void *sink_ctx, cha
 int tar_step(struct tar *t);
 const char *tar_error(const struct tar *t);
 void tar_close(struct tar *t);
+/* Whether a mark may be made now: between entries, after at least every tar bytes. */
+bool tar_mark_due(const struct tar *t, int64_t every);
+/*
+ * Ends the compressed stream here (between two entries: all of the tar so
+ * far reaches the sink, a gzip member or zstd frame ends) and begins a new
+ * one, so the archive can be made again from this point (tar_open_at).
+ * *entries and *last: the walk entries consumed and the last one's path.
+ * 0, or -1 (tar_error).
+ */
+int tar_mark(struct tar *t, int64_t *entries, const char **last);
+/*
+ * tar_open, then the first `entries` walk entries passed over without
+ * reading their data (hard links remembered as tar_step would); the last
+ * of them must be `last`.  NULL with a reason in err (the tree changed).
+ */
+struct tar *tar_open_at(struct job *job, wx_compress_sink sink, void *sink_ctx, int64_t entries,
+    const char *last, char *err, size_t errsize);
 
 /* --- peer.c: what a Go Wings destination can store (struct peer) --- */
 /*

@@ -15,7 +15,13 @@
 #   kill9-push     kill -9 of the push worker (its supervisor starts it again)
 #   kill9-both     kill -9 of the push worker and its supervisor (the lock's
 #                  holder) at once: wingxfer-watchdog, run as cron would,
-#                  starts wingxfer-push --resume, which goes on
+#                  starts wingxfer-push --resume, which goes on; the new
+#                  worker (as in kill9-push) makes the body again from the
+#                  record's last acknowledged mark, not from the start
+#                  (extra.chunked.remade_bytes <= one file + 2 chunks)
+#   kill9-badmark  kill9-both with the record's mark changed to name another
+#                  entry: the new worker says so, makes the body from the
+#                  start, and the transfer still completes
 #   kill9-dest     kill -9 of the destination's FastCGI process serving a PATCH
 #   apache-restart the destination's Apache restarted mid-transfer
 #   node-restart   the destination's assembler killed -9, then its Apache and
@@ -28,7 +34,8 @@
 # one success callback and no failure (the invariants of tests/faults/lib.sh),
 # and the re-sent bytes (the source record's extra.chunked.resent_bytes)
 # printed and at most (interruptions caused) x chunk_size.
-# CHUNKED_FAULTS="linkcut kill9-push kill9-both kill9-dest apache-restart node-restart" picks the
+# CHUNKED_FAULTS="linkcut kill9-push kill9-both kill9-badmark kill9-dest apache-restart
+# node-restart" picks the
 # scenarios; FAULT_SEED=N reproduces a run's interruption points.
 #
 # Needs the chunked protocol on both sides (issue 15): in a build where
@@ -42,7 +49,7 @@
 . "$top_srcdir/tests/lib/netpair.sh"
 [ "$(id -u)" = 0 ] || skip_all "needs root for network namespaces and Apache"
 command -v ip >/dev/null || skip_all "needs ip (iproute2) for network namespaces"
-SCENARIOS=${CHUNKED_FAULTS:-linkcut kill9-push kill9-both kill9-dest apache-restart node-restart}
+SCENARIOS=${CHUNKED_FAULTS:-linkcut kill9-push kill9-both kill9-badmark kill9-dest apache-restart node-restart}
 CHUNK=8388608          # system.transfers.chunk_size below, in bytes
 BIG_FILES=5 BIG_MIB=32 # the incompressible part of the server: 160 MiB
 SIZE=$((BIG_FILES * BIG_MIB * 1048576))
@@ -154,6 +161,19 @@ finish() {
 	rm -rf "${DST:?}/data/$u" "${SRC:?}/data/$u"
 }
 
+# remade LABEL UUID: a new push worker made the body again from the last
+# acknowledged mark (a new compressed stream about every chunk_size of tar,
+# between two files), not from the start: at most one file (BIG_MIB) and
+# two chunks of it.
+remade() {
+	local label=$1 u=$2 remade bound=$((BIG_MIB * 1048576 + 2 * CHUNK))
+	remade=$(rec "$SRC/state" "$u" '["extra"]["chunked"]["remade_bytes"]')
+	diag "$label: the new worker made $remade body bytes again to resume"
+	echo "$label remade_bytes=$remade bound=$bound" >> "$RESULTS"
+	ok "$label: the body was made again from a mark, not from the start: $remade bytes <= $bound" \
+		test "${remade:-x}" -ge 0 -a "${remade:-x}" -le "$bound" 2>/dev/null
+}
+
 # === linkcut: the link down and up again, 5 times ===========================
 if [[ " $SCENARIOS " == *" linkcut "* ]]; then
 	U=$(newuuid)
@@ -192,36 +212,74 @@ if [[ " $SCENARIOS " == *" kill9-push "* ]]; then
 	ok "kill9-push: a new push worker resumes the transfer" wait_for "a new worker" 300 new_worker
 	track_worker "$SRC/state" "$U"
 	finish "kill9-push" "$U" 1
+	remade "kill9-push" "$U"
 fi
 
 # === kill9-both: kill -9 of the push worker and its supervisor ==============
-if [[ " $SCENARIOS " == *" kill9-both "* ]]; then
+# kill_both LABEL [TAMPER]: kill -9 of the push worker and its supervisor,
+# the lock left for the watchdog, which starts wingxfer-push --resume;
+# TAMPER (a function of the uuid) runs on the record in between.  Ends
+# with finish.
+kill_both() {
+	local label=$1 tamper=${2:-} pid sup
 	U=$(newuuid)
-	ok "kill9-both: the transfer starts" go "$U"
+	ok "$label: the transfer starts" go "$U"
 	points 1; at=${POINTS[0]}
-	wait_for "kill9-both: acked past $at" 300 acked_past "$U" "$at"
+	wait_for "$label: acked past $at" 300 acked_past "$U" "$at"
+	[ -z "$tamper" ] || wait_for "$label: a mark in the record" 300 mark_recorded "$U"
 	pid=$(rec_int "$SRC/state" "$U" pid)
 	sup=$(awk '{ print $4 }' "/proc/$pid/stat" 2>/dev/null)
 	both_push() { tr '\0' ' ' < "/proc/$1/cmdline" | grep -q "wingxfer-push.* $U" &&
 		tr '\0' ' ' < "/proc/$2/cmdline" | grep -q "wingxfer-push.* $U"; }
-	ok "kill9-both: kill -9 of the push worker (pid $pid) and its supervisor (pid $sup) at $(acked_src "$U") acknowledged bytes" \
+	ok "$label: kill -9 of the push worker (pid $pid) and its supervisor (pid $sup) at $(acked_src "$U") acknowledged bytes" \
 		bash -c "$(declare -f both_push); U=$U; both_push '$pid' '${sup:-0}' && kill -KILL '$pid' '$sup'"
-	echo "kill9-both at=$at acked=$(acked_src "$U") worker=$pid supervisor=$sup" >> "$RESULTS"
+	KILLED_AT=$(acked_src "$U")
+	echo "$label at=$at acked=$KILLED_AT worker=$pid supervisor=$sup" >> "$RESULTS"
 	lock_free_src() { flock -n "$SRC/state/transfers/$U.lock" true; }
-	wait_for "kill9-both: the lock free" 120 lock_free_src
+	wait_for "$label: the lock free" 120 lock_free_src
+	[ -z "$tamper" ] || ok "$label: the record's mark changed ($tamper)" "$tamper" "$U"
 	# The watchdog, as cron would run it: it starts wingxfer-push --resume.
 	watchdog_resumes() {
-		ip netns exec "$NSA" "$WX_BIN/wingxfer-watchdog" --config "$SRC/config.yml" >> "$WX_TEST_TMP/wd-both.out" 2>&1
-		grep -q "$U: worker died.*wingxfer-push --resume (pid [0-9]*) goes on" "$WX_TEST_TMP/wd-both.out"
+		ip netns exec "$NSA" "$WX_BIN/wingxfer-watchdog" --config "$SRC/config.yml" >> "$WX_TEST_TMP/wd-$U.out" 2>&1
+		grep -q "$U: worker died.*wingxfer-push --resume (pid [0-9]*) goes on" "$WX_TEST_TMP/wd-$U.out"
 	}
-	ok "kill9-both: wingxfer-watchdog resumes the transfer (wingxfer-push --resume)" \
+	ok "$label: wingxfer-watchdog resumes the transfer (wingxfer-push --resume)" \
 		wait_for "the watchdog to resume it" 120 watchdog_resumes
-	sed 's/^/# /' "$WX_TEST_TMP/wd-both.out"
+	sed 's/^/# /' "$WX_TEST_TMP/wd-$U.out"
 	new_worker() { local p; p=$(rec_int "$SRC/state" "$U" pid); [ -n "$p" ] && [ "$p" != 0 ] && [ "$p" != "$pid" ] && kill -0 "$p" 2>/dev/null; }
-	ok "kill9-both: a new push worker holds the transfer" wait_for "a new worker" 300 new_worker
+	ok "$label: a new push worker holds the transfer" wait_for "a new worker" 300 new_worker
 	track_worker "$SRC/state" "$U"
-	finish "kill9-both" "$U" 1
-	is "$(rec "$SRC/state" "$U" '["extra"]["watchdog_resumes"]')" 1 "kill9-both: the record counts one resume by the watchdog"
+	finish "$label" "$U" 1
+	is "$(rec "$SRC/state" "$U" '["extra"]["watchdog_resumes"]')" 1 "$label: the record counts one resume by the watchdog"
+}
+mark_recorded() { [ "$(rec "$SRC/state" "$1" '["extra"]["resume"]["mark"]["offset"]')" -gt 0 ] 2>/dev/null; }
+# A mark naming another entry than the tree has there (the tree changed).
+wrong_entry() {
+	python3 - "$SRC/state/transfers/$1.json" <<'PY'
+import json, os, sys
+p = sys.argv[1]
+r = json.load(open(p))
+r["extra"]["resume"]["mark"]["last"] = "not/the/entry/there"
+open(p + ".new", "w").write(json.dumps(r))
+os.chmod(p + ".new", 0o600)
+os.replace(p + ".new", p)
+PY
+}
+
+# === kill9-both: kill -9 of the push worker and its supervisor ==============
+if [[ " $SCENARIOS " == *" kill9-both "* ]]; then
+	kill_both kill9-both
+	remade "kill9-both" "$U"
+fi
+
+# === kill9-badmark: the same, and the record's mark no longer fits the tree ==
+if [[ " $SCENARIOS " == *" kill9-badmark "* ]]; then
+	kill_both kill9-badmark wrong_entry
+	ok "kill9-badmark: the new worker said the mark did not fit and made the body from the start" \
+		grep -q "could not be made again from its mark.*it is made from the start" "$SRC/state/transfers/$U.events"
+	remade=$(rec "$SRC/state" "$U" '["extra"]["chunked"]["remade_bytes"]')
+	ok "kill9-badmark: from the start: $remade body bytes made again >= the $KILLED_AT acknowledged at the kill" \
+		test "${remade:-0}" -ge "${KILLED_AT:-1}"
 fi
 
 # === kill9-dest: kill -9 of the destination's FastCGI process serving a PATCH ===

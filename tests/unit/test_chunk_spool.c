@@ -3,7 +3,8 @@
  * reused only when all it holds lies below the floor; production up to
  * floor + cap always fits; reads and digests span both slots; the whole
  * digest covers everything produced; restart and skip make the body again
- * up to an offset; a reader's failure is kept and said.
+ * up to an offset, or from a mark (the SHA-256 state at an offset) on; a
+ * reader's failure is kept and said.
  */
 #include "autoconf.h"
 
@@ -98,6 +99,23 @@ whole_is(struct chunk_spool *s)
 	return memcmp(got, want, 32) == 0;
 }
 
+/* What the reached hook saw last at offset 3000. */
+struct seen {
+	int64_t at;
+	struct wx_sha256 state;
+};
+static struct seen seen;
+
+static void
+remember(void *ctx, int64_t produced, const struct wx_sha256 *whole)
+{
+	struct seen *w = ctx;
+	if (produced == 3000) {
+		w->at = produced;
+		w->state = *whole;
+	}
+}
+
 int
 main(void)
 {
@@ -144,7 +162,9 @@ main(void)
 
 	/* A smaller cap later (a 413 halved the chunk): fill to floor + cap still fits. */
 	struct fake g = { 0, 100000, -1, 0 };
-	ok(chunk_spool_restart(&s, &g, why, sizeof why) == 0, "restart with a new reader");
+	chunk_spool_restart(&s, &g);
+	ok(s.produced == 0 && chunk_spool_start(&s) == 0 && !s.eof && !s.failed,
+	    "restart with a new reader: nothing made, the slots empty");
 	ok(chunk_spool_fill(&s, 1000, 0, 1000) == 0 && chunk_spool_fill(&s, 2000, 0, 1000) == 0,
 	    "two chunks of 1000 made");
 	int fits = 1;
@@ -155,19 +175,46 @@ main(void)
 
 	/* Made again up to an offset: nothing kept below it, the digest of the prefix. */
 	struct fake h = { 0, 5000, -1, 0 };
-	ok(chunk_spool_restart(&s, &h, why, sizeof why) == 0, "restart");
+	chunk_spool_restart(&s, &h);
 	ok(chunk_spool_skip(&s, 1234) == 0, "skip to 1234");
 	is_int(chunk_spool_start(&s), 1234, "the spool starts at the offset skipped to");
 	ok(whole_is(&s), "the whole digest is the prefix's");
 	ok(chunk_spool_fill(&s, 1234 + cap, 1234, cap) == 0 && holds(&s, 1234, 1000),
 	    "the chunk after the offset is made and kept");
 	struct fake k = { 0, 100, -1, 0 };
-	ok(chunk_spool_restart(&s, &k, why, sizeof why) == 0 && chunk_spool_skip(&s, 200) < 0 &&
+	chunk_spool_restart(&s, &k);
+	ok(chunk_spool_skip(&s, 200) < 0 &&
 	    s.eof && !s.failed, "skipping past a shorter body fails at its end");
+
+	/* Taken up at a mark: the state the hook saw at 3000, a reader from 3000 on. */
+	struct fake m = { 0, 9000, -1, 0 };
+	chunk_spool_restart(&s, &m);
+	s.reached = remember;
+	s.reached_ctx = &seen;
+	ok(chunk_spool_fill(&s, 3000, 0, 3000) == 0 && seen.at == 3000, "the hook saw offset 3000");
+	unsigned char straight[32];
+	ok(chunk_spool_fill(&s, 9001, 3000, 6000) == 0 && s.eof &&
+	    chunk_spool_whole_sha256(&s, straight) == 0, "the whole body made straight");
+	s.reached = NULL;
+	struct fake m2 = { 3000, 9000, -1, 0 };
+	chunk_spool_restart_at(&s, &m2, 3000, &seen.state);
+	is_int(chunk_spool_start(&s), 3000, "taken up at 3000: the slots start there");
+	unsigned char again[32];
+	ok(chunk_spool_fill(&s, 9001, 3000, 6000) == 0 && s.eof && holds(&s, 3000, 6000) &&
+	    chunk_spool_whole_sha256(&s, again) == 0 && memcmp(again, straight, 32) == 0,
+	    "the rest made from the mark: the same bytes, the same whole digest");
+	char hex[WX_SHA256_STATE_HEX];
+	struct wx_sha256 back;
+	wx_sha256_state_hex(&seen.state, hex);
+	ok(wx_sha256_state_parse(&back, hex) == 0 &&
+	    memcmp(&back, &seen.state, sizeof back) == 0, "a state survives hex and back");
+	hex[3] = 'x';
+	ok(wx_sha256_state_parse(&back, hex) < 0, "a state that is not hex is refused");
+	ok(wx_sha256_state_parse(&back, "00") < 0, "so is a short one");
 
 	/* A reader's failure is kept: no further reads, the reason said. */
 	struct fake b = { 0, 5000, 1500, 0 };
-	ok(chunk_spool_restart(&s, &b, why, sizeof why) == 0, "restart with a failing reader");
+	chunk_spool_restart(&s, &b);
 	ok(chunk_spool_fill(&s, 1000, 0, cap) == 0, "the first chunk is made");
 	while ((r = chunk_spool_step(&s, 0, cap)) == 1)
 		;
@@ -181,7 +228,7 @@ main(void)
 	ok(holds(&s, 0, 1500), "what was made before the failure is still kept");
 
 	chunk_spool_close(&s);
-	ok(s.slot[0].fd == -1 && s.slot[1].fd == -1 && s.io == NULL && s.whole == NULL,
+	ok(s.slot[0].fd == -1 && s.slot[1].fd == -1 && s.io == NULL,
 	    "closing gives everything back");
 	chunk_spool_close(&s);
 	ok(rmdir(dir) == 0, "the spool left no file in its directory");
