@@ -57,6 +57,7 @@ struct spool {
 	int64_t window_ms;      /* system.transfers.resume_window */
 	int64_t acked;          /* as last seen in the state */
 	int64_t alive_ms;       /* when the record last said we wait */
+	int watch;              /* up_watch_open of dir: a committed chunk wakes the reader */
 };
 
 int
@@ -257,7 +258,7 @@ spool_read(struct receiver *rx, void *buf, size_t n)
 			return w;
 		if (rx_cancel_check(rx, false))
 			return -1;
-		up_sleep_ms(POLL_MS);
+		up_watch_wait(s->watch, POLL_MS);
 	}
 }
 
@@ -409,6 +410,7 @@ dest_assemble_main(int argc, char **argv)
 		.reserve = cfg->transfers.disk_reserve };
 	wx_strlcpy(s.id, id, sizeof s.id);
 	s.dir = up_file(&st, id, ".spool");
+	s.watch = up_watch_open(s.dir);
 	s.keep = up_spool_whole(&st, id);
 	rx.source = spool_read;
 	rx.source_ctx = &s;
@@ -418,6 +420,7 @@ dest_assemble_main(int argc, char **argv)
 	rx_release(&rx);
 	free(s.path);
 	free(s.dir);
+	up_watch_close(s.watch);
 	close(rx.lock_fd); /* last: the record and the upload are final */
 out_up:
 	up_clear(&up);

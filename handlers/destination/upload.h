@@ -106,6 +106,17 @@ bool up_spool_whole(const struct wx_state *st, const char *id);
 
 /* Sleeps ms milliseconds (a signal may end it early). */
 void up_sleep_ms(long ms);
+/*
+ * Waiting on the spool: a watch of its directory (inotify: entries made,
+ * renamed in or out, removed), made before the waiter first looks, so a
+ * chunk committed or consumed after the look wakes it at once instead of
+ * at its next poll.  -1 when no watch can be made (up_watch_wait then
+ * sleeps).  up_watch_wait returns when the directory changed since the
+ * last wait, after ms at the latest, or on a signal.
+ */
+int up_watch_open(const char *dir);
+void up_watch_wait(int fd, long ms);
+void up_watch_close(int fd);
 
 /* uploads.c, for upload_patch.c: the answers and checks every request of
  * an upload makes (errors: wx_req_error_code).  up_find: the upload of

@@ -243,19 +243,26 @@ static bool
 wait_for_assembler(struct patch *p)
 {
 	int64_t until = wx_mono_ms() + FLOW_WAIT_MS;
+	char *spool = up_file(p->st, p->id, ".spool");
+	int watch = up_watch_open(spool);
+	free(spool);
 	for (;;) {
 		int n = spool_backlog(p->st, p->id);
-		if (n == 0)
+		if (n == 0) {
+			up_watch_close(watch);
 			return true;
+		}
 		if (!still_writer(p)) {
+			up_watch_close(watch);
 			wx_req_error_code(p->req, 409, "superseded", NULL, "A newer PATCH of this upload started; "
 			    "this one stopped and nothing of it was kept.");
 			return false;
 		}
 		if (n < 0 || wx_mono_ms() >= until)
 			break;
-		up_sleep_ms(100);
+		up_watch_wait(watch, 100);
 	}
+	up_watch_close(watch);
 	wx_req_header(p->req, "Retry-After", "5");
 	wx_req_error_code(p->req, 503, "busy", NULL, "This node is still extracting the previous chunk; "
 	    "send this one again in a moment (nothing was kept).");

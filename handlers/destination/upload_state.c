@@ -15,11 +15,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/inotify.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -304,6 +306,43 @@ up_sleep_ms(long ms)
 {
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
 	(void)nanosleep(&ts, NULL);
+}
+
+int
+up_watch_open(const char *dir)
+{
+	int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	if (inotify_add_watch(fd, dir, IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE |
+	    IN_ONLYDIR) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+void
+up_watch_wait(int fd, long ms)
+{
+	if (fd < 0) {
+		up_sleep_ms(ms);
+		return;
+	}
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	if (poll(&p, 1, (int)ms) <= 0)
+		return;
+	/* What changed does not matter: the waiter looks again.  Drained. */
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	while (read(fd, buf, sizeof buf) > 0)
+		;
+}
+
+void
+up_watch_close(int fd)
+{
+	if (fd >= 0)
+		close(fd);
 }
 
 json_object *
