@@ -24,6 +24,7 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <openssl/sha.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
@@ -390,7 +391,7 @@ tar_mark_due(const struct tar *t, int64_t every)
 }
 
 int
-tar_mark(struct tar *t, int64_t *entries, const char **last)
+tar_mark(struct tar *t, int64_t *entries, unsigned char last_sha256[32])
 {
 	char err[512];
 	if (archive_write_finish_entry(t->a) != ARCHIVE_OK)
@@ -403,13 +404,13 @@ tar_mark(struct tar *t, int64_t *entries, const char **last)
 		return fail(t, "cannot begin a compressed stream: %s", err);
 	t->since_mark = 0;
 	*entries = t->entries;
-	*last = t->last;
+	SHA256((const unsigned char *)t->last, strlen(t->last), last_sha256);
 	return 0;
 }
 
 struct tar *
 tar_open_at(struct job *job, wx_compress_sink sink, void *sink_ctx, int64_t entries,
-    const char *last, char *err, size_t errsize)
+    const unsigned char last_sha256[32], char *err, size_t errsize)
 {
 	struct tar *t = tar_open(job, sink, sink_ctx, err, errsize);
 	if (t == NULL)
@@ -430,7 +431,9 @@ tar_open_at(struct job *job, wx_compress_sink sink, void *sink_ctx, int64_t entr
 		if (S_ISREG(e.st.st_mode) && e.st.st_nlink > 1 && !job->peer.wings)
 			(void)inode_map_add(t->links, e.st.st_dev, e.st.st_ino, e.path);
 	}
-	if (strcmp(t->last, last) != 0) {
+	unsigned char d[32];
+	SHA256((const unsigned char *)t->last, strlen(t->last), d);
+	if (memcmp(d, last_sha256, sizeof d) != 0) {
 		snprintf(err, errsize, "entry %lld is not the one of the mark", (long long)entries);
 		tar_close(t);
 		return NULL;

@@ -160,10 +160,8 @@ static int
 make_mark(struct body *b)
 {
 	struct body_mark *m = &b->mark;
-	const char *last;
-	if (tar_mark(b->tar, &m->entries, &last) < 0)
+	if (tar_mark(b->tar, &m->entries, m->last_sha256) < 0)
 		return abort_with(b, "The archive could not be made: %s", tar_error(b->tar));
-	wx_strlcpy(m->last, last, sizeof m->last);
 	m->offset = b->emitted + (int64_t)(b->out.len - b->out.off);
 	m->archive = b->md;
 	m->bytes_read = b->job->progress.bytes_read;
@@ -446,7 +444,7 @@ body_open_at(struct job *job, const char *boundary, const struct body_mark *m, c
 	if (b == NULL)
 		return NULL;
 	char why[512];
-	b->tar = tar_open_at(job, archive_sink, b, m->entries, m->last, why, sizeof why);
+	b->tar = tar_open_at(job, archive_sink, b, m->entries, m->last_sha256, why, sizeof why);
 	if (b->tar == NULL) {
 		snprintf(err, errsize, "The archive cannot be made again from its mark at offset "
 		    "%lld: %s.", (long long)m->offset, why);

@@ -46,13 +46,14 @@ ch_marks_forget(struct ch_marks *k)
 json_object *
 ch_mark_json(const struct body_mark *m)
 {
-	char archive[WX_SHA256_STATE_HEX], whole[WX_SHA256_STATE_HEX];
+	char archive[WX_SHA256_STATE_HEX], whole[WX_SHA256_STATE_HEX], last[65];
+	wx_hex(m->last_sha256, sizeof m->last_sha256, last);
 	wx_sha256_state_hex(&m->archive, archive);
 	wx_sha256_state_hex(&m->whole, whole);
 	json_object *j = json_object_new_object();
 	json_object_object_add(j, "offset", json_object_new_int64(m->offset));
 	json_object_object_add(j, "entries", json_object_new_int64(m->entries));
-	json_object_object_add(j, "last", json_object_new_string(m->last));
+	json_object_object_add(j, "last_sha256", json_object_new_string(last));
 	json_object_object_add(j, "archive_sha256_state", json_object_new_string(archive));
 	json_object_object_add(j, "sha256_state", json_object_new_string(whole));
 	json_object_object_add(j, "bytes_read", json_object_new_int64(m->bytes_read));
@@ -66,10 +67,10 @@ int
 ch_mark_parse(json_object *j, struct body_mark *m)
 {
 	memset(m, 0, sizeof *m);
-	const char *last = ch_json_str(j, "last");
+	const char *last = ch_json_str(j, "last_sha256");
 	if (!ch_json_count(j, "offset", &m->offset) || m->offset <= 0 ||
 	    !ch_json_count(j, "entries", &m->entries) || m->entries <= 0 ||
-	    last == NULL || strlen(last) >= sizeof m->last ||
+	    last == NULL || !wx_is_sha256_hex(last) ||
 	    wx_sha256_state_parse(&m->archive, ch_json_str(j, "archive_sha256_state")) < 0 ||
 	    wx_sha256_state_parse(&m->whole, ch_json_str(j, "sha256_state")) < 0 ||
 	    !ch_json_count(j, "bytes_read", &m->bytes_read) ||
@@ -77,6 +78,8 @@ ch_mark_parse(json_object *j, struct body_mark *m)
 	    !ch_json_count(j, "archive_bytes", &m->archive_bytes) ||
 	    !ch_json_count(j, "skipped", &m->skipped))
 		return -1;
-	wx_strlcpy(m->last, last, sizeof m->last);
+	for (size_t i = 0; i < sizeof m->last_sha256; i++)
+		m->last_sha256[i] = (unsigned char)(wx_hex_digit(last[2 * i]) << 4 |
+		    wx_hex_digit(last[2 * i + 1]));
 	return 0;
 }

@@ -19,7 +19,6 @@
 #include "record.h"
 #include "sha256_state.h"
 #include "state.h"
-#include "tree_rules.h"
 
 struct wx_config;
 
@@ -291,7 +290,7 @@ void body_close(struct body *b);
 struct body_mark {
 	int64_t offset;                    /* body offset of the new stream */
 	int64_t entries;                   /* walk entries archived before it */
-	char last[WX_ENTRY_PATH_MAX + 1];  /* the last of them */
+	unsigned char last_sha256[32];     /* SHA-256 of the last one's path (any bytes) */
 	struct wx_sha256 archive;          /* the archive part's SHA-256 at offset */
 	struct wx_sha256 whole;            /* the body's, from offset 0 (the spool's) */
 	int64_t bytes_read, files, archive_bytes, skipped;  /* job->progress there */
@@ -333,17 +332,19 @@ bool tar_mark_due(const struct tar *t, int64_t every);
  * Ends the compressed stream here (between two entries: all of the tar so
  * far reaches the sink, a gzip member or zstd frame ends) and begins a new
  * one, so the archive can be made again from this point (tar_open_at).
- * *entries and *last: the walk entries consumed and the last one's path.
+ * *entries: the walk entries consumed; last_sha256: the SHA-256 of the
+ * last one's path.
  * 0, or -1 (tar_error).
  */
-int tar_mark(struct tar *t, int64_t *entries, const char **last);
+int tar_mark(struct tar *t, int64_t *entries, unsigned char last_sha256[32]);
 /*
  * tar_open, then the first `entries` walk entries passed over without
- * reading their data (hard links remembered as tar_step would); the last
- * of them must be `last`.  NULL with a reason in err (the tree changed).
+ * reading their data (hard links remembered as tar_step would); the
+ * SHA-256 of the last one's path must be last_sha256.  NULL with a reason
+ * in err (the tree changed).
  */
 struct tar *tar_open_at(struct job *job, wx_compress_sink sink, void *sink_ctx, int64_t entries,
-    const char *last, char *err, size_t errsize);
+    const unsigned char last_sha256[32], char *err, size_t errsize);
 
 /* --- peer.c: what a Go Wings destination can store (struct peer) --- */
 /*

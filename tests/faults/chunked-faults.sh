@@ -253,13 +253,13 @@ kill_both() {
 	is "$(rec "$SRC/state" "$U" '["extra"]["watchdog_resumes"]')" 1 "$label: the record counts one resume by the watchdog"
 }
 mark_recorded() { [ "$(rec "$SRC/state" "$1" '["extra"]["resume"]["mark"]["offset"]')" -gt 0 ] 2>/dev/null; }
-# A mark naming another entry than the tree has there (the tree changed).
+# A mark naming another entry (its path's SHA-256) than the tree has there.
 wrong_entry() {
 	python3 - "$SRC/state/transfers/$1.json" <<'PY'
 import json, os, sys
 p = sys.argv[1]
 r = json.load(open(p))
-r["extra"]["resume"]["mark"]["last"] = "not/the/entry/there"
+r["extra"]["resume"]["mark"]["last_sha256"] = "0" * 64
 open(p + ".new", "w").write(json.dumps(r))
 os.chmod(p + ".new", 0o600)
 os.replace(p + ".new", p)
