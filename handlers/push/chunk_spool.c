@@ -8,7 +8,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -241,21 +240,18 @@ chunk_spool_read(struct chunk_spool *s, void *buf, size_t n, int64_t off)
 int
 chunk_spool_range_sha256(struct chunk_spool *s, int64_t off, int64_t len, unsigned char md[32])
 {
-	EVP_MD_CTX *c = EVP_MD_CTX_new();
-	unsigned char *buf = s->io;
-	int rc = c != NULL && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 ? 0 : -1;
-	while (rc == 0 && len > 0) {
+	struct wx_sha256 h;
+	wx_sha256_init(&h);
+	while (len > 0) {
 		size_t n = len > CHUNK_SPOOL_IO ? CHUNK_SPOOL_IO : (size_t)len;
-		if (chunk_spool_read(s, buf, n, off) < 0 || EVP_DigestUpdate(c, buf, n) != 1)
-			rc = -1;
+		if (chunk_spool_read(s, s->io, n, off) < 0)
+			return -1;
+		wx_sha256_update(&h, s->io, n);
 		off += (int64_t)n;
 		len -= (int64_t)n;
 	}
-	unsigned int dl = 0;
-	if (rc == 0 && (EVP_DigestFinal_ex(c, md, &dl) != 1 || dl != 32))
-		rc = -1;
-	EVP_MD_CTX_free(c);
-	return rc;
+	wx_sha256_digest(&h, md);
+	return 0;
 }
 
 int
