@@ -66,8 +66,8 @@ wx_state_file(const struct wx_state *st, const char *uuid, const char *suffix)
 	return xasprintf("%s/%s%s", st->transfers, uuid, suffix);
 }
 
-enum wx_lock_result
-wx_lock_try_path(const char *path, int *fdp)
+static enum wx_lock_result
+lock_path(const char *path, int attempts, int *fdp)
 {
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
@@ -83,7 +83,7 @@ wx_lock_try_path(const char *path, int *fdp)
 		}
 		if (errno == EINTR)
 			continue;
-		if (errno == EWOULDBLOCK && ++busy < 5) {
+		if (errno == EWOULDBLOCK && ++busy < attempts) {
 			struct timespec ts = { 0, 10 * 1000 * 1000 };
 			nanosleep(&ts, NULL);
 			continue;
@@ -96,18 +96,36 @@ wx_lock_try_path(const char *path, int *fdp)
 }
 
 enum wx_lock_result
-wx_lock_try(const struct wx_state *st, const char *uuid, int *fdp)
+wx_lock_try_path(const char *path, int *fdp)
+{
+	return lock_path(path, 5, fdp);
+}
+
+static enum wx_lock_result
+lock_transfer(const struct wx_state *st, const char *uuid, int attempts, int *fdp)
 {
 	if (!wx_uuid_valid(uuid)) {
 		errno = EINVAL;
 		return WX_LOCK_ERROR;
 	}
 	char *path = wx_state_file(st, uuid, ".lock");
-	enum wx_lock_result r = wx_lock_try_path(path, fdp);
+	enum wx_lock_result r = lock_path(path, attempts, fdp);
 	int saved = errno;
 	free(path);
 	errno = saved;
 	return r;
+}
+
+enum wx_lock_result
+wx_lock_try(const struct wx_state *st, const char *uuid, int *fdp)
+{
+	return lock_transfer(st, uuid, 5, fdp);
+}
+
+enum wx_lock_result
+wx_lock_try_once(const struct wx_state *st, const char *uuid, int *fdp)
+{
+	return lock_transfer(st, uuid, 1, fdp);
 }
 
 enum wx_lock_result

@@ -57,6 +57,14 @@ enum wx_lock_result wx_lock_try(const struct wx_state *st, const char *uuid, int
 /* Like wx_lock_try on an arbitrary path (watchdog.lock). */
 enum wx_lock_result wx_lock_try_path(const char *path, int *fd);
 /*
+ * Like wx_lock_try but one attempt: WX_LOCK_BUSY may also be another
+ * process's probe holding the lock at that moment.  For callers that run
+ * while the owner is normally alive (a chunk arriving during its transfer)
+ * and for whom a wrong BUSY only postpones work to the next request;
+ * wx_lock_try's retries would cost each of them tens of milliseconds.
+ */
+enum wx_lock_result wx_lock_try_once(const struct wx_state *st, const char *uuid, int *fd);
+/*
  * A worker started with --lock-fd fd (wx_spawn_detached): confirms that fd
  * is the transfer's lock file and holds its lock, and makes it close on
  * exec.  0, or -1 with the reason logged (naming the fd and the file).

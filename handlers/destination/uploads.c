@@ -328,7 +328,7 @@ up_revive(struct wx_request *req, const struct wx_state *st, struct upload *up)
 	if (up_final(up->state))
 		return true;
 	int lock_fd = -1;
-	enum wx_lock_result lr = wx_lock_try(st, up->server, &lock_fd);
+	enum wx_lock_result lr = wx_lock_try_once(st, up->server, &lock_fd);
 	if (lr == WX_LOCK_BUSY)
 		return true;
 	if (lr == WX_LOCK_ERROR) {
