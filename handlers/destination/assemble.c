@@ -58,6 +58,7 @@ struct spool {
 	int64_t acked;          /* as last seen in the state */
 	int64_t alive_ms;       /* when the record last said we wait */
 	int watch;              /* up_watch_open of dir: a committed chunk wakes the reader */
+	int64_t idle_ms;        /* spent waiting for the next chunk (for the debug log) */
 };
 
 int
@@ -258,7 +259,9 @@ spool_read(struct receiver *rx, void *buf, size_t n)
 			return w;
 		if (rx_cancel_check(rx, false))
 			return -1;
+		int64_t t = wx_mono_ms();
 		up_watch_wait(s->watch, POLL_MS);
+		s->idle_ms += wx_mono_ms() - t;
 	}
 }
 
@@ -416,6 +419,8 @@ dest_assemble_main(int argc, char **argv)
 	rx.source_ctx = &s;
 	wx_info("upload %s: assembler started (restart %lld)", id, (long long)up.restarts);
 	assemble(&rx, &s, &up);
+	wx_debug("upload %s: assembler done; %lld ms of it waiting for chunks", id,
+	    (long long)s.idle_ms);
 	rc = rx.status == 0 ? 0 : 1;
 	rx_release(&rx);
 	free(s.path);

@@ -34,6 +34,7 @@
 
 #define FLOW_WAIT_MS 50000      /* a PATCH waits this long for the assembler */
 #define READ_PIECE (256 * 1024)
+#define SUBMIT_PIECE (4 * 1024 * 1024)  /* a chunk's data goes to the disk in pieces of this */
 
 /* "sha-256=:<base64>:" in a Digest-Fields header; false when absent or malformed. */
 static bool
@@ -65,6 +66,7 @@ struct patch {
 	unsigned char digest[32], repr[32];
 	char *writer;           /* <id>.writer */
 	char *tmp;              /* the chunk being read */
+	int64_t fsync_ms;       /* how long the chunk's fsync took (for the debug log) */
 };
 
 /* Removes the chunk files of earlier writers (killed, or about to see
@@ -179,7 +181,7 @@ read_chunk(struct patch *p, unsigned char *sha, size_t sha_len, unsigned char go
 	if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
 		abort();
 	char *buf = xmalloc(READ_PIECE);
-	int64_t got_bytes = 0;
+	int64_t got_bytes = 0, submitted = 0;
 	int rc = 0;
 	/* download_limit paces the bytes off the network, node-wide, as for the
 	 * single POST; the assembler reads the spool unpaced (paying twice
@@ -220,16 +222,29 @@ read_chunk(struct patch *p, unsigned char *sha, size_t sha_len, unsigned char go
 		EVP_DigestUpdate(md, buf, (size_t)r);
 		up_sha_add(sha, sha_len, buf, (size_t)r);
 		got_bytes += r;
+		/* Write-behind: the disk writes what arrived while the rest
+		 * arrives, so the fsync before the answer finds little left and
+		 * the source's next chunk is not held up by it.  Only a hint:
+		 * the fsync below is what makes the chunk durable. */
+		if (submitted >= 0 && got_bytes - submitted >= SUBMIT_PIECE) {
+			if (sync_file_range(fd, submitted, got_bytes - submitted,
+			    SYNC_FILE_RANGE_WRITE) == 0)
+				submitted = got_bytes;
+			else
+				submitted = -1;
+		}
 	}
 	wx_ratelimit_close(&rl);
 	free(buf);
 	EVP_DigestFinal_ex(md, got, NULL);
 	EVP_MD_CTX_free(md);
+	int64_t synced_from = wx_mono_ms();
 	if (rc == 0 && fsync(fd) < 0) {
 		wx_err("upload %s: fsync %s: %s", p->id, p->tmp, strerror(errno));
 		wx_req_internal_error(p->req, "upload spool");
 		rc = -1;
 	}
+	p->fsync_ms = wx_mono_ms() - synced_from;
 	if (close(fd) < 0 && rc == 0) {
 		wx_req_internal_error(p->req, "upload spool");
 		rc = -1;
@@ -435,6 +450,7 @@ dest_upload_patch(struct wx_request *req)
 	unsigned char start_sha[sizeof up.sha], new_sha[sizeof up.sha], got[32];
 	memcpy(start_sha, up.sha, up.sha_len);
 	memcpy(new_sha, up.sha, up.sha_len);
+	int64_t t_read = wx_mono_ms();
 	if (read_chunk(&p, new_sha, up.sha_len, got) < 0) {
 		note_interruption(&p);
 		goto out;
@@ -445,8 +461,10 @@ dest_upload_patch(struct wx_request *req)
 		    "Content-Digest; nothing was kept; send them again.");
 		goto out;
 	}
+	int64_t t_wait = wx_mono_ms();
 	if (!wait_for_assembler(&p))
 		goto out;
+	int64_t t_commit = wx_mono_ms();
 	int fd = up_lock(p.st, p.id);
 	if (fd < 0) {
 		wx_err("upload %s: cannot lock its state: %s", p.id, strerror(errno));
@@ -455,6 +473,10 @@ dest_upload_patch(struct wx_request *req)
 	}
 	commit(&p, start_sha, new_sha, up.sha_len);
 	close(fd);
+	wx_debug("upload %s: chunk at %lld (%lld bytes): checks %lld ms, read %lld ms (fsync %lld), "
+	    "waited for the assembler %lld ms, committed in %lld ms", p.id, (long long)p.offset,
+	    (long long)p.length, (long long)(t_read - req->started_ms), (long long)(t_wait - t_read), (long long)p.fsync_ms, (long long)(t_commit - t_wait),
+	    (long long)(wx_mono_ms() - t_commit));
 out:
 	if (p.tmp != NULL)
 		(void)unlink(p.tmp);
