@@ -34,6 +34,7 @@ typedef void (*chunk_spool_reached)(void *ctx, int64_t produced, const struct wx
 struct chunk_spool_slot {
 	int fd;
 	int64_t off, len;             /* body bytes [off, off + len) */
+	struct wx_sha256 sha;         /* of those bytes: a chunk that is one slot needs no read to hash */
 };
 
 struct chunk_spool {
@@ -88,7 +89,9 @@ int chunk_spool_step(struct chunk_spool *s, int64_t floor, int64_t cap);
 int chunk_spool_fill(struct chunk_spool *s, int64_t upto, int64_t floor, int64_t cap);
 /* n body bytes at off, which the slots must hold, into buf.  0 or -1. */
 int chunk_spool_read(struct chunk_spool *s, void *buf, size_t n, int64_t off);
-/* SHA-256 of the body bytes [off, off + len) the slots hold.  0 or -1. */
+/* SHA-256 of the body bytes [off, off + len) the slots hold: a slot's own
+ * digest when the range is exactly that slot (the usual chunk), else read
+ * back and hashed.  0 or -1. */
 int chunk_spool_range_sha256(struct chunk_spool *s, int64_t off, int64_t len,
     unsigned char md[32]);
 /* SHA-256 of body bytes [0, produced).  0 or -1. */

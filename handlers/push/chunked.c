@@ -530,6 +530,7 @@ send_all(struct chunked *u, char *why, size_t whysize)
 			return SEND_FAILED;
 		}
 		int64_t a = u->acked;
+		int64_t t_fill = wx_mono_ms();
 		if (chunk_spool_fill(sp, a + u->chunk, a, u->chunk) < 0) {
 			if (job->stop != JOB_RUNNING)
 				return SEND_STOPPED;
@@ -540,6 +541,7 @@ send_all(struct chunked *u, char *why, size_t whysize)
 		bool last = sp->eof && e == sp->produced;
 		char digest[80], repr[80] = "", hdr_off[64], hdr_dig[100],
 		    hdr_repr[100] = "", auth[128];
+		int64_t t_digest = wx_mono_ms();
 		if (range_digest(u, a, e - a, digest, sizeof digest) < 0) {
 			ch_why(why, whysize, "Cannot read the chunk spool: %s.", strerror(errno));
 			return SEND_FAILED;
@@ -563,9 +565,14 @@ send_all(struct chunked *u, char *why, size_t whysize)
 		    "Expect:", "Accept: application/json", hdr_repr };
 		long code;
 		u->produce = !last;
+		int64_t t_send = wx_mono_ms();
 		CURLcode rc = ch_request(u, "PATCH", u->url, lines,
 		    WX_ARRAY_LEN(lines) - (last ? 0 : 1), a, e - a, false, &code);
 		u->produce = false;
+		wx_debug("chunk at %lld (%lld bytes): made %lld ms, digest %lld ms, request %lld ms "
+		    "(HTTP %ld); %lld bytes made ahead", (long long)a, (long long)(e - a),
+		    (long long)(t_digest - t_fill), (long long)(t_send - t_digest),
+		    (long long)(wx_mono_ms() - t_send), code, (long long)(sp->produced - e));
 		explicit_bzero(auth, sizeof auth);
 		enum ch_answer ans = ch_classify(u, rc, code, what, sizeof what);
 		int64_t off = -1;

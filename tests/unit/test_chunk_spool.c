@@ -146,6 +146,9 @@ main(void)
 	is_int(s.produced, 2000, "the next chunk was made beside the one in flight");
 	ok(holds(&s, 500, 1000), "a read across the two slots");
 	ok(range_is(&s, 500, 1000), "a digest across the two slots");
+	ok(range_is(&s, 0, 1000) && range_is(&s, 1000, 1000),
+	    "the digest of each slot's chunk (kept while it was made)");
+	ok(range_is(&s, 0, 999) && range_is(&s, 1001, 999), "and of ranges a byte off them");
 	ok(whole_is(&s), "the whole digest covers [0, produced)");
 	unsigned char byte;
 	ok(chunk_spool_read(&s, &byte, 1, 2000) < 0, "a read past what was made fails");
@@ -157,6 +160,8 @@ main(void)
 	is_int(chunk_spool_start(&s), 1000, "the spool now starts at 1000");
 	ok(chunk_spool_read(&s, &byte, 1, 999) < 0, "bytes below the start are gone");
 	ok(holds(&s, 1000, 1500), "the rest of the body is kept");
+	ok(range_is(&s, 2000, 500) && range_is(&s, 1000, 1000),
+	    "a reused slot's digest is of its new bytes only");
 	ok(whole_is(&s), "the whole digest covers the whole body");
 	is_int(chunk_spool_step(&s, 2500, cap), 0, "at the end nothing more is made");
 
@@ -181,6 +186,7 @@ main(void)
 	ok(whole_is(&s), "the whole digest is the prefix's");
 	ok(chunk_spool_fill(&s, 1234 + cap, 1234, cap) == 0 && holds(&s, 1234, 1000),
 	    "the chunk after the offset is made and kept");
+	ok(range_is(&s, 1234, 1000), "its digest leaves out what was skipped");
 	struct fake k = { 0, 100, -1, 0 };
 	chunk_spool_restart(&s, &k);
 	ok(chunk_spool_skip(&s, 200) < 0 &&
@@ -203,6 +209,7 @@ main(void)
 	ok(chunk_spool_fill(&s, 9001, 3000, 6000) == 0 && s.eof && holds(&s, 3000, 6000) &&
 	    chunk_spool_whole_sha256(&s, again) == 0 && memcmp(again, straight, 32) == 0,
 	    "the rest made from the mark: the same bytes, the same whole digest");
+	ok(range_is(&s, 3000, 6000), "the digest of the chunk made from the mark");
 	char hex[WX_SHA256_STATE_HEX];
 	struct wx_sha256 back;
 	wx_sha256_state_hex(&seen.state, hex);
