@@ -7,15 +7,35 @@
 
 #include <math.h>
 
+int64_t
+wx_status_done(const struct wx_record *r)
+{
+	json_object *c;
+	if (r->role == WX_ROLE_DESTINATION && r->extra != NULL &&
+	    json_object_object_get_ex(r->extra, "chunked", &c) &&
+	    json_object_is_type(c, json_type_object))
+		return r->bytes_sent;
+	return r->bytes_read;
+}
+
 long long
 wx_status_eta(const struct wx_record *r)
 {
 	if (!wx_status_active(r->status) || r->bytes_total <= 0 || r->rate < 1.0)
 		return -1;
-	int64_t left = r->bytes_total - r->bytes_read;
+	int64_t done = wx_status_done(r);
+	double rate = r->rate;
+	if (done != r->bytes_read) {
+		/* rate is of body bytes: as many raw bytes per second as the
+		 * body so far held per body byte. */
+		if (done <= 0 || r->bytes_read <= 0)
+			return -1;
+		rate *= (double)done / (double)r->bytes_read;
+	}
+	int64_t left = r->bytes_total - done;
 	if (left < 0)
 		left = 0;
-	return (long long)ceil((double)left / r->rate);
+	return (long long)ceil((double)left / rate);
 }
 
 static void
@@ -89,7 +109,7 @@ wx_status_json(const struct wx_state *st, const struct wx_record *r, bool live)
 	long long eta = wx_status_eta(r);
 	json_object_object_add(j, "eta_seconds", eta >= 0 ? json_object_new_int64(eta) : NULL);
 	if (r->bytes_total > 0) {
-		double pct = 100.0 * (double)r->bytes_read / (double)r->bytes_total;
+		double pct = 100.0 * (double)wx_status_done(r) / (double)r->bytes_total;
 		json_object_object_add(j, "percent",
 		    json_object_new_double(pct > 100.0 ? 100.0 : floor(pct * 10) / 10));
 	} else {

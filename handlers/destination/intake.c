@@ -12,6 +12,7 @@
 #include "program.h"
 #include "request.h"
 #include "state.h"
+#include "status.h"
 #include "util.h"
 
 #include <stdarg.h>
@@ -108,14 +109,20 @@ rx_progress(struct receiver *rx, bool force)
 		wx_format_bytes(rx->rec.bytes_sent, ext, sizeof ext);
 		wx_format_bytes((int64_t)rx->rec.rate, rate, sizeof rate);
 		if (rx->rec.bytes_total > 0) {
-			char total[32], bar[26];
+			char total[32], counted[32], bar[26];
+			int64_t done = wx_status_done(&rx->rec);
 			wx_format_bytes(rx->rec.bytes_total, total, sizeof total);
-			int ticks = (int)(25.0 * (double)rx->rec.bytes_read / (double)rx->rec.bytes_total);
+			wx_format_bytes(done, counted, sizeof counted);
+			int ticks = (int)(25.0 * (double)done / (double)rx->rec.bytes_total);
 			for (int i = 0; i < 25; i++)
 				bar[i] = i < ticks ? '=' : ' ';
 			bar[25] = '\0';
-			rx_log(rx, "Receiving [%s] %s / %s (%s/s, %lld files, %s extracted)", bar, got,
-			    total, rate, (long long)rx->rec.files, ext);
+			if (done == rx->rec.bytes_read)
+				rx_log(rx, "Receiving [%s] %s / %s (%s/s, %lld files, %s extracted)", bar,
+				    got, total, rate, (long long)rx->rec.files, ext);
+			else
+				rx_log(rx, "Receiving [%s] %s / %s extracted (%s/s, %lld files, %s "
+				    "received)", bar, counted, total, rate, (long long)rx->rec.files, got);
 		} else {
 			rx_log(rx, "Receiving %s (%s/s, %lld files, %s extracted)", got, rate,
 			    (long long)rx->rec.files, ext);

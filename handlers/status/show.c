@@ -54,12 +54,13 @@ progress_line(FILE *f, const struct st_item *it)
 	if (r->status == WX_ST_COMPLETED && total <= 0)
 		total = r->bytes_read > 0 ? r->bytes_read : 1;
 	char bar[BAR_CELLS + 3], done[32], of[32], rate[48], tail[64];
-	st_bar(r->status == WX_ST_COMPLETED ? total : r->bytes_read, total, BAR_CELLS, bar,
+	int64_t counted = wx_status_done(r);
+	st_bar(r->status == WX_ST_COMPLETED ? total : counted, total, BAR_CELLS, bar,
 	    sizeof bar);
-	wx_format_bytes(r->bytes_read, done, sizeof done);
+	wx_format_bytes(counted, done, sizeof done);
 	fprintf(f, "    %s", bar);
 	if (r->bytes_total > 0) {
-		double pct = 100.0 * (double)r->bytes_read / (double)r->bytes_total;
+		double pct = 100.0 * (double)counted / (double)r->bytes_total;
 		wx_format_bytes(r->bytes_total, of, sizeof of);
 		fprintf(f, " %5.1f%%  %s of %s", pct > 100.0 ? 100.0 : pct, done, of);
 	} else {

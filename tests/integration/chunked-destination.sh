@@ -33,6 +33,10 @@ panel_start
 
 make_tree "$WX_TEST_TMP/src" --files 100
 head -c 3000000 /dev/urandom > "$WX_TEST_TMP/src/random.bin"
+# Text that compresses well: the body is far smaller than the files it carries.
+yes 'a log line of a game server' | head -c 3000000 > "$WX_TEST_TMP/src/latest.log"
+# The files' bytes as the source's size walk counts them (a hardlinked file once).
+RAW_SIZE=$(find "$WX_TEST_TMP/src" -type f -printf '%i %s\n' | sort -u | awk '{s += $2} END {print s}')
 tar -C "$WX_TEST_TMP/src" -czf "$WX_TEST_TMP/tree.tgz" .
 body_for "$WX_TEST_TMP/body" "$WX_TEST_TMP/tree.tgz"
 BODY_SIZE=$(stat -c %s "$WX_TEST_TMP/body")
@@ -73,7 +77,7 @@ like "$(grep -i '^X-Wingxfer-Chunk-Max' "$WX_TEST_TMP/opt.hdr")" ': 100663296' "
 
 # --- a body in chunks ---
 U=$(new_server)
-up_create "$(token_for "$U")"
+up_create "$(token_for "$U")" -H "X-Wingxfer-Size: $RAW_SIZE"
 is "$CODE" 201 "create: 201"
 is "$(up_hdr Location)" "/api/transfers/uploads/$ID" "create: Location names the upload"
 is "$(up_hdr Upload-Offset)" 0 "create: Upload-Offset 0"
@@ -100,6 +104,10 @@ code=$(https_curl -o "$WX_TEST_TMP/st.out" -w '%{http_code}' -H "Authorization: 
 st=$(cat "$WX_TEST_TMP/st.out")
 is "$code $(json_get "$st" '["chunked"]["acked"]')" "200 $BODY_SIZE" "GET /api/transfers/<uuid>: chunked.acked"
 is "$(json_get "$st" '["chunked"]["chunk_size"]')" $CHUNK "... chunked.chunk_size"
+# X-Wingxfer-Size is the files' raw size and the body is compressed: the
+# progress counts the bytes extracted against it, not the body's bytes.
+is "$(json_get "$st" '["bytes_total"]') $(json_get "$st" '["percent"]')" "$RAW_SIZE 100.0" \
+	"... bytes_total is X-Wingxfer-Size and percent reaches 100 (extracted bytes, not the smaller body's)"
 unlike "$st$(cat "$STATE/transfers/$U.json")" "$SECRET" "... the secret is in neither status nor record"
 ok "the spool is gone" test ! -e "$STATE/uploads/$ID.spool"
 up_patch "$ID" "$SECRET" "$BODY_SIZE" "$WX_TEST_TMP/body" 0

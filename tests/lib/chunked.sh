@@ -15,9 +15,10 @@
 
 b64sha() { openssl dgst -sha256 -binary "$1" | base64; }
 
-up_create() {
+up_create() { # TOKEN [CURL-ARGS...]
+	local token=$1; shift
 	CODE=$(https_curl --http1.1 -X POST -o "$WX_TEST_TMP/up.resp" -D "$WX_TEST_TMP/up.hdr" \
-		-w '%{http_code}' -H "Authorization: Bearer $1" -H 'Upload-Complete: ?0' \
+		-w '%{http_code}' -H "Authorization: Bearer $token" -H 'Upload-Complete: ?0' "$@" \
 		-H "X-Wingxfer-Body-Type: $CT" -H 'Content-Length: 0' \
 		"$URL/api/transfers/uploads" 2>/dev/null)
 	RESP=$(cat "$WX_TEST_TMP/up.resp" 2>/dev/null)
