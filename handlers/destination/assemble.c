@@ -22,6 +22,7 @@
 #include "config.h"
 #include "fsutil.h"
 #include "log.h"
+#include "priority.h"
 #include "panel.h"
 #include "program.h"
 #include "spawn.h"
@@ -376,6 +377,10 @@ dest_assemble_main(int argc, char **argv)
 	struct wx_config *cfg = wx_cli_load_config(config);
 	if (cfg == NULL)
 		return 1;
+	/* Extracting, the hook and the install at the node's transfer
+	 * priority, as the single POST's receiver: for the rest of its life. */
+	struct wx_priority prio;
+	wx_priority_lower(cfg, &prio);
 	struct wx_state st;
 	char err[512];
 	if (wx_state_open(&st, cfg->transfers.state_directory, err, sizeof err) < 0) {

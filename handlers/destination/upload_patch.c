@@ -18,6 +18,7 @@
 #include "fsutil.h"
 #include "config.h"
 #include "log.h"
+#include "priority.h"
 #include "ratelimit.h"
 #include "request.h"
 #include "state.h"
@@ -34,7 +35,6 @@
 
 #define FLOW_WAIT_MS 50000      /* a PATCH waits this long for the assembler */
 #define READ_PIECE (256 * 1024)
-#define SUBMIT_PIECE (4 * 1024 * 1024)  /* a chunk's data goes to the disk in pieces of this */
 
 /* "sha-256=:<base64>:" in a Digest-Fields header; false when absent or malformed. */
 static bool
@@ -166,6 +166,42 @@ superseded(void *ctx)
 	return !still_writer(ctx);
 }
 
+/*
+ * Write-behind of a chunk (system.transfers.write_behind): its data goes to
+ * the disk in pieces of a quarter of the window while it arrives, and at
+ * most one window of it is in flight (older pieces are waited for).  So the
+ * fsync before the answer finds little left, and a game server's fsync on
+ * the same disk never queues behind a whole chunk.  The pages stay cached:
+ * the assembler reads them next.  Only hints: a failure turns them off for
+ * the chunk; the fsync is what makes it durable.
+ */
+struct chunk_wb {
+	int64_t window, piece;   /* 0: off */
+	int64_t submitted;       /* [0, submitted) handed to the disk */
+	int64_t waited;          /* [0, waited) on the disk */
+};
+
+static void
+chunk_wb_wrote(struct chunk_wb *w, int fd, int64_t written)
+{
+	if (w->piece <= 0 || written - w->submitted < w->piece)
+		return;
+	if (sync_file_range(fd, w->submitted, written - w->submitted, SYNC_FILE_RANGE_WRITE) < 0) {
+		w->piece = 0;
+		return;
+	}
+	w->submitted = written;
+	if (w->submitted - w->waited <= w->window)
+		return;
+	int64_t upto = w->submitted - w->window;
+	if (sync_file_range(fd, w->waited, upto - w->waited, SYNC_FILE_RANGE_WAIT_BEFORE |
+	    SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) < 0) {
+		w->piece = 0;
+		return;
+	}
+	w->waited = upto;
+}
+
 /* Reads the body into p->tmp, its SHA-256 into got, and the running hash
  * from sha on.  0, or answers and -1. */
 static int
@@ -181,8 +217,10 @@ read_chunk(struct patch *p, unsigned char *sha, size_t sha_len, unsigned char go
 	if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
 		abort();
 	char *buf = xmalloc(READ_PIECE);
-	int64_t got_bytes = 0, submitted = 0;
+	int64_t got_bytes = 0;
 	int rc = 0;
+	int64_t window = p->req->cfg->transfers.write_behind;
+	struct chunk_wb wb = { window, window / 4, 0, 0 };
 	/* download_limit paces the bytes off the network, node-wide, as for the
 	 * single POST; the assembler reads the spool unpaced (paying twice
 	 * would halve the rate). */
@@ -222,17 +260,7 @@ read_chunk(struct patch *p, unsigned char *sha, size_t sha_len, unsigned char go
 		EVP_DigestUpdate(md, buf, (size_t)r);
 		up_sha_add(sha, sha_len, buf, (size_t)r);
 		got_bytes += r;
-		/* Write-behind: the disk writes what arrived while the rest
-		 * arrives, so the fsync before the answer finds little left and
-		 * the source's next chunk is not held up by it.  Only a hint:
-		 * the fsync below is what makes the chunk durable. */
-		if (submitted >= 0 && got_bytes - submitted >= SUBMIT_PIECE) {
-			if (sync_file_range(fd, submitted, got_bytes - submitted,
-			    SYNC_FILE_RANGE_WRITE) == 0)
-				submitted = got_bytes;
-			else
-				submitted = -1;
-		}
+		chunk_wb_wrote(&wb, fd, got_bytes);
 	}
 	wx_ratelimit_close(&rl);
 	free(buf);
@@ -424,6 +452,7 @@ dest_upload_patch(struct wx_request *req)
 	struct patch p;
 	memset(&p, 0, sizeof p);
 	p.req = req;
+	struct wx_priority prio = { 0 };
 	struct upload up;
 	if (!up_find(req, &p.st, &up))
 		return;
@@ -447,6 +476,9 @@ dest_upload_patch(struct wx_request *req)
 		wx_req_internal_error(req, "upload state");
 		goto out;
 	}
+	/* Reading, writing and committing the chunk at the node's transfer
+	 * priority; this FastCGI worker serves other requests afterwards. */
+	wx_priority_lower(req->cfg, &prio);
 	unsigned char start_sha[sizeof up.sha], new_sha[sizeof up.sha], got[32];
 	memcpy(start_sha, up.sha, up.sha_len);
 	memcpy(new_sha, up.sha, up.sha_len);
@@ -483,4 +515,5 @@ out:
 	free(p.tmp);
 	free(p.writer);
 	up_clear(&up);
+	wx_priority_restore(&prio);
 }

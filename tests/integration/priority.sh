@@ -4,7 +4,9 @@
 # I/O priority system.transfers.nice and io_priority say: by default nice 10
 # and best-effort level 7; nice 5 and idle when configured; unchanged with
 # nice 0 and normal.  The FastCGI worker gets its priority back after the
-# transfer.  Read from /proc/PID/task/*/stat and ionice -p.
+# transfer.  The same for a chunked upload: the FastCGI worker reading a
+# PATCH, and the upload's assembler (its extractor is forked from it).
+# Read from /proc/PID/task/*/stat and ionice -p.
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/panel.sh"
 . "$top_srcdir/tests/lib/push.sh"
@@ -131,6 +133,61 @@ recv_case default "" 10 "best-effort: prio 7"
 recv_case custom "    nice: 5
     io_priority: idle" 5 "idle"
 recv_case off "    nice: 0
+    io_priority: normal" "$SELF_NICE" "$SELF_IO"
+
+# --- a chunked upload: the worker reading a PATCH, and the upload's assembler ---
+. "$top_srcdir/tests/lib/chunked.sh"
+BIG_SHA=$(b64sha "$WX_TEST_TMP/big.body")
+# rec_final STATE UUID: the record's status is final.
+rec_final() { case $(rec "$1" "$2" '["status"]' 2>/dev/null) in completed|failed|cancelled) return 0 ;; esac; return 1; }
+# asm_of ID: the pid of the upload's assembler.
+asm_of() { pgrep -f -- "--assemble $1" | head -n 1; }
+# chunk_case NAME EXTRA-YAML WANT-NICE WANT-IO
+chunk_case() {
+	local name=$1 extra=$2 want_nice=$3 want_io=$4 u out id secret asm
+	{ cat "$WX_TEST_TMP/dest-base.yml"; printf '%s\n' "$extra"; } > "$DEST_DIR/config.yml.new"
+	mv "$DEST_DIR/config.yml.new" "$DEST_DIR/config.yml"
+	u=$(new_server)
+	out=$(env -i REQUEST_METHOD=POST REQUEST_URI=/api/transfers/uploads QUERY_STRING= \
+		HTTP_AUTHORIZATION="Bearer $(token_for "$u")" HTTP_UPLOAD_COMPLETE='?0' \
+		HTTP_X_WINGXFER_BODY_TYPE="$CT" CONTENT_LENGTH=0 cgi-fcgi -bind -connect "$SOCK" </dev/null)
+	is "$(status_of "$out")" 201 "chunked $name: the upload is created (201)"
+	id=$(json_get "$(body_of "$out")" '["upload"]')
+	secret=$(json_get "$(body_of "$out")" '["secret"]')
+	wait_for "chunked $name: its assembler" 60 test -n "$(asm_of "$id")"
+	asm=$(asm_of "$id")
+	ok "chunked $name: the assembler at nice $want_nice" \
+		wait_for "nice $want_nice" 60 prio_is nices "$asm" "$want_nice"
+	ok "chunked $name: ... and I/O priority '$want_io'" \
+		wait_for "I/O priority $want_io" 60 prio_is ios "$asm" "$want_io"
+	rm -f "$WX_TEST_TMP/go"
+	feed "$WX_TEST_TMP/big.body" "$WX_TEST_TMP/go" | env -i REQUEST_METHOD=PATCH \
+		REQUEST_URI="/api/transfers/uploads/$id" QUERY_STRING= HTTP_AUTHORIZATION="Bearer $secret" \
+		HTTP_UPLOAD_OFFSET=0 HTTP_UPLOAD_COMPLETE='?1' HTTP_CONTENT_DIGEST="sha-256=:$BIG_SHA:" \
+		HTTP_REPR_DIGEST="sha-256=:$BIG_SHA:" CONTENT_TYPE=application/partial-upload \
+		CONTENT_LENGTH="$(stat -c %s "$WX_TEST_TMP/big.body")" \
+		cgi-fcgi -bind -connect "$SOCK" > "$WX_TEST_TMP/patch.out" 2>/dev/null &
+	local poster=$!
+	# The chunk's file in the spool exists while the worker reads it.
+	wait_for "chunked $name: the PATCH is read" 60 \
+		bash -c "ls '$DEST_DIR/state/uploads/$id.spool'/.tmp-* >/dev/null 2>&1"
+	ok "chunked $name: the worker reads the PATCH at nice $want_nice" \
+		wait_for "nice $want_nice" 60 prio_is nices "$WORKER" "$want_nice"
+	ok "chunked $name: ... and I/O priority '$want_io'" \
+		wait_for "I/O priority $want_io" 60 prio_is ios "$WORKER" "$want_io"
+	touch "$WX_TEST_TMP/go"
+	wait_for "chunked $name: the PATCH to end" 120 bash -c "! kill -0 $poster 2>/dev/null"
+	wait $poster
+	is "$(status_of "$(cat "$WX_TEST_TMP/patch.out")")" 202 "chunked $name: the last chunk is acknowledged (202)"
+	is "$(nices "$WORKER"):$(ios "$WORKER")" "$SELF_NICE:$SELF_IO" \
+		"chunked $name: afterwards the worker has its priority back"
+	wait_for "chunked $name: the upload to end" 120 rec_final "$DEST_DIR/state" "$u"
+	is "$(rec "$DEST_DIR/state" "$u" '["status"]')" completed "chunked $name: the transfer completes"
+}
+chunk_case default "" 10 "best-effort: prio 7"
+chunk_case custom "    nice: 5
+    io_priority: idle" 5 "idle"
+chunk_case off "    nice: 0
     io_priority: normal" "$SELF_NICE" "$SELF_IO"
 stop_pid $SUP
 done_testing
