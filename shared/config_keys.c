@@ -145,9 +145,10 @@ const struct wx_config_key wx_config_keys[] = {
 	  NULL, "source: consecutive interruptions without progress before a chunked transfer "
 	  "fails" },
 	{ "system.transfers.write_behind", WX_KEY_SIZE, T(write_behind), "8MiB", 0, 1LL << 30,
-	  NULL, "destination: write received files to disk while receiving, in pieces of a "
-	  "quarter of this, with at most this much in flight (then dropped from the page "
-	  "cache); 0 = leave it to the kernel's writeback" },
+	  NULL, "destination: write received files (and a chunked upload's chunks) to disk "
+	  "while receiving, in pieces of a quarter of this, with at most this much in flight "
+	  "(files are then dropped from the page cache); 0 = leave it to the kernel's "
+	  "writeback" },
 	{ "system.transfers.hooks.stop", WX_KEY_COMMAND, T(hook_stop), NULL, 0, 0, NULL,
 	  "run on the source before archiving, to stop the server (SERVER_UUID, SERVER_DIR set)" },
 	{ "system.transfers.hooks.kill", WX_KEY_COMMAND, T(hook_kill), NULL, 0, 0, NULL,
