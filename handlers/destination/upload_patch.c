@@ -506,9 +506,10 @@ dest_upload_patch(struct wx_request *req)
 	commit(&p, start_sha, new_sha, up.sha_len);
 	close(fd);
 	wx_debug("upload %s: chunk at %lld (%lld bytes): checks %lld ms, read %lld ms (fsync %lld), "
-	    "waited for the assembler %lld ms, committed in %lld ms", p.id, (long long)p.offset,
-	    (long long)p.length, (long long)(t_read - req->started_ms), (long long)(t_wait - t_read), (long long)p.fsync_ms, (long long)(t_commit - t_wait),
-	    (long long)(wx_mono_ms() - t_commit));
+	    "waited for the assembler %lld ms, commit %lld ms (HTTP %d)", p.id,
+	    (long long)p.offset, (long long)p.length, (long long)(t_read - req->started_ms),
+	    (long long)(t_wait - t_read), (long long)p.fsync_ms, (long long)(t_commit - t_wait),
+	    (long long)(wx_mono_ms() - t_commit), req->status);
 out:
 	if (p.tmp != NULL)
 		(void)unlink(p.tmp);
