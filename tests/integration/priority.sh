@@ -98,11 +98,33 @@ out.write(data[1000000:]); out.flush()
 PY
 }
 
+# dest_config EXTRA-YAML: the destination's config, re-read per request.
+dest_config() {
+	{ cat "$WX_TEST_TMP/dest-base.yml"; printf '%s\n' "$1"; } > "$DEST_DIR/config.yml.new"
+	mv "$DEST_DIR/config.yml.new" "$DEST_DIR/config.yml"
+}
+# prio_now LABEL PID WANT-NICE WANT-IO: two checks, waiting for PID's priority.
+prio_now() {
+	ok "$1 at nice $3" wait_for "nice $3" 60 prio_is nices "$2" "$3"
+	ok "$(printf '%s' "$1" | cut -d: -f1): ... and I/O priority '$4'" \
+		wait_for "I/O priority $4" 60 prio_is ios "$2" "$4"
+}
+# release LABEL POSTER OUT WANT-STATUS WHAT: lets the held body go, waits
+# for its request to end; checks its status and that the worker has its
+# priority back.
+release() {
+	touch "$WX_TEST_TMP/go"
+	wait_for "$1: the request to end" 120 bash -c "! kill -0 $2 2>/dev/null"
+	wait "$2"
+	is "$(status_of "$(cat "$3")")" "$4" "$1: $5 ($4)"
+	is "$(nices "$WORKER"):$(ios "$WORKER")" "$SELF_NICE:$SELF_IO" \
+		"$1: afterwards the worker has its priority back"
+}
+
 # recv_case NAME EXTRA-YAML WANT-NICE WANT-IO
 recv_case() {
 	local name=$1 extra=$2 want_nice=$3 want_io=$4 u token pid
-	{ cat "$WX_TEST_TMP/dest-base.yml"; printf '%s\n' "$extra"; } > "$DEST_DIR/config.yml.new"
-	mv "$DEST_DIR/config.yml.new" "$DEST_DIR/config.yml"
+	dest_config "$extra"
 	u=$(new_server)
 	token=$(token_for "$u")
 	rm -f "$WX_TEST_TMP/go"
@@ -117,17 +139,9 @@ recv_case() {
 	wait_for "receive $name: phase receiving" 60 phase_is "$DEST_DIR/state" "$u" receiving
 	pid=$(rec "$DEST_DIR/state" "$u" '["pid"]')
 	is "$pid" "$WORKER" "receive $name: the FastCGI worker receives"
-	ok "receive $name: while receiving at nice $want_nice" \
-		wait_for "nice $want_nice" 60 prio_is nices "$pid" "$want_nice"
-	ok "receive $name: ... and I/O priority '$want_io'" \
-		wait_for "I/O priority $want_io" 60 prio_is ios "$pid" "$want_io"
+	prio_now "receive $name: while receiving" "$pid" "$want_nice" "$want_io"
 	diag "receive $name: nice $(nices "$pid"), I/O $(ios "$pid")"
-	touch "$WX_TEST_TMP/go"
-	wait_for "receive $name: the upload to end" 120 bash -c "! kill -0 $poster 2>/dev/null"
-	wait $poster
-	is "$(status_of "$(cat "$WX_TEST_TMP/post.out")")" 200 "receive $name: the transfer completes (200)"
-	is "$(nices "$WORKER"):$(ios "$WORKER")" "$SELF_NICE:$SELF_IO" \
-		"receive $name: afterwards the worker has its priority back"
+	release "receive $name" "$poster" "$WX_TEST_TMP/post.out" 200 "the transfer completes"
 }
 recv_case default "" 10 "best-effort: prio 7"
 recv_case custom "    nice: 5
@@ -145,8 +159,7 @@ asm_of() { pgrep -f -- "--assemble $1" | head -n 1; }
 # chunk_case NAME EXTRA-YAML WANT-NICE WANT-IO
 chunk_case() {
 	local name=$1 extra=$2 want_nice=$3 want_io=$4 u out id secret asm
-	{ cat "$WX_TEST_TMP/dest-base.yml"; printf '%s\n' "$extra"; } > "$DEST_DIR/config.yml.new"
-	mv "$DEST_DIR/config.yml.new" "$DEST_DIR/config.yml"
+	dest_config "$extra"
 	u=$(new_server)
 	out=$(env -i REQUEST_METHOD=POST REQUEST_URI=/api/transfers/uploads QUERY_STRING= \
 		HTTP_AUTHORIZATION="Bearer $(token_for "$u")" HTTP_UPLOAD_COMPLETE='?0' \
@@ -156,10 +169,7 @@ chunk_case() {
 	secret=$(json_get "$(body_of "$out")" '["secret"]')
 	wait_for "chunked $name: its assembler" 60 test -n "$(asm_of "$id")"
 	asm=$(asm_of "$id")
-	ok "chunked $name: the assembler at nice $want_nice" \
-		wait_for "nice $want_nice" 60 prio_is nices "$asm" "$want_nice"
-	ok "chunked $name: ... and I/O priority '$want_io'" \
-		wait_for "I/O priority $want_io" 60 prio_is ios "$asm" "$want_io"
+	prio_now "chunked $name: the assembler" "$asm" "$want_nice" "$want_io"
 	rm -f "$WX_TEST_TMP/go"
 	feed "$WX_TEST_TMP/big.body" "$WX_TEST_TMP/go" | env -i REQUEST_METHOD=PATCH \
 		REQUEST_URI="/api/transfers/uploads/$id" QUERY_STRING= HTTP_AUTHORIZATION="Bearer $secret" \
@@ -171,16 +181,8 @@ chunk_case() {
 	# The chunk's file in the spool exists while the worker reads it.
 	wait_for "chunked $name: the PATCH is read" 60 \
 		bash -c "ls '$DEST_DIR/state/uploads/$id.spool'/.tmp-* >/dev/null 2>&1"
-	ok "chunked $name: the worker reads the PATCH at nice $want_nice" \
-		wait_for "nice $want_nice" 60 prio_is nices "$WORKER" "$want_nice"
-	ok "chunked $name: ... and I/O priority '$want_io'" \
-		wait_for "I/O priority $want_io" 60 prio_is ios "$WORKER" "$want_io"
-	touch "$WX_TEST_TMP/go"
-	wait_for "chunked $name: the PATCH to end" 120 bash -c "! kill -0 $poster 2>/dev/null"
-	wait $poster
-	is "$(status_of "$(cat "$WX_TEST_TMP/patch.out")")" 202 "chunked $name: the last chunk is acknowledged (202)"
-	is "$(nices "$WORKER"):$(ios "$WORKER")" "$SELF_NICE:$SELF_IO" \
-		"chunked $name: afterwards the worker has its priority back"
+	prio_now "chunked $name: the worker reads the PATCH" "$WORKER" "$want_nice" "$want_io"
+	release "chunked $name" "$poster" "$WX_TEST_TMP/patch.out" 202 "the last chunk is acknowledged"
 	wait_for "chunked $name: the upload to end" 120 rec_final "$DEST_DIR/state" "$u"
 	is "$(rec "$DEST_DIR/state" "$u" '["status"]')" completed "chunked $name: the transfer completes"
 }
