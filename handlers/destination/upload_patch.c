@@ -176,7 +176,7 @@ superseded(void *ctx)
  * the chunk; the fsync is what makes it durable.
  */
 struct chunk_wb {
-	int64_t window, piece;   /* 0: off */
+	int64_t window;          /* bytes in flight at most; 0: off */
 	int64_t submitted;       /* [0, submitted) handed to the disk */
 	int64_t waited;          /* [0, waited) on the disk */
 };
@@ -184,10 +184,10 @@ struct chunk_wb {
 static void
 chunk_wb_wrote(struct chunk_wb *w, int fd, int64_t written)
 {
-	if (w->piece <= 0 || written - w->submitted < w->piece)
+	if (w->window <= 0 || written - w->submitted < w->window / 4)
 		return;
 	if (sync_file_range(fd, w->submitted, written - w->submitted, SYNC_FILE_RANGE_WRITE) < 0) {
-		w->piece = 0;
+		w->window = 0;
 		return;
 	}
 	w->submitted = written;
@@ -196,7 +196,7 @@ chunk_wb_wrote(struct chunk_wb *w, int fd, int64_t written)
 	int64_t upto = w->submitted - w->window;
 	if (sync_file_range(fd, w->waited, upto - w->waited, SYNC_FILE_RANGE_WAIT_BEFORE |
 	    SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) < 0) {
-		w->piece = 0;
+		w->window = 0;
 		return;
 	}
 	w->waited = upto;
@@ -219,8 +219,7 @@ read_chunk(struct patch *p, unsigned char *sha, size_t sha_len, unsigned char go
 	char *buf = xmalloc(READ_PIECE);
 	int64_t got_bytes = 0;
 	int rc = 0;
-	int64_t window = p->req->cfg->transfers.write_behind;
-	struct chunk_wb wb = { window, window / 4, 0, 0 };
+	struct chunk_wb wb = { p->req->cfg->transfers.write_behind, 0, 0 };
 	/* download_limit paces the bytes off the network, node-wide, as for the
 	 * single POST; the assembler reads the spool unpaced (paying twice
 	 * would halve the rate). */
