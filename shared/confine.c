@@ -20,6 +20,8 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -33,18 +35,38 @@ fail(char *err, size_t errsize, const char *fmt, ...)
 	return -1;
 }
 
-/* Empties the effective, permitted and inheritable capability sets (a
- * process that stays uid 0 keeps none of root's powers). */
+/* Sets the effective and permitted capability sets to mask (bits 1 << CAP_x,
+ * the first 32 in word 0), empties the inheritable and ambient ones. */
 static int
-drop_caps(char *err, size_t errsize)
+set_caps(uint64_t mask, char *err, size_t errsize)
 {
 	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
 	struct __user_cap_data_struct d[2];
 	memset(d, 0, sizeof d);
+	d[0].effective = d[0].permitted = (uint32_t)mask;
+	d[1].effective = d[1].permitted = (uint32_t)(mask >> 32);
 	(void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
 	if (syscall(SYS_capset, &h, d) < 0)
 		return fail(err, errsize, "capset: %s", strerror(errno));
 	return 0;
+}
+
+/* Empties every capability set (a process that stays uid 0 keeps none of
+ * root's powers). */
+static int
+drop_caps(char *err, size_t errsize)
+{
+	return set_caps(0, err, errsize);
+}
+
+/* The bounding set is left as it is: it only limits what an execve gains,
+ * and the confinement's seccomp filter kills execve. */
+int
+wx_keep_caps(uint64_t mask, char *err, size_t errsize)
+{
+	if (geteuid() != 0)
+		return 0;
+	return set_caps(mask, err, errsize);
 }
 
 int
@@ -112,6 +134,7 @@ apply_rlimits(const struct wx_confine_policy *pol, char *err, size_t errsize)
 #define LL_FS_REFER     (1ULL << 13)                /* ABI 2 */
 #define LL_FS_TRUNCATE  (1ULL << 14)                /* ABI 3 */
 #define LL_FS_IOCTL_DEV (1ULL << 15)                /* ABI 5 */
+#define LL_NET_BIND     1ULL                        /* ABI 4: BIND_TCP */
 #define LL_NET_ALL      3ULL                        /* ABI 4: BIND_TCP, CONNECT_TCP */
 #define LL_SCOPE_ALL    3ULL                        /* ABI 6: abstract unix sockets, signals */
 #define LL_READ         (LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR)
@@ -146,7 +169,8 @@ add_fd(int ruleset, int fd, uint64_t access, const char *what, char *err, size_t
 	return 0;
 }
 
-/* A read rule for path; a missing path is skipped. */
+/* A read rule for path (a directory: beneath it; a file: that file); a
+ * missing path is skipped. */
 static int
 add_path(int ruleset, const char *path, uint64_t access, char *err, size_t errsize)
 {
@@ -154,6 +178,13 @@ add_path(int ruleset, const char *path, uint64_t access, char *err, size_t errsi
 	if (fd < 0)
 		return errno == ENOENT ? 0 : fail(err, errsize, "Landlock: open %s: %s", path,
 		    strerror(errno));
+	struct stat sb;
+	if (fstat(fd, &sb) < 0) {
+		close(fd);
+		return fail(err, errsize, "Landlock: stat %s: %s", path, strerror(errno));
+	}
+	if (!S_ISDIR(sb.st_mode))
+		access &= LANDLOCK_ACCESS_FS_READ_FILE;
 	int rc = add_fd(ruleset, fd, access, path, err, errsize);
 	close(fd);
 	return rc;
@@ -169,7 +200,8 @@ apply_landlock(const struct wx_confine_policy *pol, int abi, char *err, size_t e
 	if (abi >= 3)
 		attr.handled_access_fs |= LL_FS_TRUNCATE;
 	if (abi >= 4) {
-		attr.handled_access_net = LL_NET_ALL;   /* no rule: no TCP bind or connect */
+		/* No rule: no TCP bind, and no connect unless left unhandled. */
+		attr.handled_access_net = pol->tcp_connect ? LL_NET_BIND : LL_NET_ALL;
 		size = offsetof(struct ll_ruleset_attr, scoped);
 	}
 	if (abi >= 5)
@@ -239,6 +271,28 @@ static const char *const killed_syscalls[] = {
 	"socket", "socketpair",
 };
 
+/* The client profile: refused with EPERM (system administration, kernel
+ * interfaces an unprivileged client never needs, io_uring, which would
+ * bypass this filter). */
+static const char *const client_refused[] = {
+	"mount", "umount2", "pivot_root", "chroot", "swapon", "swapoff", "reboot",
+	"kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
+	"unshare", "setns", "bpf", "perf_event_open", "keyctl", "add_key", "request_key",
+	"userfaultfd", "acct", "settimeofday", "clock_settime", "clock_adjtime", "adjtimex",
+	"sethostname", "setdomainname", "iopl", "ioperm", "open_by_handle_at",
+	"name_to_handle_at", "fanotify_init", "quotactl", "syslog", "vhangup", "mknod",
+	"mknodat", "io_uring_setup", "io_uring_enter", "io_uring_register",
+	"mount_setattr", "move_mount", "open_tree", "fsopen", "fsconfig", "fsmount", "fspick",
+};
+
+/* ... and killed. */
+static const char *const client_killed[] = {
+	"execve", "execveat", "process_vm_readv", "process_vm_writev",
+#ifndef WX_SANITIZERS
+	"ptrace",       /* LeakSanitizer stops the threads with it at exit */
+#endif
+};
+
 static int
 add_rule(scmp_filter_ctx ctx, uint32_t action, const char *name, char *err, size_t errsize)
 {
@@ -252,29 +306,82 @@ add_rule(scmp_filter_ctx ctx, uint32_t action, const char *name, char *err, size
 }
 
 static int
-apply_seccomp(char *err, size_t errsize)
+add_rules(scmp_filter_ctx ctx, uint32_t action, const char *const *names, size_t n, char *err,
+    size_t errsize)
 {
-	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
-	if (ctx == NULL)
-		return fail(err, errsize, "seccomp: cannot set up a filter");
-	int rc = -1;
-	for (size_t i = 0; i < sizeof allowed_syscalls / sizeof *allowed_syscalls; i++)
-		if (add_rule(ctx, SCMP_ACT_ALLOW, allowed_syscalls[i], err, errsize) < 0)
-			goto out;
-	for (size_t i = 0; i < sizeof killed_syscalls / sizeof *killed_syscalls; i++)
-		if (add_rule(ctx, SCMP_ACT_KILL_PROCESS, killed_syscalls[i], err, errsize) < 0)
-			goto out;
+	for (size_t i = 0; i < n; i++)
+		if (add_rule(ctx, action, names[i], err, errsize) < 0)
+			return -1;
+	return 0;
+}
+
+#define NAMES(a) (a), sizeof (a) / sizeof *(a)
+
+static int
+parser_filter(scmp_filter_ctx ctx, char *err, size_t errsize)
+{
+	if (add_rules(ctx, SCMP_ACT_ALLOW, NAMES(allowed_syscalls), err, errsize) < 0 ||
+	    add_rules(ctx, SCMP_ACT_KILL_PROCESS, NAMES(killed_syscalls), err, errsize) < 0)
+		return -1;
 	/* abort() signals itself; signals to other processes are refused. */
 	const struct scmp_arg_cmp self = { .arg = 0, .op = SCMP_CMP_EQ,
 		.datum_a = (scmp_datum_t)getpid(), .datum_b = 0 };
 	int r = seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1, &self);
 	if (r == 0)
 		r = seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1, &self);
-	if (r < 0) {
-		fail(err, errsize, "seccomp: rule for tgkill/kill: %s", strerror(-r));
-		goto out;
+	if (r < 0)
+		return fail(err, errsize, "seccomp: rule for tgkill/kill: %s", strerror(-r));
+	return 0;
+}
+
+/* Socket families a client keeps: unix (syslog), inet, inet6, netlink
+ * (getaddrinfo's AI_ADDRCONFIG). */
+static bool
+client_family(int family)
+{
+	return family == AF_UNIX || family == AF_INET || family == AF_INET6 ||
+	    family == AF_NETLINK;
+}
+
+#define FAMILY_SCAN 64          /* above AF_MAX of any kernel so far */
+
+static int
+client_filter(scmp_filter_ctx ctx, char *err, size_t errsize)
+{
+	if (add_rules(ctx, SCMP_ACT_ERRNO(EPERM), NAMES(client_refused), err, errsize) < 0 ||
+	    add_rules(ctx, SCMP_ACT_KILL_PROCESS, NAMES(client_killed), err, errsize) < 0)
+		return -1;
+	int r = 0;
+	for (int f = 0; f < FAMILY_SCAN && r == 0; f++) {
+		if (client_family(f))
+			continue;
+		const struct scmp_arg_cmp is = { .arg = 0, .op = SCMP_CMP_EQ,
+			.datum_a = (scmp_datum_t)f, .datum_b = 0 };
+		r = seccomp_rule_add_array(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), SCMP_SYS(socket), 1,
+		    &is);
 	}
-	r = seccomp_load(ctx);
+	if (r == 0) {
+		const struct scmp_arg_cmp above = { .arg = 0, .op = SCMP_CMP_GE,
+			.datum_a = FAMILY_SCAN, .datum_b = 0 };
+		r = seccomp_rule_add_array(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), SCMP_SYS(socket), 1,
+		    &above);
+	}
+	if (r < 0)
+		return fail(err, errsize, "seccomp: rule for socket: %s", strerror(-r));
+	return 0;
+}
+
+static int
+apply_seccomp(enum wx_seccomp_profile profile, char *err, size_t errsize)
+{
+	scmp_filter_ctx ctx = seccomp_init(profile == WX_SECCOMP_CLIENT ? SCMP_ACT_ALLOW :
+	    SCMP_ACT_ERRNO(EPERM));
+	if (ctx == NULL)
+		return fail(err, errsize, "seccomp: cannot set up a filter");
+	int rc = -1;
+	if ((profile == WX_SECCOMP_CLIENT ? client_filter : parser_filter)(ctx, err, errsize) < 0)
+		goto out;
+	int r = seccomp_load(ctx);
 	if (r < 0) {
 		fail(err, errsize, "seccomp: load: %s", strerror(-r));
 		goto out;
@@ -314,7 +421,7 @@ wx_confine(const struct wx_confine_policy *pol, struct wx_confine_report *rep, c
 		snprintf(missing + n, sizeof missing - n, "%sseccomp (not in this kernel)",
 		    n ? ", " : "");
 	} else {
-		if (apply_seccomp(err, errsize) < 0)
+		if (apply_seccomp(pol->seccomp, err, errsize) < 0)
 			return -1;
 		rep->seccomp = true;
 	}

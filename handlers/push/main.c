@@ -271,6 +271,10 @@ run(struct job *job, char *why, size_t whysize)
 	job_phase(job, WX_PHASE_PREPARING);
 	job_log(job, "Preparing to stream server data to destination...");
 	job_status(job, "processing");
+	/* Supervised: confined before it asks anything of the destination (the
+	 * supervisor runs the stop hook); otherwise right after the hook. */
+	if (job->broker_fd >= 0 && push_confine(job, why, whysize) < 0)
+		return OUT_FAILED;
 	struct stat sb;
 	if (stat(job->server_dir, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
 		snprintf(why, whysize, "The server's data directory %s is gone.", job->server_dir);
@@ -293,7 +297,7 @@ run(struct job *job, char *why, size_t whysize)
 			return OUT_FAILED;
 		}
 	}
-	if (stop_server(job, why, whysize) < 0)
+	if (stop_via_supervisor(job, why, whysize) < 0)
 		return job->stop != JOB_RUNNING ? OUT_STOPPED : OUT_FAILED;
 	if (measure(job, why, whysize) < 0)
 		return job->stop != JOB_RUNNING ? OUT_STOPPED : OUT_FAILED;
@@ -312,6 +316,8 @@ resume(struct job *job, char *why, size_t whysize)
 	}
 	job->rec.pid = getpid();
 	job_log(job, "The push worker was started again after it died; the upload resumes.");
+	if (push_confine(job, why, whysize) < 0)
+		return OUT_FAILED;
 	if (job_should_stop(job))
 		return OUT_STOPPED;
 	if (measure(job, why, whysize) < 0)
@@ -330,6 +336,8 @@ job_free(struct job *job)
 	free(job->server_dir);
 	wx_state_close(&job->st);
 	wx_config_free(job->cfg);
+	if (job->broker_fd >= 0)
+		close(job->broker_fd);
 	curl_slist_free_all(job->connect_to);
 }
 
@@ -355,6 +363,7 @@ main(int argc, char **argv)
 	struct job job;
 	memset(&job, 0, sizeof job);
 	job.lock_fd = -1;
+	job.broker_fd = -1;
 	if (argc - first != 1 || wx_uuid_normalize(argv[first], job.uuid) < 0) {
 		fprintf(stderr, "wingxfer-push: expected exactly one argument, the server's UUID\n"
 		    "Try 'wingxfer-push --help'.\n");

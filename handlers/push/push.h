@@ -97,6 +97,8 @@ struct job {
 	char caps_why[300];
 	CURL *curl;              /* the preflight's handle, taken over by the upload; or NULL */
 	int64_t chunk_size;      /* > 0: the chunked upload with chunks of this size (chunked.c) */
+	int broker_fd;           /* the worker's end of its supervisor's socket (supervise.c), in
+	                          * the supervisor its own end; -1 when unsupervised */
 };
 
 /* Skipped sockets, FIFOs and devices named in the log; the rest are counted. */
@@ -167,6 +169,30 @@ void progress_bar(int64_t done, int64_t total, char *out, size_t size);
 /* --- stop.c --- */
 /* Runs hooks.stop (and hooks.kill after a timeout).  0, or -1 with why set. */
 int stop_server(struct job *job, char *why, size_t whysize);
+/*
+ * In a supervised worker (broker_fd >= 0): asks the supervisor to run
+ * stop_server and waits for its answer (a stop signal meanwhile asks it to
+ * kill the hook); the record is read again afterwards and a cancel or stop
+ * seen there is the job's.  Unsupervised: stop_server here, then
+ * push_sandbox_enter.  0, or -1 with why set or job->stop set.
+ */
+int stop_via_supervisor(struct job *job, char *why, size_t whysize);
+/*
+ * In the supervisor, when its socket to the worker is readable: serves one
+ * request (runs stop_server on the record as the worker saved it).  false
+ * when the worker closed its end (it exited or died).
+ */
+bool stop_serve(struct job *job);
+
+/* --- sandbox.c --- */
+/*
+ * Confines the push worker for good (uid 0 with CAP_DAC_READ_SEARCH only;
+ * Landlock, seccomp: see sandbox.c).  0, or -1 with err filled: the worker
+ * must not go on.
+ */
+int push_sandbox_enter(struct job *job, char *err, size_t errsize);
+/* push_sandbox_enter for the worker: 0, or -1 with why set (and logged). */
+int push_confine(struct job *job, char *why, size_t whysize);
 
 /* --- connect_to.c --- */
 /*

@@ -9,6 +9,10 @@
  * death is left as before to wingxfer-watchdog (the
  * record stays active, the lock is released when the supervisor exits).
  * Stop signals and the cancel signal are passed on to the worker.
+ *
+ * The supervisor is not confined: it runs hooks.stop for its worker, which
+ * is (stop.c, sandbox.c).  Each worker gets a fresh SOCK_SEQPACKET socket
+ * to it (job->broker_fd in both).
  */
 #include "autoconf.h"
 
@@ -18,10 +22,11 @@
 #include "util.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #define SUPERVISE_RESTARTS 3
@@ -47,14 +52,31 @@ int
 supervise(struct job *job, int *exit_code)
 {
 	for (int restarts = 0;; restarts++) {
+		int sv[2] = { -1, -1 };
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+			wx_warn("cannot make the push worker's socket (%s): it runs the stop hook "
+			    "itself and is confined after it", strerror(errno));
+			sv[0] = sv[1] = -1;
+		}
 		pid_t pid = fork();
 		if (pid < 0) {
 			wx_warn("cannot fork the push worker (%s): it runs unsupervised",
 			    strerror(errno));
+			if (sv[0] >= 0) {
+				close(sv[0]);
+				close(sv[1]);
+			}
 			return 0;
 		}
-		if (pid == 0)
+		if (pid == 0) {
+			if (sv[0] >= 0)
+				close(sv[0]);
+			job->broker_fd = sv[1];
 			return restarts == 0 ? 0 : 1;
+		}
+		if (sv[1] >= 0)
+			close(sv[1]);
+		job->broker_fd = sv[0];
 		int status = 0;
 		bool forwarded_stop = false;
 		for (;;) {
@@ -63,6 +85,9 @@ supervise(struct job *job, int *exit_code)
 				break;
 			if (w < 0 && errno != EINTR) {
 				wx_err("cannot wait for the push worker %ld: %s", (long)pid, strerror(errno));
+				if (job->broker_fd >= 0)
+					close(job->broker_fd);
+				job->broker_fd = -1;
 				*exit_code = EXIT_FAILED;
 				return -1;
 			}
@@ -74,9 +99,16 @@ supervise(struct job *job, int *exit_code)
 				wx_interrupted = 0;
 				(void)kill(pid, SIGUSR2);
 			}
-			struct timespec ts = { 0, SUPERVISE_POLL_MS * 1000000L };
-			nanosleep(&ts, NULL);
+			struct pollfd pfd = { .fd = job->broker_fd, .events = POLLIN };
+			if (poll(&pfd, job->broker_fd >= 0 ? 1 : 0, SUPERVISE_POLL_MS) > 0 &&
+			    !stop_serve(job)) {
+				close(job->broker_fd);  /* the worker closed its end */
+				job->broker_fd = -1;
+			}
 		}
+		if (job->broker_fd >= 0)
+			close(job->broker_fd);
+		job->broker_fd = -1;
 		if (WIFEXITED(status)) {
 			*exit_code = WEXITSTATUS(status);
 			return -1;
