@@ -86,6 +86,7 @@ push_sandbox_enter(struct job *job, char *err, size_t errsize)
 	int nconn = cfg->transfers.connect_to.count;
 	size_t nreads = SYSTEM_READS + JOB_READS + (size_t)nconn + 1;
 	const char **reads = xcalloc(nreads, sizeof *reads);
+	/* Where body.c looks for them (config.c always sets both directories). */
 	char *backups = xasprintf("%s/%s", cfg->backup_directory, job->uuid);
 	char *install_log = xasprintf("%s/install/%s.log", cfg->log_directory, job->uuid);
 	size_t i = 0;
