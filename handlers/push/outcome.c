@@ -8,6 +8,7 @@
 #include "autoconf.h"
 
 #include "push.h"
+#include "config.h"
 #include "log.h"
 #include "panel.h"
 #include "util.h"
@@ -80,7 +81,18 @@ outcome_finish(struct job *job, enum outcome out, const char *why)
 	job_log(job, "%s", reason);
 	job_status(job, "failure");
 	progress_update(job, true);
+	/* A supervised worker no longer holds the node token (sandbox.c): its
+	 * supervisor delivers the queued report when it has exited. */
+	if (job->cfg->token != NULL)
+		outcome_tell_panel(job, reason);
+	return code;
+}
 
+void
+outcome_tell_panel(struct job *job, const char *reason)
+{
+	struct wx_record *r = &job->rec;
+	char tid[64];
 	struct wx_panel_answer ans;
 	memset(&ans, 0, sizeof ans);
 	int pr = wx_panel_report(job->cfg, &job->st, job->uuid,
@@ -101,8 +113,24 @@ outcome_finish(struct job *job, enum outcome out, const char *why)
 	json_object_object_add(cb, "result", json_object_new_string(result));
 	json_object_object_add(cb, "status", json_object_new_int64(ans.status));
 	json_object_object_add(cb, "detail", json_object_new_string(ans.detail));
+	if (r->extra == NULL)
+		r->extra = json_object_new_object();
 	json_object_object_add(r->extra, "callback_result", cb);
-	job_save(job);
-	return code;
+	/* Not job_save: in the supervisor the job's counters are not the record's. */
+	if (wx_record_save(&job->st, r) < 0)
+		wx_warn("cannot save the transfer record: %s", strerror(errno));
 }
 
+void
+outcome_deliver(struct job *job)
+{
+	wx_record_clear(&job->rec);
+	if (wx_record_load(&job->st, job->uuid, &job->rec) < 0)
+		return;
+	struct wx_record *r = &job->rec;
+	if ((r->status != WX_ST_FAILED && r->status != WX_ST_CANCELLED) || r->callback == NULL ||
+	    strcmp(r->callback, wx_callback_kind_name(WX_CALLBACK_FAILURE)) != 0 ||
+	    (r->extra != NULL && json_object_object_get_ex(r->extra, "callback_result", NULL)))
+		return;
+	outcome_tell_panel(job, r->error != NULL ? r->error : "The transfer failed.");
+}

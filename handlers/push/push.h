@@ -151,8 +151,20 @@ int setup_record(struct job *job, const struct push_opts *o);
 
 /* --- outcome.c --- */
 enum outcome { OUT_COMPLETED, OUT_FAILED, OUT_STOPPED };
-/* Records the outcome (and tells the panel of a failure); the exit status. */
+/*
+ * Records the outcome and queues a failure report for the panel, which it
+ * also delivers while the job has the node token (unsupervised); the exit
+ * status.
+ */
 int outcome_finish(struct job *job, enum outcome out, const char *why);
+/* Delivers the queued failure report (wx_panel_report) and records how it went. */
+void outcome_tell_panel(struct job *job, const char *reason);
+/*
+ * In the supervisor, once its worker has exited: delivers the failure
+ * report the worker queued but could not send (its record says failed or
+ * cancelled with a failure callback and no callback_result).
+ */
+void outcome_deliver(struct job *job);
 
 /* --- progress.c --- */
 /* Marks the start of streaming: the 5 s "Uploading" ticks begin. */

@@ -13,7 +13,8 @@
  *   mount, namespace or key calls, only unix/inet/inet6/netlink sockets.
  *
  * Hooks are never run from here: the supervisor runs hooks.stop for the
- * worker (stop.c).  Must be called while the process has one thread
+ * worker (stop.c).  A supervised worker also wipes the node token: the
+ * supervisor delivers its failure report to the panel (outcome.c).  Must be called while the process has one thread
  * (Landlock, capabilities and seccomp apply to the calling thread and the
  * threads it starts afterwards).
  */
@@ -132,12 +133,27 @@ out:
 	return rc;
 }
 
+/* The node token is the panel's key to this node; the worker has no use for
+ * it once the supervisor reports to the panel.  main.c loads the config with
+ * freed memory overwritten, so these are the only copies left. */
+static void
+wipe_node_token(struct wx_config *cfg)
+{
+	wx_free_secret(cfg->token);
+	cfg->token = NULL;
+	wx_free_secret(cfg->token_spec);
+	cfg->token_spec = NULL;
+}
+
 int
 push_confine(struct job *job, char *why, size_t whysize)
 {
 	char err[600];
-	if (push_sandbox_enter(job, err, sizeof err) == 0)
+	if (push_sandbox_enter(job, err, sizeof err) == 0) {
+		if (job->broker_fd >= 0)
+			wipe_node_token(job->cfg);
 		return 0;
+	}
 	wx_err("confinement: %s", err);
 	snprintf(why, whysize, "This node could not confine its push worker (%s); nothing was "
 	    "sent.", err);

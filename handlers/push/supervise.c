@@ -11,7 +11,8 @@
  * Stop signals and the cancel signal are passed on to the worker.
  *
  * The supervisor is not confined: it runs hooks.stop for its worker, which
- * is (stop.c, sandbox.c).  Each worker gets a fresh SOCK_SEQPACKET socket
+ * is (stop.c, sandbox.c), and delivers the failure report its worker queued
+ * (the worker has wiped the node token; outcome.c).  Each worker gets a fresh SOCK_SEQPACKET socket
  * to it (job->broker_fd in both).
  */
 #include "autoconf.h"
@@ -111,6 +112,7 @@ supervise(struct job *job, int *exit_code)
 		job->broker_fd = -1;
 		if (WIFEXITED(status)) {
 			*exit_code = WEXITSTATUS(status);
+			outcome_deliver(job);
 			return -1;
 		}
 		int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;

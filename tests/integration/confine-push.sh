@@ -11,7 +11,8 @@
 #     works.  As root, and started as nobody.
 #  2. A real transfer between two Apache nodes with TLS, held by
 #     upload_limit: while the body streams, the worker has uid 0 with only
-#     CAP_DAC_READ_SEARCH, NoNewPrivs 1 and Seccomp 2; its parent (the
+#     CAP_DAC_READ_SEARCH, NoNewPrivs 1 and Seccomp 2, and no copy of the
+#     node token in its memory; its parent (the
 #     supervisor holding the lock) is not confined, and the stop hook it ran
 #     had all of root's capabilities.  Then a cancel ends it (each node
 #     reports the failure at most once).  A worker stopped by SIGTERM while
@@ -99,16 +100,41 @@ node_setup a "    upload_limit: 1
     compression_level: 0
     hooks:
       stop: [$HOOKS/stop-record]"
-node_start a apache || { echo "not ok - apache does not start"; done_testing; exit 1; }
 node_setup b
 node_start b apache || { echo "not ok - apache does not start"; done_testing; exit 1; }
-for n in a b; do panel_node "$n" "id-$n" "token-$n" "${NODE_URL[$n]}"; done
+# A node token no other string can contain, to look for in memory.
+TOKEN_A=$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')
+sed -i "s/^token: .*/token: $TOKEN_A/" "$WX_TEST_TMP/a/config.yml"
+panel_node a id-a "$TOKEN_A" "${NODE_URL[a]}"
+panel_node b id-b token-b "${NODE_URL[b]}"
+node_start a apache || { echo "not ok - apache does not start"; done_testing; exit 1; }
 A_STATE="$WX_TEST_TMP/a/state"
 
-src_status() { https_curl -H "Authorization: Bearer token-a" "${NODE_URL[a]}/api/servers/$1/transfer"; }
+src_status() { https_curl -H "Authorization: Bearer $TOKEN_A" "${NODE_URL[a]}/api/servers/$1/transfer"; }
 state_of() { json_get "$(src_status "$1")" '["state"]' 2>/dev/null; }
 finished() { case "$(state_of "$1")" in completed|failed|cancelled) return 0 ;; esac; return 1; }
 field() { sed -n "s/^$2:[[:space:]]*//p" "/proc/$1/status"; }
+# mem_count PID TEXT: how often TEXT is in the process's readable memory
+# (mappings over 1 GiB, ASan's shadow, are left out).
+mem_count() {
+	python3 - "$1" "$2" <<'PY'
+import sys
+pid, needle = sys.argv[1], sys.argv[2].encode()
+n = 0
+with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
+    for line in maps:
+        f = line.split()
+        a, b = (int(x, 16) for x in f[0].split("-"))
+        if "r" not in f[1] or b - a > 1 << 30 or (len(f) > 5 and f[5].startswith("[v")):
+            continue
+        try:
+            mem.seek(a)
+            n += mem.read(b - a).count(needle)
+        except (OSError, ValueError):
+            pass
+print(n)
+PY
+}
 n_callbacks() { callbacks "$1" | grep -c "^$2 "; }
 has_failure() { [ "$(n_callbacks "$1" failure)" -ge 1 ]; }
 hook_running() { pgrep -f '^sleep 637.31$' >/dev/null; }
@@ -136,7 +162,10 @@ is "$(field "$W" CapEff)" 0000000000000004 "... with CAP_DAC_READ_SEARCH only"
 is "$(field "$W" CapPrm)" 0000000000000004 "... (permitted too)"
 is "$(field "$W" NoNewPrivs)" 1 "... NoNewPrivs 1"
 is "$(field "$W" Seccomp)" 2 "... Seccomp 2 (filter)"
+is "$(mem_count "$W" "$TOKEN_A")" 0 "... no copy of the node token in its memory"
 is "$(field "$SUP" Name)" wingxfer-push "its parent is the supervisor"
+ok "... whose memory has it (it reports to the panel; the scan works)" \
+	test "$(mem_count "$SUP" "$TOKEN_A")" -ge 1
 isnt_caps=$(field "$SUP" CapEff)
 ok "... which keeps root's capabilities ($isnt_caps)" test "$isnt_caps" != 0000000000000004 -a "$isnt_caps" != 0000000000000000
 is "$(field "$SUP" Seccomp)" 0 "... and is not confined"
@@ -145,7 +174,7 @@ is "$(sed -n 's/^ppid //p' "$HOOK")" "$SUP" "the stop hook was run by the superv
 is "$(sed -n 's/^CapEff:[[:space:]]*//p' "$HOOK")" "$isnt_caps" "... with root's capabilities"
 is "$(sed -n 's/^NoNewPrivs:[[:space:]]*//p' "$HOOK")" 0 "... NoNewPrivs 0"
 is "$(sed -n 's/^Seccomp:[[:space:]]*//p' "$HOOK")" 0 "... and no seccomp filter"
-out=$(https_curl -X DELETE -w '\n%{http_code}' -H "Authorization: Bearer token-a" "${NODE_URL[a]}/api/servers/$U/transfer")
+out=$(https_curl -X DELETE -w '\n%{http_code}' -H "Authorization: Bearer $TOKEN_A" "${NODE_URL[a]}/api/servers/$U/transfer")
 is "${out##*$'\n'}" 202 "a cancel of the held transfer: 202"
 wait_for "transfer $U ends" 300 finished "$U"
 ok "... the worker stops" wait_worker "$A_STATE" "$U" 120
