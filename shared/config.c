@@ -696,6 +696,15 @@ wx_config_free(struct wx_config *cfg)
 	free(cfg);
 }
 
+void
+wx_config_wipe_token(struct wx_config *cfg)
+{
+	wx_free_secret(cfg->token);
+	cfg->token = NULL;
+	wx_free_secret(cfg->token_spec);
+	cfg->token_spec = NULL;
+}
+
 /* YAML-quotes s if it needs it. */
 static void
 print_string(FILE *out, const char *s)

@@ -114,6 +114,11 @@ struct wx_config {
  */
 struct wx_config *wx_config_load(const char *path, char *err, size_t errsize);
 void wx_config_free(struct wx_config *cfg);
+/*
+ * Wipes and forgets the node token (token and token_spec, which may be the
+ * token itself): for a process that must not hold it (a confined child).
+ */
+void wx_config_wipe_token(struct wx_config *cfg);
 
 /* Prints the effective configuration as YAML, secrets redacted. */
 void wx_config_print(const struct wx_config *cfg, FILE *out);

@@ -14,6 +14,7 @@
 #include "autoconf.h"
 
 #include "destination.h"
+#include "freed_fill.h"
 #include "upload.h"
 #include "program.h"
 #include "request.h"
@@ -234,6 +235,10 @@ main(int argc, char **argv)
 		.capabilities = "zstd, gzip, preflight, chunked",
 		.chunk_max = UP_CHUNK_MAX,
 	};
+	/* For the process's life: the extractor it forks inherits no freed copy
+	 * of the node token (read again every 10 s), of other transfers' tokens
+	 * or of the panel's answers about other servers. */
+	wx_fill_freed(true);
 	/* The chunked upload's assembler, started by this program itself. */
 	if (argc > 1 && strcmp(argv[1], "--assemble") == 0)
 		return dest_assemble_main(argc, argv);

@@ -26,6 +26,7 @@
 #include "archive_paths.h"
 #include "confine.h"
 #include "config.h"
+#include "freed_fill.h"
 #include "fsutil.h"
 #include "json_get.h"
 #include "log.h"
@@ -229,9 +230,11 @@ child_main(struct receiver *rx, const char *boundary, pid_t parent, int in, int 
 		_exit(3);
 	wx_log_use_syslog(NULL);        /* syslog(3) would need a socket: stderr */
 	/* The node token is in this copy of the parent's memory; the parser
-	 * has no use for it, and its error text goes back to the sender. */
-	if (rx->cfg->token != NULL)
-		explicit_bzero(rx->cfg->token, strlen(rx->cfg->token));
+	 * has no use for it, and its error text goes back to the sender.  (No
+	 * freed copy: main.c has freed memory overwritten, wx_scrub_freed the
+	 * rest.)  The config is the parent's; this is this process's copy. */
+	wx_config_wipe_token((struct wx_config *)rx->cfg);
+	wx_scrub_freed();
 	int keep[] = { in, out, rx->staging_fd, parts_fd };
 	if (close_other_fds(keep, 4) < 0) {
 		snprintf(err, sizeof err, "descriptors: %s", strerror(errno));

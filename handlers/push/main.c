@@ -7,6 +7,7 @@
 
 #include "push.h"
 #include "config.h"
+#include "freed_fill.h"
 #include "fsutil.h"
 #include "log.h"
 #include "priority.h"
@@ -19,7 +20,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <locale.h>
-#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,17 +27,6 @@
 #include <unistd.h>
 
 #define CANCEL_POLL_MS 250
-#define FREED_FILL 0x5a         /* M_PERTURB's byte */
-
-#ifdef WX_SANITIZERS
-/* ASan's allocator ignores M_PERTURB: fill what is freed (main, above). */
-const char *__asan_default_options(void);
-const char *
-__asan_default_options(void)
-{
-	return "max_free_fill_size=1048576:free_fill_byte=90";
-}
-#endif
 
 static const char help[] =
 "NAME\n"
@@ -409,13 +398,12 @@ main(int argc, char **argv)
 	install_signals();
 	wx_log_set_transfer(job.uuid);
 	job.tty = o.lock_fd < 0 && isatty(2);
-	/* Every buffer freed while the config is read is overwritten (glibc's
-	 * M_PERTURB; under ASan see __asan_default_options below), so that the
-	 * worker, a fork of this process, holds no stale copy of the node token
-	 * after it wipes the live one (sandbox.c). */
-	(void)mallopt(M_PERTURB, FREED_FILL);
+	/* Every buffer freed while the config is read is overwritten, so that
+	 * the worker, a fork of this process, holds no stale copy of the node
+	 * token after it wipes the live one (sandbox.c). */
+	wx_fill_freed(true);
 	job.cfg = wx_cli_load_config(cli.config_arg);
-	(void)mallopt(M_PERTURB, 0);
+	wx_fill_freed(false);
 	if (job.cfg == NULL)
 		return EXIT_FAILED;
 	/* Before any thread or hook starts: they inherit it.  Not restored: the

@@ -23,6 +23,7 @@
 #include "push.h"
 #include "config.h"
 #include "confine.h"
+#include "freed_fill.h"
 #include "log.h"
 #include "util.h"
 
@@ -133,25 +134,18 @@ out:
 	return rc;
 }
 
-/* The node token is the panel's key to this node; the worker has no use for
- * it once the supervisor reports to the panel.  main.c loads the config with
- * freed memory overwritten, so these are the only copies left. */
-static void
-wipe_node_token(struct wx_config *cfg)
-{
-	wx_free_secret(cfg->token);
-	cfg->token = NULL;
-	wx_free_secret(cfg->token_spec);
-	cfg->token_spec = NULL;
-}
-
 int
 push_confine(struct job *job, char *why, size_t whysize)
 {
 	char err[600];
 	if (push_sandbox_enter(job, err, sizeof err) == 0) {
-		if (job->broker_fd >= 0)
-			wipe_node_token(job->cfg);
+		/* The panel's key to this node: the supervisor reports to the
+		 * panel.  main.c read the config with freed memory overwritten;
+		 * wx_scrub_freed clears what glibc kept unfilled. */
+		if (job->broker_fd >= 0) {
+			wx_config_wipe_token(job->cfg);
+			wx_scrub_freed();
+		}
 		return 0;
 	}
 	wx_err("confinement: %s", err);

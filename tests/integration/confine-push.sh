@@ -23,6 +23,7 @@
 . "$top_srcdir/tests/lib/webstack.sh"
 . "$top_srcdir/tests/lib/panel.sh"
 . "$top_srcdir/tests/lib/push.sh"
+. "$top_srcdir/tests/lib/proc.sh"
 webstack_init "the push worker's confinement"
 PANEL_TLS=1 panel_start || { echo "not ok 1 - panel emulator"; echo 1..1; exit 1; }
 PANEL_TLS=1
@@ -103,7 +104,7 @@ node_setup a "    upload_limit: 1
 node_setup b
 node_start b apache || { echo "not ok - apache does not start"; done_testing; exit 1; }
 # A node token no other string can contain, to look for in memory.
-TOKEN_A=$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')
+TOKEN_A=$(random_token)
 sed -i "s/^token: .*/token: $TOKEN_A/" "$WX_TEST_TMP/a/config.yml"
 panel_node a id-a "$TOKEN_A" "${NODE_URL[a]}"
 panel_node b id-b token-b "${NODE_URL[b]}"
@@ -113,28 +114,6 @@ A_STATE="$WX_TEST_TMP/a/state"
 src_status() { https_curl -H "Authorization: Bearer $TOKEN_A" "${NODE_URL[a]}/api/servers/$1/transfer"; }
 state_of() { json_get "$(src_status "$1")" '["state"]' 2>/dev/null; }
 finished() { case "$(state_of "$1")" in completed|failed|cancelled) return 0 ;; esac; return 1; }
-field() { sed -n "s/^$2:[[:space:]]*//p" "/proc/$1/status"; }
-# mem_count PID TEXT: how often TEXT is in the process's readable memory
-# (mappings over 1 GiB, ASan's shadow, are left out).
-mem_count() {
-	python3 - "$1" "$2" <<'PY'
-import sys
-pid, needle = sys.argv[1], sys.argv[2].encode()
-n = 0
-with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
-    for line in maps:
-        f = line.split()
-        a, b = (int(x, 16) for x in f[0].split("-"))
-        if "r" not in f[1] or b - a > 1 << 30 or (len(f) > 5 and f[5].startswith("[v")):
-            continue
-        try:
-            mem.seek(a)
-            n += mem.read(b - a).count(needle)
-        except (OSError, ValueError):
-            pass
-print(n)
-PY
-}
 n_callbacks() { callbacks "$1" | grep -c "^$2 "; }
 has_failure() { [ "$(n_callbacks "$1" failure)" -ge 1 ]; }
 hook_running() { pgrep -f '^sleep 637.31$' >/dev/null; }

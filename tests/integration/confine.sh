@@ -20,6 +20,7 @@
 . "$top_srcdir/tests/lib/webstack.sh"
 . "$top_srcdir/tests/lib/panel.sh"
 . "$top_srcdir/tests/lib/destination.sh"
+. "$top_srcdir/tests/lib/proc.sh"
 webstack_init "the privilege drop"
 panel_start
 NOBODY=$(id -u nobody)
@@ -59,9 +60,11 @@ node_setup c-apache
 DEST_DIR="$WX_TEST_TMP/c-apache"
 DATA="$DEST_DIR/data"
 sed -i "s/^    uid: .*/    uid: $NOBODY/; s/^    gid: .*/    gid: $NOGROUP/" "$DEST_DIR/config.yml"
+NODE_TOKEN=$(random_token)     # to look for in the extractor's memory
+sed -i "s/^token: .*/token: $NODE_TOKEN/" "$DEST_DIR/config.yml"
 node_start c-apache apache || { echo "not ok - apache does not start"; done_testing; exit 1; }
 URL=${NODE_URL[c-apache]}
-panel_node dest id-c-apache token-c-apache "$URL"
+panel_node dest id-c-apache "$NODE_TOKEN" "$URL"
 
 mkdir -p "$WX_TEST_TMP/src/dir"
 head -c 3000000 /dev/urandom > "$WX_TEST_TMP/src/blob.bin"
@@ -105,7 +108,6 @@ extractor_of() {
 	hit=${hit#/proc/}
 	EXTRACTOR=${hit%/cwd}
 }
-field() { sed -n "s/^$2:[[:space:]]*//p" "/proc/$1/status"; }
 
 # why_not: what the node was doing when a wait timed out.
 why_not() {
@@ -124,7 +126,10 @@ is "$(field "$EXTRACTOR" CapEff)" 0000000000000000 "... with no capabilities"
 is "$(field "$EXTRACTOR" NoNewPrivs)" 1 "... NoNewPrivs 1"
 is "$(field "$EXTRACTOR" Seccomp)" 2 "... Seccomp 2 (filter)"
 is "$(awk '/^Max core file size/ { print $5 }' "/proc/$EXTRACTOR/limits")" 0 "... no core dumps"
+is "$(mem_count "$EXTRACTOR" "$NODE_TOKEN")" 0 "... no copy of the node token in its memory"
 is "$(field "$PARENT" Name)" wingxfer-destin "its parent is the wingxfer-destination worker"
+ok "... whose memory has it (it checks tokens with it; the scan works)" \
+	test "$(mem_count "$PARENT" "$NODE_TOKEN")" -ge 1
 is "$(field "$PARENT" Uid | cut -f1)" 0 "... which runs as root (it renames into place, calls the panel)"
 finish_upload
 is "$CODE" 200 "the held transfer completes: 200"
