@@ -16,11 +16,11 @@
 #include "config.h"
 #include "destination.h"
 #include "util.h"
+#include "probe.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,21 +32,6 @@
 
 static const char *staging, *outside;
 static struct wx_config cfg;
-static int tap_n, tap_failed;
-
-static void __attribute__((format(printf, 2, 3)))
-tap(bool ok, const char *fmt, ...)
-{
-	printf("%s %d - ", ok ? "ok" : "not ok", ++tap_n);
-	va_list ap;
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	if (!ok)
-		tap_failed++;
-	fflush(stdout);
-}
 
 /* Enters the confinement the way the receiving child does. */
 static void
@@ -65,15 +50,6 @@ enter(void)
 		fprintf(stderr, "confine: %s\n", rx.staging_fd < 0 || parts_fd < 0 ? strerror(errno) : err);
 		_exit(2);
 	}
-}
-
-/* 0 when call failed with errno want, 1 when it worked, 2 otherwise. */
-static int
-refused(int rc, int want)
-{
-	if (rc >= 0)
-		return 1;
-	return errno == want ? 0 : 2;
 }
 
 static int
@@ -115,69 +91,14 @@ static int p_socket_unix(void) { (void)socket(AF_UNIX, SOCK_STREAM, 0); return 1
 static int p_ptrace_me(void) { (void)ptrace(PTRACE_TRACEME, 0, NULL, NULL); return 1; }
 static int p_ptrace_parent(void) { (void)ptrace(PTRACE_ATTACH, getppid(), NULL, NULL); return 1; }
 
-/* Runs probe in a confined child; returns its wait status. */
-static int
-run(int (*probe)(void))
-{
-	fflush(stdout);
-	pid_t pid = fork();
-	if (pid < 0) {
-		perror("fork");
-		exit(2);
-	}
-	if (pid == 0) {
-		enter();
-		_exit(probe());
-	}
-	int ws;
-	while (waitpid(pid, &ws, 0) < 0)
-		if (errno != EINTR)
-			exit(2);
-	return ws;
-}
-
-static void
-expect_exit0(const char *what, int (*probe)(void))
-{
-	int ws = run(probe);
-	char got[64];
-	snprintf(got, sizeof got, "%s %d", WIFEXITED(ws) ? "exit" : "signal",
-	    WIFEXITED(ws) ? WEXITSTATUS(ws) : WTERMSIG(ws));
-	tap(WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "%s (%s)", what, got);
-}
-
-static void
-expect_sigsys(const char *what, int (*probe)(void))
-{
-	int ws = run(probe);
-	char got[64];
-	snprintf(got, sizeof got, "%s %d", WIFEXITED(ws) ? "exit" : "signal",
-	    WIFEXITED(ws) ? WEXITSTATUS(ws) : WTERMSIG(ws));
-	tap(WIFSIGNALED(ws) && WTERMSIG(ws) == SIGSYS, "%s: killed by SIGSYS (%s)", what, got);
-}
-
 /* The child's /proc status, read by this (unconfined) process while the
  * child waits inside the confinement. */
 static void
 check_status(void)
 {
-	int go[2], ready[2];
-	if (pipe(go) < 0 || pipe(ready) < 0)
-		exit(2);
-	pid_t pid = fork();
-	if (pid == 0) {
-		close(go[1]);
-		close(ready[0]);
-		enter();
-		char c = 'r';
-		if (write(ready[1], &c, 1) != 1 || read(go[0], &c, 1) < 0)
-			_exit(2);
-		_exit(0);
-	}
-	close(go[0]);
-	close(ready[1]);
-	char c;
-	bool entered = read(ready[0], &c, 1) == 1;
+	struct held h = hold_confined();
+	bool entered = h.entered;
+	pid_t pid = h.pid;
 	char path[64], line[256];
 	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
 	FILE *f = entered ? fopen(path, "r") : NULL;
@@ -203,12 +124,7 @@ check_status(void)
 			wx_strlcpy(core, line, sizeof core);
 	if (f != NULL)
 		fclose(f);
-	c = 'g';
-	(void)write(go[1], &c, 1);
-	close(go[1]);
-	int ws;
-	while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
-		;
+	release(&h);
 	tap(entered, "the child entered the confinement");
 	char want_uid[64];
 	long u = cfg.uid >= 0 && geteuid() == 0 ? (long)cfg.uid : (long)geteuid();

@@ -17,13 +17,13 @@
 #include "confine.h"
 #include "push.h"
 #include "util.h"
+#include "probe.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,21 +40,6 @@ static struct wx_config cfg;
 static struct job job;
 static int listener = -1;
 static struct sockaddr_in listen_addr;
-static int tap_n, tap_failed;
-
-static void __attribute__((format(printf, 2, 3)))
-tap(bool ok, const char *fmt, ...)
-{
-	printf("%s %d - ", ok ? "ok" : "not ok", ++tap_n);
-	va_list ap;
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	if (!ok)
-		tap_failed++;
-	fflush(stdout);
-}
 
 static void
 enter(void)
@@ -64,15 +49,6 @@ enter(void)
 		fprintf(stderr, "confine: %s\n", err);
 		_exit(2);
 	}
-}
-
-/* 0 when call failed with errno want, 1 when it worked, 2 otherwise. */
-static int
-refused(int rc, int want)
-{
-	if (rc >= 0)
-		return 1;
-	return errno == want ? 0 : 2;
 }
 
 static char *
@@ -163,64 +139,14 @@ p_vm_read(void)
 	return 1;
 }
 
-static int
-run(int (*probe)(void))
-{
-	fflush(stdout);
-	pid_t pid = fork();
-	if (pid < 0) {
-		perror("fork");
-		exit(2);
-	}
-	if (pid == 0) {
-		enter();
-		_exit(probe());
-	}
-	int ws;
-	while (waitpid(pid, &ws, 0) < 0)
-		if (errno != EINTR)
-			exit(2);
-	return ws;
-}
-
-static void
-expect_exit0(const char *what, int (*probe)(void))
-{
-	int ws = run(probe);
-	tap(WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "%s (%s %d)", what,
-	    WIFEXITED(ws) ? "exit" : "signal", WIFEXITED(ws) ? WEXITSTATUS(ws) : WTERMSIG(ws));
-}
-
-static void
-expect_sigsys(const char *what, int (*probe)(void))
-{
-	int ws = run(probe);
-	tap(WIFSIGNALED(ws) && WTERMSIG(ws) == SIGSYS, "%s: killed by SIGSYS (%s %d)", what,
-	    WIFEXITED(ws) ? "exit" : "signal", WIFEXITED(ws) ? WEXITSTATUS(ws) : WTERMSIG(ws));
-}
-
 /* The child's /proc status, read while it waits inside the confinement:
  * one "Key: value" line per field on stdout as "# status Key value". */
 static void
 print_status(void)
 {
-	int go[2], ready[2];
-	if (pipe(go) < 0 || pipe(ready) < 0)
-		exit(2);
-	pid_t pid = fork();
-	if (pid == 0) {
-		close(go[1]);
-		close(ready[0]);
-		enter();
-		char c = 'r';
-		if (write(ready[1], &c, 1) != 1 || read(go[0], &c, 1) < 0)
-			_exit(2);
-		_exit(0);
-	}
-	close(go[0]);
-	close(ready[1]);
-	char c;
-	bool entered = read(ready[0], &c, 1) == 1;
+	struct held h = hold_confined();
+	bool entered = h.entered;
+	pid_t pid = h.pid;
 	tap(entered, "the child entered the confinement");
 	char path[64], line[256];
 	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
@@ -234,13 +160,7 @@ print_status(void)
 	}
 	if (f != NULL)
 		fclose(f);
-	c = 'g';
-	if (write(go[1], &c, 1) != 1)
-		perror("write");
-	close(go[1]);
-	int ws;
-	while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
-		;
+	release(&h);
 }
 
 static int
