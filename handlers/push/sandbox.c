@@ -3,6 +3,7 @@
  * that reads the customer's tree and parses what the destination and the
  * panel answer keeps only what that needs.
  *
+ * - resource limits: no core dumps, open files and address space bounded;
  * - uid 0 stays (the state directory and its records belong to root), but
  *   of root's capabilities only CAP_DAC_READ_SEARCH (read the customer's
  *   files whatever their modes);
@@ -26,6 +27,7 @@
 #include "freed_fill.h"
 #include "log.h"
 #include "util.h"
+#include "walk.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -52,6 +54,17 @@ static const char *const system_reads[] = {
 };
 
 #define SYSTEM_READS (sizeof system_reads / sizeof *system_reads)
+/* Open files: one directory per level of the deepest tree the walk takes,
+ * and room for sockets, the spool, logs and the file being read. */
+#define WORKER_NOFILE (WALK_MAX_DEPTH + 512)
+/* Address space: each of glibc's thread arenas reserves 128 MiB and each
+ * thread stack 8 MiB; the worker uses tens of MiB.  No bound under ASan,
+ * whose shadow reserves terabytes. */
+#ifdef WX_SANITIZERS
+#define WORKER_AS 0
+#else
+#define WORKER_AS (8LL << 30)
+#endif
 #define JOB_READS 4                    /* tree, backups, install log, transfers.ca_file */
 
 /* The number of threads of this process, or -1. */
@@ -116,6 +129,8 @@ push_sandbox_enter(struct job *job, char *err, size_t errsize)
 		.write_fds = &state_fd,
 		.nwrite_fds = 1,
 		.read_dirs = reads,
+		.nofile = WORKER_NOFILE,
+		.address_space = WORKER_AS,
 		.seccomp = WX_SECCOMP_CLIENT,
 		.tcp_connect = true,
 	};

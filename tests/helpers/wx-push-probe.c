@@ -160,6 +160,15 @@ print_status(void)
 	}
 	if (f != NULL)
 		fclose(f);
+	snprintf(path, sizeof path, "/proc/%d/limits", (int)pid);
+	f = entered ? fopen(path, "r") : NULL;
+	while (f != NULL && fgets(line, sizeof line, f) != NULL)
+		if (strncmp(line, "Max core file size", 18) == 0 ||
+		    strncmp(line, "Max open files", 14) == 0 ||
+		    strncmp(line, "Max address space", 17) == 0)
+			printf("# limit %s", line);
+	if (f != NULL)
+		fclose(f);
 	release(&h);
 }
 

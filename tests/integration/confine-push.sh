@@ -57,6 +57,7 @@ probe_run() {
 		"ok "*) ok "$1: ${line#ok [0-9]* - }" true ;;
 		"not ok "*) ok "$1: ${line#not ok [0-9]* - }" false ;;
 		"# status "*) diag "$1: ${line#\# status }" ;;
+		"# limit "*) diag "$1: ${line#\# limit }" ;;
 		esac
 	done < "$d/tap"
 	local abi skips want=0
@@ -71,6 +72,7 @@ probe_run() {
 	is "$(cat "$d/tree/open")" "" "$1: the tree is untouched"
 	ok "$1: nothing was created in /tmp" test ! -e /tmp/wx-push-probe-escape
 	STATUS_OF_PROBE=$(sed -n 's/^# status //p' "$d/tap")
+	LIMITS_OF_PROBE=$(sed -n 's/^# limit //p' "$d/tap")
 	[ -s "$d/err" ] && sed 's/^/# /' "$d/err"
 }
 status_field() { printf '%s\n' "$STATUS_OF_PROBE" | sed -n "s/^$1:[[:space:]]*//p"; }
@@ -81,6 +83,14 @@ is "$(status_field CapEff)" 0000000000000004 "as root: ... with CAP_DAC_READ_SEA
 is "$(status_field CapPrm)" 0000000000000004 "as root: ... and permitted"
 is "$(status_field NoNewPrivs)" 1 "as root: NoNewPrivs 1"
 is "$(status_field Seccomp)" 2 "as root: Seccomp 2 (filter)"
+limit() { printf '%s\n' "$LIMITS_OF_PROBE" | sed -n "s/^Max $1 *\([0-9a-z]*\) *\([0-9a-z]*\).*/\1 \2/p"; }
+is "$(limit 'core file size')" "0 0" "as root: no core dumps"
+is "$(limit 'open files')" "1024 1024" "as root: at most 1024 open files"
+if [ "$SANITIZERS" = 1 ]; then
+	diag "as root: address space: no bound in sanitizer builds ($(limit 'address space'))"
+else
+	is "$(limit 'address space')" "8589934592 8589934592" "as root: 8 GiB of address space"
+fi
 AS="setpriv --reuid=$NOBODY --regid=$NOGROUP --clear-groups" probe_run "not root" nobody
 is "$(status_field CapEff)" 0000000000000000 "not root: no capabilities"
 is "$(status_field Seccomp)" 2 "not root: the same confinement (Seccomp 2)"
