@@ -22,6 +22,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -105,6 +106,19 @@ p_connect(void)
 	if (s < 0)
 		return 2;
 	return connect(s, (struct sockaddr *)&listen_addr, sizeof listen_addr) == 0 ? 0 : 1;
+}
+
+/* Name resolution as libcurl asks for it (files, then DNS; AI_ADDRCONFIG
+ * asks the kernel over netlink which address families are configured). */
+static int
+p_resolve(void)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+		.ai_flags = AI_ADDRCONFIG }, *res = NULL;
+	int rc = getaddrinfo("localhost", "443", &hints, &res);
+	if (res != NULL)
+		freeaddrinfo(res);
+	return rc == 0 ? 0 : 1;
 }
 
 static int
@@ -223,6 +237,7 @@ main(int argc, char **argv)
 	expect_exit0("mount: EPERM", p_mount);
 	expect_exit0("socket(AF_PACKET): EAFNOSUPPORT", p_packet);
 	expect_exit0("a TCP connection to 127.0.0.1 works", p_connect);
+	expect_exit0("resolving localhost (getaddrinfo, AI_ADDRCONFIG) works", p_resolve);
 	if (abi >= 4)
 		expect_exit0("binding a TCP port: EACCES (Landlock ABI 4+)", p_bind);
 	else
