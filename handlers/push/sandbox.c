@@ -15,9 +15,9 @@
  *
  * Hooks are never run from here: the supervisor runs hooks.stop for the
  * worker (stop.c).  A supervised worker also wipes the node token: the
- * supervisor delivers its failure report to the panel (outcome.c).  Must be called while the process has one thread
- * (Landlock, capabilities and seccomp apply to the calling thread and the
- * threads it starts afterwards).
+ * supervisor delivers its failure report to the panel (outcome.c).  Must
+ * be called while the process has one thread (Landlock, capabilities and
+ * seccomp apply to the calling thread and the threads it starts after).
  */
 #include "autoconf.h"
 
@@ -54,6 +54,7 @@ static const char *const system_reads[] = {
 };
 
 #define SYSTEM_READS (sizeof system_reads / sizeof *system_reads)
+#define JOB_READS 4                    /* tree, backups, install log, transfers.ca_file */
 /* Open files: one directory per level of the deepest tree the walk takes,
  * and room for sockets, the spool, logs and the file being read. */
 #define WORKER_NOFILE (WALK_MAX_DEPTH + 512)
@@ -65,7 +66,6 @@ static const char *const system_reads[] = {
 #else
 #define WORKER_AS (8LL << 30)
 #endif
-#define JOB_READS 4                    /* tree, backups, install log, transfers.ca_file */
 
 /* The number of threads of this process, or -1. */
 static int

@@ -12,8 +12,8 @@
  *
  * The supervisor is not confined: it runs hooks.stop for its worker, which
  * is (stop.c, sandbox.c), and delivers the failure report its worker queued
- * (the worker has wiped the node token; outcome.c).  Each worker gets a fresh SOCK_SEQPACKET socket
- * to it (job->broker_fd in both).
+ * (the worker has wiped the node token; outcome.c).  Each worker gets a
+ * fresh SOCK_SEQPACKET socket to it (job->broker_fd in both).
  */
 #include "autoconf.h"
 
@@ -47,6 +47,14 @@ resumable(struct job *job)
 	    json_object_is_type(v, json_type_object);
 	wx_record_clear(&r);
 	return ok;
+}
+
+static void
+close_broker(struct job *job)
+{
+	if (job->broker_fd >= 0)
+		close(job->broker_fd);
+	job->broker_fd = -1;
 }
 
 int
@@ -86,9 +94,7 @@ supervise(struct job *job, int *exit_code)
 				break;
 			if (w < 0 && errno != EINTR) {
 				wx_err("cannot wait for the push worker %ld: %s", (long)pid, strerror(errno));
-				if (job->broker_fd >= 0)
-					close(job->broker_fd);
-				job->broker_fd = -1;
+				close_broker(job);
 				*exit_code = EXIT_FAILED;
 				return -1;
 			}
@@ -102,14 +108,10 @@ supervise(struct job *job, int *exit_code)
 			}
 			struct pollfd pfd = { .fd = job->broker_fd, .events = POLLIN };
 			if (poll(&pfd, job->broker_fd >= 0 ? 1 : 0, SUPERVISE_POLL_MS) > 0 &&
-			    !stop_serve(job)) {
-				close(job->broker_fd);  /* the worker closed its end */
-				job->broker_fd = -1;
-			}
+			    !stop_serve(job))
+				close_broker(job);      /* the worker closed its end */
 		}
-		if (job->broker_fd >= 0)
-			close(job->broker_fd);
-		job->broker_fd = -1;
+		close_broker(job);
 		if (WIFEXITED(status)) {
 			*exit_code = WEXITSTATUS(status);
 			outcome_deliver(job);
