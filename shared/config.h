@@ -73,6 +73,9 @@ struct wx_transfers_config {
 	bool preflight;                  /* push: check the destination before the stop hook */
 	char *chunked;                   /* "auto" or "off" (docs/protocol.md) */
 	int64_t chunk_size;              /* largest chunk sent, bytes (1 MiB .. 96 MiB) */
+	char *presync;                   /* "auto" or "off" (docs/presync.md) */
+	int64_t presync_max_rounds;      /* rounds while the server runs, before the final one */
+	int64_t presync_threshold;       /* bytes: a round under this is the last before the stop */
 	int64_t resume_window;           /* seconds an upload may go without progress */
 	int64_t resume_attempts;         /* consecutive interruptions without progress */
 	int64_t write_behind;            /* destination: bytes of written data in flight, 0 = off */

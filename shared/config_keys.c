@@ -135,6 +135,16 @@ const struct wx_config_key wx_config_keys[] = {
 	{ "system.transfers.chunked", WX_KEY_CHOICE, T(chunked), "auto", 0, 0, "auto off",
 	  "auto: to a destination that names \"chunked\", send the transfer as resumable chunks "
 	  "(docs/protocol.md); off: always one POST, as Wings does" },
+	{ "system.transfers.presync", WX_KEY_CHOICE, T(presync), "auto", 0, 0, "auto off",
+	  "source: to a destination that names \"presync\" (and takes chunks), copy the server "
+	  "while it runs, then stop it only for a short final round of what changed "
+	  "(docs/presync.md); off: stop first, then copy, as Wings does" },
+	{ "system.transfers.presync_max_rounds", WX_KEY_INT, T(presync_max_rounds), "4", 1, 64,
+	  NULL, "source: rounds copied while the server runs before it is stopped for the "
+	  "final one" },
+	{ "system.transfers.presync_threshold", WX_KEY_SIZE, T(presync_threshold), "256MiB", 0,
+	  1LL << 50, NULL, "source: a round that sent less than this (or no less than the one "
+	  "before) is the last one before the stop" },
 	{ "system.transfers.chunk_size", WX_KEY_SIZE, T(chunk_size), "32MiB", 1LL << 20,
 	  96LL << 20, NULL, "largest chunk request body sent (1MiB..96MiB: it must fit a "
 	  "100 MB proxy limit such as Cloudflare's); a 413 halves it for the transfer" },

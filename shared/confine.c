@@ -242,7 +242,7 @@ static const char *const allowed_syscalls[] = {
 	"read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev",
 	"lseek", "close", "close_range", "dup", "dup2", "dup3", "fcntl", "ioctl",
 	"poll", "ppoll", "select", "pselect6",
-	"fsync", "fdatasync", "ftruncate", "truncate", "fallocate",
+	"fsync", "fdatasync", "syncfs", "ftruncate", "truncate", "fallocate",
 	/* write-behind of extracted files (handlers/destination/writebehind.h) */
 	"sync_file_range", "sync_file_range2", "fadvise64", "fadvise64_64", "arm_fadvise64_64",
 	/* files (Landlock decides where) */

@@ -113,6 +113,11 @@ struct receiver {
 	char *parts_dir;                /* <staging_root>/<uuid>.parts: backups and the
 	                                 * install log while receiving; NULL: beside
 	                                 * their final place (no sandbox) */
+	int parts_fd;                   /* child: the parts directory, or -1 */
+
+	/* a live pre-sync body instead of an archive (presync.c) */
+	struct rx_presync *presync;     /* child: NULL until its first part */
+	int64_t presync_rounds;         /* rounds applied (the final one included) */
 
 	/* other parts */
 	struct rx_backup *backups;
@@ -162,6 +167,14 @@ int rx_parts_verify(struct receiver *rx);
  * transfer created it and it is empty. */
 void rx_parts_cleanup(struct receiver *rx);
 int rx_parts_install(struct receiver *rx);    /* renames backups/logs into place */
+
+/* presync.c: whether a part name belongs to a pre-sync body; one such part
+ * (in the child); at the end of the body, the check that the final round
+ * came (and the data digest as archive_sha256); what it holds.  0 or -1. */
+bool rx_presync_part_name(const char *name);
+int rx_presync_part(struct receiver *rx, const char *name);
+int rx_presync_end(struct receiver *rx);
+void rx_presync_free(struct receiver *rx);
 
 /* extract.c: consumes the archive part into staging; 0 or -1. */
 int rx_extract(struct receiver *rx);

@@ -150,11 +150,15 @@ static const char help[] =
 "        the upload is final (at most 30 s), 410 when it already was.\n"
 "    OPTIONS /api/transfers\n"
 "        No authentication.  204 with Allow, X-Wingxfer-Capabilities:\n"
-"        zstd, gzip, preflight, chunked and X-Wingxfer-Chunk-Max: 100663296:\n"
-"        a wingxfer source then sends archive.tar.zst (Go Wings answers\n"
-"        OPTIONS without that header and is sent gzip), asks\n"
-"        POST /api/transfers/preflight before stopping the server, and sends\n"
-"        the body in chunks of at most that many bytes.\n"
+"        zstd, gzip, preflight, chunked, presync and X-Wingxfer-Chunk-Max:\n"
+"        100663296: a wingxfer source then sends archive.tar.zst (Go Wings\n"
+"        answers OPTIONS without that header and is sent gzip), asks\n"
+"        POST /api/transfers/preflight before stopping the server, sends\n"
+"        the body in chunks of at most that many bytes, and may send the\n"
+"        server as pre-sync rounds made while it runs instead of an archive\n"
+"        (docs/presync.md): each round is applied to the staging directory\n"
+"        and verified against the source's manifest; only a body that ends\n"
+"        with its final round is installed.\n"
 "\n"
 "OPTIONS\n"
 "    --config FILE     the node's config.yml (after $WINGXFER_CONFIG)\n"
@@ -232,7 +236,7 @@ main(int argc, char **argv)
 		.nroutes = WX_ARRAY_LEN(routes),
 		/* A wingxfer source sends zstd only to a destination that says so,
 		 * and asks POST /api/transfers/preflight only where it is named. */
-		.capabilities = "zstd, gzip, preflight, chunked",
+		.capabilities = "zstd, gzip, preflight, chunked, presync",
 		.chunk_max = UP_CHUNK_MAX,
 	};
 	/* For the process's life: the extractor it forks inherits no freed copy

@@ -240,7 +240,13 @@ rx_read_parts(struct receiver *rx)
 	int r;
 	while ((r = wx_mp_next_part(rx->mp, &part)) == 1) {
 		const char *n = part.name;
-		if (strcmp(n, "archive") == 0) {
+		if (rx_presync_part_name(n)) {
+			if (rx_presync_part(rx, n) < 0)
+				return -1;
+		} else if (strcmp(n, "archive") == 0) {
+			if (rx->presync != NULL)
+				return rx_fail(rx, 400, "The upload has both pre-sync parts and an archive "
+				    "part; nothing was installed.");
 			if (rx->have_archive)
 				return rx_fail(rx, 400, "The upload has two archive parts; nothing was "
 				    "installed.");
@@ -270,7 +276,7 @@ rx_read_parts(struct receiver *rx)
 	}
 	if (r < 0)
 		return rx_mp_failed(rx);
-	return 0;
+	return rx_presync_end(rx);
 }
 
 int

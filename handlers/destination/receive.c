@@ -226,6 +226,7 @@ rx_init(struct receiver *rx, struct wx_request *req, const struct wx_config *cfg
 	rx->cfg = cfg;
 	rx->lock_fd = -1;
 	rx->staging_fd = -1;
+	rx->parts_fd = -1;
 	rx->rl.fd = -1;
 }
 

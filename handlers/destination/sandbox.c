@@ -112,6 +112,7 @@ send_result(struct receiver *rx)
 	json_object_object_add(r, "bytes_sent", json_object_new_int64(rx->rec.bytes_sent));
 	json_object_object_add(r, "skipped", json_object_new_int64(rx->skipped));
 	json_object_object_add(r, "warnings", json_object_new_int64(rx->warnings));
+	json_object_object_add(r, "presync_rounds", json_object_new_int64(rx->presync_rounds));
 	json_object *bs = json_object_new_array();
 	for (int i = 0; i < rx->nbackups; i++) {
 		struct rx_backup *b = &rx->backups[i];
@@ -224,6 +225,7 @@ child_main(struct receiver *rx, const char *boundary, pid_t parent, int in, int 
 {
 	rx->in_sandbox = true;
 	rx->sandbox_fd = out;
+	rx->parts_fd = parts_fd;
 	body_fd = in;
 	char err[512] = "";
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != parent)
@@ -409,7 +411,7 @@ apply_result(struct feed *f)
 {
 	struct receiver *rx = f->rx;
 	json_object *r = f->result;
-	int64_t status = 0, bytes = 0, files = 0, sent = 0, skipped = 0, warnings = 0;
+	int64_t status = 0, bytes = 0, files = 0, sent = 0, skipped = 0, warnings = 0, rounds = 0;
 	char error[sizeof rx->error] = "", detail[sizeof rx->detail] = "";
 	json_object *v;
 	if (wx_json_opt_i64(r, "status", &status) < 0 || !valid_status((int)status) ||
@@ -420,6 +422,7 @@ apply_result(struct feed *f)
 	    wx_json_opt_i64(r, "bytes_sent", &sent) < 0 || sent < 0 ||
 	    wx_json_opt_i64(r, "skipped", &skipped) < 0 || skipped < 0 ||
 	    wx_json_opt_i64(r, "warnings", &warnings) < 0 || warnings < 0 ||
+	    wx_json_opt_i64(r, "presync_rounds", &rounds) < 0 || rounds < 0 ||
 	    !checked_str(r, "archive_sha256", rx->archive_sha256, sizeof rx->archive_sha256))
 		return bad_message(f, "an invalid result");
 	if (detail[0] != '\0')
@@ -435,6 +438,7 @@ apply_result(struct feed *f)
 	rx->rec.bytes_sent = sent;
 	rx->skipped = skipped;
 	rx->warnings = warnings;
+	rx->presync_rounds = rounds;
 	if (json_object_object_get_ex(r, "checksums", &v) && json_object_is_type(v, json_type_array))
 		for (size_t i = 0; i < json_object_array_length(v) && rx->nchecksums < RX_MAX_CHECKSUMS;
 		    i++) {

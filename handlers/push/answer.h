@@ -15,6 +15,7 @@ struct caps {
 	bool zstd;              /* ... and named zstd */
 	bool preflight;         /* ... and named preflight (POST /api/transfers/preflight) */
 	bool chunked;           /* ... and named chunked (docs/protocol.md, version 1) */
+	bool presync;           /* ... and named presync (docs/presync.md) */
 	long long chunk_max;    /* X-Wingxfer-Chunk-Max in bytes, 0 when absent or malformed */
 };
 

@@ -101,6 +101,13 @@ zstd_level(int level)
 	return level <= 3 ? 1 : level <= 6 ? 2 : 3;
 }
 
+int
+tar_codec_level(const struct job *job)
+{
+	int level = (int)job->cfg->transfers.compression_level;
+	return job->codec == WX_COMPRESS_ZSTD ? zstd_level(level) : level;
+}
+
 struct tar *
 tar_open(struct job *job, wx_compress_sink sink, void *sink_ctx, char *err, size_t errsize)
 {
@@ -110,9 +117,7 @@ tar_open(struct job *job, wx_compress_sink sink, void *sink_ctx, char *err, size
 	t->walk = walk_open(job->server_dir, err, errsize);
 	if (t->walk == NULL)
 		goto fail;
-	t->level = (int)job->cfg->transfers.compression_level;
-	if (job->codec == WX_COMPRESS_ZSTD)
-		t->level = zstd_level(t->level);
+	t->level = tar_codec_level(job);
 	t->sink = sink;
 	t->sink_ctx = sink_ctx;
 	t->comp = new_compressor(t, err, errsize);

@@ -8,7 +8,9 @@
 #include "autoconf.h"
 
 #include "push.h"
+#include "chunk_spool.h"
 #include "config.h"
+#include "presync.h"
 #include "log.h"
 #include "util.h"
 
@@ -31,7 +33,8 @@ struct outbuf {
 	size_t off, len, cap;   /* unread bytes are data[off .. len) */
 };
 
-enum part_kind { PART_ARCHIVE, PART_CHECKSUMS, PART_BACKUP, PART_INSTALL_LOG, PART_CLOSE };
+enum part_kind { PART_ARCHIVE, PART_PRESYNC, PART_CHECKSUMS, PART_BACKUP, PART_INSTALL_LOG,
+	PART_CLOSE };
 
 struct part {
 	enum part_kind kind;
@@ -201,6 +204,39 @@ produce_archive(struct body *b)
 	return 0;
 }
 
+/*
+ * The pre-sync's rounds in place of the archive (presync.h): 1 when no byte
+ * is ready and the caller may not wait (a request is in flight), else 0 or
+ * -1.
+ */
+static int
+produce_presync(struct body *b)
+{
+	struct job *job = b->job;
+	if (!b->started) {
+		char err[512];
+		if (presync_start(job->presync, b->boundary, err, sizeof err) < 0)
+			return abort_with(b, "%s", err);
+		b->started = true;
+		return 0;
+	}
+	out_reserve(&b->out, FILE_CHUNK);
+	ssize_t n = presync_read(job->presync, b->out.data + b->out.len, FILE_CHUNK,
+	    !job->upload_busy);
+	if (n == PRESYNC_LATER)
+		return 1;
+	if (n < 0)
+		return abort_with(b, "%s", presync_error(job->presync));
+	if (n > 0) {
+		b->out.len += (size_t)n;
+		job->progress.archive_bytes += n;
+		return 0;
+	}
+	wx_strlcpy(b->archive_sum, presync_data_sha256(job->presync), sizeof b->archive_sum);
+	next_part(b);
+	return 0;
+}
+
 static void
 produce_checksums(struct body *b)
 {
@@ -212,7 +248,8 @@ produce_checksums(struct body *b)
 	if (b->job->rec.extra != NULL)
 		json_object_object_add(b->job->rec.extra, "archive_sha256",
 		    json_object_new_string(b->archive_sum));
-	job_log(b->job, "Finished streaming archive to destination.");
+	job_log(b->job, b->job->presync != NULL ? "Finished streaming the pre-sync rounds to "
+	    "destination." : "Finished streaming archive to destination.");
 	next_part(b);
 }
 
@@ -290,7 +327,8 @@ produce_file(struct body *b, struct part *p)
 	return 0;
 }
 
-/* Produces the next piece of the body into the output buffer; -1 on failure. */
+/* Produces the next piece of the body into the output buffer; -1 on failure,
+ * 1 when nothing can be made without waiting (produce_presync). */
 static int
 produce(struct body *b)
 {
@@ -298,6 +336,8 @@ produce(struct body *b)
 	switch (p->kind) {
 	case PART_ARCHIVE:
 		return produce_archive(b);
+	case PART_PRESYNC:
+		return produce_presync(b);
 	case PART_CHECKSUMS:
 		produce_checksums(b);
 		return 0;
@@ -335,7 +375,7 @@ plan_parts(struct body *b)
 {
 	struct job *job = b->job;
 	const struct wx_config *cfg = job->cfg;
-	add_part(b, PART_ARCHIVE, NULL, NULL);
+	add_part(b, job->presync != NULL ? PART_PRESYNC : PART_ARCHIVE, NULL, NULL);
 	add_part(b, PART_CHECKSUMS, NULL, NULL);
 	size_t n = job->backups ? json_object_array_length(job->backups) : 0;
 	for (size_t i = 0; i < n; i++) {
@@ -398,8 +438,14 @@ body_read(struct body *b, void *buf, size_t n)
 {
 	struct job *job = b->job;
 	while (b->out.len - b->out.off < n && !b->eof) {
-		if (produce(b) < 0)
+		int r = produce(b);
+		if (r < 0)
 			return -1;
+		if (r > 0) {
+			if (b->out.len == b->out.off)
+				return CHUNK_SPOOL_LATER;
+			break;
+		}
 		int64_t now = wx_mono_ms();
 		if (now >= b->next_poll_ms) {
 			b->next_poll_ms = now + POLL_MS;

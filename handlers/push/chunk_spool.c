@@ -105,6 +105,9 @@ pull(struct chunk_spool *s, size_t want)
 	if (s->eof)
 		return 0;
 	ssize_t n = s->read(s->ctx, s->io, want);
+	s->later = n == CHUNK_SPOOL_LATER;
+	if (s->later)
+		return 0;
 	if (n < 0) {
 		s->failed = true;
 		snprintf(s->why, sizeof s->why, "%s", s->error(s->ctx));

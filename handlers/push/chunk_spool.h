@@ -24,7 +24,9 @@
 
 #define CHUNK_SPOOL_IO (256 * 1024)   /* one production step, one hashing read */
 
-/* The body: > 0 bytes, 0 at its end, -1 when it cannot go on. */
+/* The reader's "no byte ready now" while a request is in flight (the next step asks again). */
+#define CHUNK_SPOOL_LATER (-2)
+/* The body: > 0 bytes, 0 at its end, -1 when it cannot go on, or CHUNK_SPOOL_LATER. */
 typedef ssize_t (*chunk_spool_reader)(void *ctx, void *buf, size_t n);
 /* Why the reader failed. */
 typedef const char *(*chunk_spool_reader_error)(void *ctx);
@@ -42,6 +44,7 @@ struct chunk_spool {
 	int newest;                   /* the slot produced into; the other one is older */
 	int64_t produced;             /* body bytes made so far */
 	bool eof;                     /* the reader said its end */
+	bool later;                   /* the last step's reader had no byte ready */
 	bool failed;                  /* the reader failed: why says why */
 	char why[512];
 	struct wx_sha256 whole;       /* SHA-256 of body bytes [0, produced) */

@@ -395,6 +395,13 @@ static int
 rewind_body(struct chunked *u, int64_t offset, const char *prefix, char *why, size_t whysize)
 {
 	struct job *job = u->job;
+	if (job->presync != NULL) {
+		/* The rounds were made from a running server: they cannot be made again. */
+		ch_why(why, whysize, "The destination lost pre-sync data it had acknowledged (it "
+		    "holds %lld bytes, this node kept only from %lld on); a pre-sync cannot be "
+		    "made again.", (long long)offset, (long long)chunk_spool_start(&u->spool));
+		return -1;
+	}
 	if (prefix[0] == '\0' && offset > 0) {
 		ch_why(why, whysize, "The destination went back to offset %lld without "
 		    "prefix_sha256: the body cannot be checked.", (long long)offset);
@@ -765,6 +772,15 @@ chunked_run(struct job *job, CURL *c, const char *ua, struct body **bodyp, bool 
 		goto out;
 	}
 	created = true;
+	if (resume && job->rec.extra != NULL &&
+	    json_object_object_get_ex(job->rec.extra, "presync", NULL)) {
+		/* Its rounds were made from a running server and cannot be made
+		 * again: the upload is deleted (below) and the transfer fails. */
+		ch_why(why, whysize, "The push worker of this pre-sync died; the copies it made "
+		    "while the server ran cannot be made again, so the transfer fails (the server "
+		    "is where it was; start the transfer again).");
+		goto out;
+	}
 	if (!resume)
 		record_resume(&u);
 	save(&u);

@@ -194,13 +194,18 @@ perform(struct chunked *u)
 		return CURLE_FAILED_INIT;
 	}
 	int running = 1;
+	u->job->upload_busy = true;
 	while (mc == CURLM_OK) {
 		mc = curl_multi_perform(u->multi, &running);
 		if (mc != CURLM_OK || running == 0)
 			break;
 		int made = u->produce ? chunk_spool_step(&u->spool, u->req_off, u->chunk) : 0;
-		mc = curl_multi_poll(u->multi, NULL, 0, made == 1 ? 0 : 1000, NULL);
+		/* A body that had nothing ready (the pre-sync's producer) is asked
+		 * again soon, not only when the sockets move. */
+		mc = curl_multi_poll(u->multi, NULL, 0, made == 1 ? 0 : made == 0 &&
+		    u->produce && u->spool.later ? 20 : 1000, NULL);
 	}
+	u->job->upload_busy = false;
 	CURLcode rc = CURLE_FAILED_INIT;
 	CURLMsg *m;
 	int left;

@@ -10,6 +10,7 @@
 #include "freed_fill.h"
 #include "fsutil.h"
 #include "log.h"
+#include "presync.h"
 #include "priority.h"
 #include "program.h"
 #include "util.h"
@@ -58,6 +59,19 @@ static const char help[] =
 "    chunk size.  The process holding the lock supervises the worker: a\n"
 "    worker killed by a signal is started again (at most 3 times) and\n"
 "    resumes the upload.\n"
+"\n"
+"    To a wingxfer destination that also names \"presync\" (and with\n"
+"    system.transfers.presync auto and the preflight on) the server is copied\n"
+"    while it runs (docs/presync.md): round 1 sends the whole tree, each later\n"
+"    round only what changed since the one before (new, changed, deleted and\n"
+"    renamed entries; changed 64 KiB blocks of big files; the tail of files\n"
+"    that grew).  When a round sent less than presync_threshold, did not\n"
+"    shrink, or presync_max_rounds were made, the stop hook runs and a final\n"
+"    round sends what changed until then.  The destination applies and\n"
+"    verifies every round against the source's manifest and installs only\n"
+"    after the final one.  A cancel or failure before the stop leaves the\n"
+"    server running; a worker that dies is not started again (its rounds\n"
+"    cannot be made again) and the transfer fails.\n"
 "\n"
 "    A destination whose OPTIONS answer has no X-Wingxfer-Capabilities is Go\n"
 "    Wings, which would store hard links and symlinks as empty files: it is\n"
@@ -310,6 +324,17 @@ run(struct job *job, char *why, size_t whysize)
 			return OUT_FAILED;
 		}
 	}
+	if (presync_choose(job)) {
+		/* extra.presync marks the record: its rounds cannot be made again,
+		 * so a worker that dies is not restarted to resume (supervise.c). */
+		if (job->rec.extra == NULL)
+			job->rec.extra = json_object_new_object();
+		json_object_object_add(job->rec.extra, "presync", json_object_new_object());
+		job_log(job, "The server keeps running while its files are copied (pre-sync); it is "
+		    "stopped only for a short final round of what changed.");
+		job_save(job);
+		return outcome_of(upload_run(job, why, whysize));
+	}
 	if (stop_via_supervisor(job, why, whysize) < 0)
 		return job->stop != JOB_RUNNING ? OUT_STOPPED : OUT_FAILED;
 	if (measure(job, why, whysize) < 0)
@@ -345,6 +370,7 @@ job_free(struct job *job)
 	wx_free_secret(job->request_url);
 	json_object_put(job->backups);
 	peer_free(&job->peer);
+	presync_free(job->presync);
 	wx_record_clear(&job->rec);
 	free(job->server_dir);
 	wx_state_close(&job->st);

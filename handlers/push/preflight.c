@@ -155,7 +155,7 @@ static int
 attempt(struct job *job, CURL *c, const char *ua, int64_t size, bool *retry, char *why,
     size_t whysize)
 {
-	struct caps caps = { false, false, false, false, 0 };
+	struct caps caps = { 0 };
 	long status = 0;
 	char cwhy[sizeof job->caps_why];
 	CURLcode rc = upload_probe(job, c, ua, &caps, &status, cwhy, sizeof cwhy);

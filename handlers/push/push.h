@@ -99,6 +99,8 @@ struct job {
 	int64_t chunk_size;      /* > 0: the chunked upload with chunks of this size (chunked.c) */
 	int broker_fd;           /* the worker's end of its supervisor's socket (supervise.c), in
 	                          * the supervisor its own end; -1 when unsupervised */
+	struct presync *presync; /* the server is copied while it runs (presync.h), or NULL */
+	bool upload_busy;        /* a request is in flight: the body must not wait (chunked_http.c) */
 };
 
 /* Skipped sockets, FIFOs and devices named in the log; the rest are counted. */
@@ -269,7 +271,8 @@ enum upload_result {
 enum upload_result upload_run(struct job *job, char *why, size_t whysize);
 /*
  * A restarted worker: the chunked upload of the record (extra.resume: the
- * boundary and codec) goes on (chunked_run with resume).
+ * boundary and codec) goes on (chunked_run with resume).  A pre-sync's
+ * (extra.presync) cannot: its upload is deleted and the transfer fails.
  */
 enum upload_result upload_resume(struct job *job, char *why, size_t whysize);
 
@@ -313,7 +316,9 @@ const char *body_boundary(const struct body *b);
 /*
  * Up to n bytes of the body: > 0, 0 at its end, -1 when it cannot go on
  * (body_error says why, or job->stop is set).  Polls job_should_stop and
- * progress_update while producing.
+ * progress_update while producing.  With a pre-sync (job->presync) and a
+ * request in flight (job->upload_busy) it never waits for the producer:
+ * CHUNK_SPOOL_LATER when no byte is ready.
  */
 ssize_t body_read(struct body *b, void *buf, size_t n);
 /* Why body_read failed ("" if it did not). */
@@ -364,6 +369,8 @@ struct tar *tar_open(struct job *job, wx_compress_sink sink, void *sink_ctx, cha
 int tar_step(struct tar *t);
 const char *tar_error(const struct tar *t);
 void tar_close(struct tar *t);
+/* The compression level of the job's codec (compression_level, on zstd's scale for zstd). */
+int tar_codec_level(const struct job *job);
 /* Whether a mark may be made now: between entries, after at least every tar bytes. */
 bool tar_mark_due(const struct tar *t, int64_t every);
 /*

@@ -33,7 +33,8 @@
 #define SUPERVISE_RESTARTS 3
 #define SUPERVISE_POLL_MS 100
 
-/* Whether the record on disk is active and holds a chunked upload to resume. */
+/* Whether the record on disk is active and holds a chunked upload to resume (not a
+ * pre-sync's: its rounds were made from a running server and cannot be made again). */
 static bool
 resumable(struct job *job)
 {
@@ -44,7 +45,8 @@ resumable(struct job *job)
 	json_object *v;
 	bool ok = wx_status_active(r.status) && r.extra != NULL &&
 	    json_object_object_get_ex(r.extra, "resume", &v) &&
-	    json_object_is_type(v, json_type_object);
+	    json_object_is_type(v, json_type_object) &&
+	    !json_object_object_get_ex(r.extra, "presync", NULL);
 	wx_record_clear(&r);
 	return ok;
 }

@@ -197,7 +197,7 @@ upload_probe(struct job *job, CURL *c, const char *ua, struct caps *caps, long *
 	curl_easy_reset(c);
 	*status = rc == CURLE_OK ? code : 0;
 	if (rc != CURLE_OK || code < 200 || code > 299) {
-		caps->header = caps->zstd = caps->preflight = caps->chunked = false;
+		caps->header = caps->zstd = caps->preflight = caps->chunked = caps->presync = false;
 		caps->chunk_max = 0;
 	}
 	if (rc != CURLE_OK && set.rc != CURLE_OK)
@@ -255,7 +255,7 @@ choose_codec(struct job *job, CURL *c, const char *ua)
 {
 	const struct wx_transfers_config *tc = &job->cfg->transfers;
 	bool want_zstd = strcmp(tc->compression, "zstd") == 0;
-	struct caps caps = { false, false, false, false, 0 };
+	struct caps caps = { 0 };
 	char why[300];
 	long status;
 	if (job->probed) {
@@ -333,9 +333,16 @@ upload_run(struct job *job, char *why, size_t whysize)
 	    json_object_new_string(wx_compress_format_name(job->codec)));
 	char size[32];
 	wx_format_bytes(job->progress.bytes_total, size, sizeof size);
-	job_log(job, "Archiving %lld files and directories (%s) as tar.%s, level %lld.",
-	    (long long)job->progress.files_total, size, job->codec == WX_COMPRESS_ZSTD ? "zst" : "gz",
-	    (long long)job->cfg->transfers.compression_level);
+	if (job->presync == NULL)
+		job_log(job, "Archiving %lld files and directories (%s) as tar.%s, level %lld.",
+		    (long long)job->progress.files_total, size,
+		    job->codec == WX_COMPRESS_ZSTD ? "zst" : "gz",
+		    (long long)job->cfg->transfers.compression_level);
+	else
+		job_log(job, "Copying %lld files and directories (%s) in pre-sync rounds, data as "
+		    "%s, level %lld.", (long long)job->progress.files_total, size,
+		    wx_compress_format_name(job->codec),
+		    (long long)job->cfg->transfers.compression_level);
 	u.body = body_open(job, NULL, why, whysize);
 	if (u.body == NULL) {
 		curl_easy_cleanup(c);

@@ -49,7 +49,7 @@ names_zstd(const char *v, size_t n)
 static void
 headers(const uint8_t *data, size_t size)
 {
-	struct caps caps = { false, false, false, false, 0 };
+	struct caps caps = { 0 };
 	bool header = false, zstd = false;
 	size_t nlen = sizeof name - 1;
 	size_t off = 0;

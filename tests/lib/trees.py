@@ -7,10 +7,12 @@ and print a manifest of a tree to compare two trees byte for byte.
       directories, symlinks (relative, absolute, dangling, to directories), a
       hardlink, odd modes, names with spaces, UTF-8 and 200-character paths,
       fixed mtimes.
-  trees.py manifest DIR
+  trees.py manifest DIR [--exact]
       one line per entry, sorted: type, mode, size, sha256 or link target,
       mtime (whole seconds), relative path.  Two trees are identical when their
-      manifests are.
+      manifests are.  --exact: mtimes in nanoseconds, and each regular file
+      names the first path (sorted) of its hard-link group, so that which
+      names share an inode is compared too.
 """
 import argparse
 import hashlib
@@ -84,15 +86,24 @@ def make(root, files, seed, big_mib):
     return made
 
 
-def manifest(root):
+def manifest(root, exact=False):
     lines = []
+    groups = {}
+    if exact:
+        for dirpath, dirnames, filenames in os.walk(root):
+            for n in filenames:
+                st = os.lstat(os.path.join(dirpath, n))
+                if stat.S_ISREG(st.st_mode):
+                    rel = os.path.relpath(os.path.join(dirpath, n), root)
+                    key = (st.st_dev, st.st_ino)
+                    groups[key] = min(groups.get(key, rel), rel)
     for dirpath, dirnames, filenames in os.walk(root):
         for n in sorted(dirnames + filenames):
             p = os.path.join(dirpath, n)
             rel = os.path.relpath(p, root)
             st = os.lstat(p)
             mode = "%04o" % stat.S_IMODE(st.st_mode)
-            mtime = int(st.st_mtime)
+            mtime = st.st_mtime_ns if exact else int(st.st_mtime)
             if stat.S_ISLNK(st.st_mode):
                 lines.append("l - - %s %d %s" % (os.readlink(p), mtime, rel))
             elif stat.S_ISDIR(st.st_mode):
@@ -102,7 +113,9 @@ def manifest(root):
                 with open(p, "rb") as f:
                     for chunk in iter(lambda: f.read(1 << 20), b""):
                         h.update(chunk)
-                lines.append("f %s %d %s %d %s" % (mode, st.st_size, h.hexdigest(), mtime, rel))
+                link = " = " + groups[(st.st_dev, st.st_ino)] if exact else ""
+                lines.append("f %s %d %s %d %s%s" % (mode, st.st_size, h.hexdigest(), mtime, rel,
+                                                     link))
             else:
                 lines.append("? %s - - %d %s" % (mode, mtime, rel))
     for line in sorted(lines):
@@ -119,11 +132,12 @@ def main():
     m.add_argument("--big-mib", type=int, default=0)
     s = sub.add_parser("manifest")
     s.add_argument("dir")
+    s.add_argument("--exact", action="store_true")
     a = ap.parse_args()
     if a.cmd == "make":
         make(a.dir, a.files, a.seed, a.big_mib)
     else:
-        manifest(a.dir)
+        manifest(a.dir, a.exact)
 
 
 if __name__ == "__main__":

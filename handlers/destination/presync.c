@@ -1,0 +1,497 @@
+/*
+ * A live pre-sync body (docs/presync.md §7), in the extractor process.
+ * The source sends the server as rounds, each four parts in this order:
+ *
+ *   presync            "round=<k> final=<0|1>"
+ *   presync_ops        the op list (wx_ps_delta_format), uncompressed
+ *   presync_data       the data of its file and patch ops, in op order,
+ *                      compressed as the archive part is (gzip or zstd)
+ *   presync_manifest   the tree as that round left it (wx_ps_manifest_format)
+ *
+ * Each round is applied to the staging directory (wx_ps_apply, with its
+ * journal in the parts directory) and then verified against its manifest,
+ * hashing every file the round wrote (wx_ps_verify); the final round must
+ * verify with every SHA-256 known.  After the final round come the usual
+ * backups, install log and checksum_archive: the SHA-256 of every
+ * presync_data part's bytes as received, so finish.c's checksum rule holds
+ * as for an archive.  A body that mixes an archive part with pre-sync
+ * parts, skips a round, sends parts out of order or ends before its final
+ * round installs nothing.
+ */
+#include "autoconf.h"
+
+#include "destination.h"
+#include "log.h"
+#include "presync_apply.h"
+#include "presync_text.h"
+#include "presync_verify.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+/* Largest op list and manifest text taken (one round's, held in memory). */
+#define PS_TEXT_MAX (256LL << 20)
+#define PS_HEADER_MAX 64
+
+enum ps_next { PS_HEADER, PS_OPS, PS_DATA, PS_MANIFEST };
+
+struct rx_presync {
+	int64_t round;          /* the round being read (0 before the first) */
+	bool final;             /* ... is the final one */
+	bool done;              /* the final round applied and verified */
+	enum ps_next next;
+	struct wx_ps_delta d;   /* the round's op list, parsed */
+	int workfd;             /* <parts>/presync: the apply's journal and slots */
+	EVP_MD_CTX *sha;        /* every presync_data part's bytes, as received */
+	int64_t data_bytes;     /* delta data applied, all rounds */
+};
+
+bool
+rx_presync_part_name(const char *name)
+{
+	return strcmp(name, "presync") == 0 || strcmp(name, "presync_ops") == 0 ||
+	    strcmp(name, "presync_data") == 0 || strcmp(name, "presync_manifest") == 0;
+}
+
+void
+rx_presync_free(struct receiver *rx)
+{
+	struct rx_presync *ps = rx->presync;
+	if (ps == NULL)
+		return;
+	wx_ps_delta_free(&ps->d);
+	if (ps->workfd >= 0)
+		close(ps->workfd);
+	EVP_MD_CTX_free(ps->sha);
+	free(ps);
+	rx->presync = NULL;
+}
+
+/* The first pre-sync part: the work directory and the data hash.  0 or -1. */
+static int
+presync_begin(struct receiver *rx)
+{
+	if (rx->have_archive)
+		return rx_fail(rx, 400, "The upload has both an archive part and pre-sync parts; "
+		    "nothing was installed.");
+	if (rx->parts_fd < 0)
+		return rx_fail(rx, 500, "This node takes a pre-sync only in its confined extractor "
+		    "(no parts directory); nothing was installed.");
+	struct rx_presync *ps = xcalloc(1, sizeof *ps);
+	ps->workfd = -1;
+	rx->presync = ps;
+	if (mkdirat(rx->parts_fd, "presync", 0700) < 0 && errno != EEXIST) {
+		rx_detail(rx, "mkdir presync: %s", strerror(errno));
+		return rx_fail(rx, 500, "This node cannot make the pre-sync work directory.");
+	}
+	ps->workfd = openat(rx->parts_fd, "presync", O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC);
+	ps->sha = EVP_MD_CTX_new();
+	if (ps->workfd < 0) {
+		rx_detail(rx, "open presync: %s", strerror(errno));
+		return rx_fail(rx, 500, "This node cannot open the pre-sync work directory.");
+	}
+	if (ps->sha == NULL || EVP_DigestInit_ex(ps->sha, EVP_sha256(), NULL) != 1)
+		return rx_fail(rx, 500, "SHA-256 is not available on this node.");
+	rx->have_archive = true;  /* the delta data stand for the archive (checksum rule) */
+	return 0;
+}
+
+/* The whole current part into a new buffer of at most max bytes; NULL after rx_fail. */
+static char *
+read_part(struct receiver *rx, const char *what, int64_t max, size_t *len)
+{
+	struct wx_ps_buf b = { NULL, 0, 0 };
+	for (;;) {
+		const void *p;
+		ssize_t n = wx_mp_read_ptr(rx->mp, &p, SIZE_MAX);
+		if (n < 0) {
+			rx_mp_failed(rx);
+			break;
+		}
+		if (n == 0) {
+			*len = b.len;
+			if (b.p == NULL)
+				b.p = xstrdup("");
+			return b.p;
+		}
+		if ((int64_t)(b.len + (size_t)n) > max) {
+			rx_fail(rx, 413, "The pre-sync %s of round %" PRId64 " is larger than %lld "
+			    "MiB; nothing was installed.", what, rx->presync->round,
+			    (long long)(max >> 20));
+			break;
+		}
+		wx_ps_buf_add(&b, p, (size_t)n);
+		if (rx_cancel_check(rx, false))
+			break;
+	}
+	free(b.p);
+	return NULL;
+}
+
+/* "round=<k> final=<0|1>", the next round in order.  0 or -1. */
+static int
+header_part(struct receiver *rx, struct rx_presync *ps)
+{
+	if (ps->next != PS_HEADER || ps->done)
+		return rx_fail(rx, 400, "The pre-sync parts are out of order (a round header "
+		    "after %s); nothing was installed.", ps->done ? "the final round" :
+		    "an unfinished round");
+	size_t len;
+	char *text = read_part(rx, "round header", PS_HEADER_MAX, &len);
+	if (text == NULL)
+		return -1;
+	/* "round=" digits " final=" 0|1, nothing else */
+	int64_t round = -1, final = -1;
+	const char *sp = memchr(text, ' ', len);
+	if (len > 6 && memcmp(text, "round=", 6) == 0 && sp != NULL &&
+	    (size_t)(text + len - sp) == 8 && memcmp(sp, " final=", 7) == 0 &&
+	    wx_ps_token_i64(text + 6, (size_t)(sp - text - 6), 1, INT64_MAX, &round) == 0)
+		(void)wx_ps_token_i64(sp + 7, 1, 0, 1, &final);
+	int rc = 0;
+	if (round != ps->round + 1 || final < 0) {
+		rc = rx_fail(rx, 400, "The pre-sync round header is not \"round=%" PRId64
+		    " final=0|1\"; nothing was installed.", ps->round + 1);
+	} else {
+		ps->round = round;
+		ps->final = final == 1;
+		ps->next = PS_OPS;
+	}
+	free(text);
+	return rc;
+}
+
+static int
+ops_part(struct receiver *rx, struct rx_presync *ps)
+{
+	if (ps->next != PS_OPS)
+		return rx_fail(rx, 400, "The pre-sync parts are out of order (an op list where it "
+		    "does not belong); nothing was installed.");
+	size_t len;
+	char *text = read_part(rx, "op list", PS_TEXT_MAX, &len);
+	if (text == NULL)
+		return -1;
+	char err[512];
+	wx_ps_delta_free(&ps->d);
+	int rc = wx_ps_delta_parse(text, len, &ps->d, err, sizeof err);
+	free(text);
+	if (rc < 0) {
+		rx_detail(rx, "round %" PRId64 " op list: %s", ps->round, err);
+		return rx_fail(rx, 400, "The pre-sync op list of round %" PRId64 " is not valid: "
+		    "%s; nothing was installed.", ps->round, err);
+	}
+	ps->next = PS_DATA;
+	return 0;
+}
+
+/*
+ * Bytes the round adds to the staged tree at most: each file op's size,
+ * and what a patch adds beyond the file's present size.  Replaced files
+ * are not subtracted: the manifest's total resets the count after the
+ * round (manifest_part).
+ */
+static int64_t
+round_growth(struct receiver *rx, const struct wx_ps_delta *d)
+{
+	int64_t grow = 0;
+	for (size_t i = 0; i < d->n; i++) {
+		const struct wx_ps_op *op = &d->op[i];
+		int64_t add = 0;
+		if (op->kind == WX_PS_OP_FILE) {
+			add = op->size;
+		} else if (op->kind == WX_PS_OP_PATCH) {
+			struct stat sb;
+			int64_t have = fstatat(rx->staging_fd, op->path, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    S_ISREG(sb.st_mode) ? (int64_t)sb.st_size : 0;
+			add = op->size > have ? op->size - have : 0;
+		}
+		grow = add > INT64_MAX - grow ? INT64_MAX : grow + add;
+	}
+	return grow;
+}
+
+/* The data decoder: the part's bytes (hashed) through gzip or zstd. */
+struct ps_in {
+	struct receiver *rx;
+	struct rx_presync *ps;
+	struct rx_gunzip gz;
+	bool decided, zstd;
+	ZSTD_DStream *zd;
+	size_t zret;                    /* the last ZSTD_decompressStream result (0: frame done) */
+	ZSTD_inBuffer zin;              /* gunzip's pass-through bytes not yet decoded */
+	unsigned char *zout;
+	size_t zcap;
+	const unsigned char *have;      /* decoded bytes not yet handed out */
+	size_t havelen;
+	char why[200];                  /* what is wrong with the data, "" when the input failed */
+};
+
+static ssize_t
+pull_data(void *ctx, const void **buf)
+{
+	struct ps_in *in = ctx;
+	ssize_t n = wx_mp_read_ptr(in->rx->mp, buf, SIZE_MAX);
+	if (n < 0)
+		return rx_mp_failed(in->rx);
+	if (n > 0 && EVP_DigestUpdate(in->ps->sha, *buf, (size_t)n) != 1)
+		return rx_fail(in->rx, 500, "SHA-256 failed on this node.");
+	if (n > 0)
+		in->rx->archive_bytes += (uint64_t)n;
+	return n;
+}
+
+/* More decoded bytes into in->have: 1, 0 at the end of the data, -1. */
+static int
+decode_more(struct ps_in *in)
+{
+	for (;;) {
+		if (in->zstd && in->zin.pos < in->zin.size) {
+			ZSTD_outBuffer out = { in->zout, in->zcap, 0 };
+			in->zret = ZSTD_decompressStream(in->zd, &out, &in->zin);
+			if (ZSTD_isError(in->zret)) {
+				snprintf(in->why, sizeof in->why, "zstd: %s", ZSTD_getErrorName(in->zret));
+				return -1;
+			}
+			if (out.pos > 0) {
+				in->have = in->zout;
+				in->havelen = out.pos;
+				return 1;
+			}
+			continue;
+		}
+		const void *p;
+		ssize_t n = rx_gunzip_read(&in->gz, &p);
+		if (n < 0) {
+			snprintf(in->why, sizeof in->why, "%s", in->gz.error);
+			return -1;
+		}
+		if (n == 0) {
+			if (in->zstd && in->zret != 0) {
+				/* the frame may still hold output without new input */
+				ZSTD_outBuffer out = { in->zout, in->zcap, 0 };
+				ZSTD_inBuffer none = { NULL, 0, 0 };
+				in->zret = ZSTD_decompressStream(in->zd, &out, &none);
+				if (!ZSTD_isError(in->zret) && out.pos > 0) {
+					in->have = in->zout;
+					in->havelen = out.pos;
+					return 1;
+				}
+				snprintf(in->why, sizeof in->why, "the zstd stream is cut short");
+				return -1;
+			}
+			return 0;
+		}
+		if (!in->decided) {
+			in->decided = true;
+			const unsigned char *b = p;
+			if (in->gz.mode == RX_GZ_PASS) {
+				if (n < 4 || b[0] != 0x28 || b[1] != 0xb5 || b[2] != 0x2f || b[3] != 0xfd) {
+					snprintf(in->why, sizeof in->why, "it is neither gzip nor zstd");
+					return -1;
+				}
+				in->zstd = true;
+				in->zd = ZSTD_createDStream();
+				in->zcap = ZSTD_DStreamOutSize();
+				in->zout = xmalloc(in->zcap);
+				if (in->zd == NULL || ZSTD_isError(ZSTD_initDStream(in->zd))) {
+					snprintf(in->why, sizeof in->why, "zstd: no decoder");
+					return -1;
+				}
+			}
+		}
+		if (!in->zstd) {
+			in->have = p;
+			in->havelen = (size_t)n;
+			return 1;
+		}
+		in->zin = (ZSTD_inBuffer){ p, (size_t)n, 0 };
+	}
+}
+
+/* wx_ps_apply's read: exactly n decoded bytes.  0 or -1. */
+static int
+read_exact(void *ctx, void *buf, size_t n)
+{
+	struct ps_in *in = ctx;
+	unsigned char *out = buf;
+	while (n > 0) {
+		if (in->havelen == 0) {
+			int r = decode_more(in);
+			if (r <= 0) {
+				if (r == 0)
+					snprintf(in->why, sizeof in->why, "it ends before the data its op "
+					    "list names");
+				return -1;
+			}
+		}
+		size_t k = in->havelen < n ? in->havelen : n;
+		memcpy(out, in->have, k);
+		in->have += k;
+		in->havelen -= k;
+		out += k;
+		n -= k;
+		if (in->rx->in_sandbox)
+			rx_sandbox_progress(in->rx, false);
+	}
+	return 0;
+}
+
+static int
+data_part(struct receiver *rx, struct rx_presync *ps)
+{
+	if (ps->next != PS_DATA)
+		return rx_fail(rx, 400, "The pre-sync parts are out of order (data without its op "
+		    "list); nothing was installed.");
+	int64_t grow = round_growth(rx, &ps->d);
+	if (grow > 0 && rx_charge(rx, grow, "pre-sync round") < 0)
+		return -1;
+	struct ps_in in = { .rx = rx, .ps = ps, .zret = 1 };
+	rx_gunzip_init(&in.gz, pull_data, &in);
+	char err[1024] = "";
+	int rc = wx_ps_apply(rx->staging_fd, ps->workfd, ps->round, &ps->d, read_exact, &in, err,
+	    sizeof err);
+	if (rc == 0) {
+		/* Nothing may follow the data the op list names. */
+		int r = in.havelen > 0 ? 1 : decode_more(&in);
+		if (r > 0) {
+			snprintf(in.why, sizeof in.why, "it holds more than its op list names");
+			rc = -1;
+		} else if (r < 0) {
+			rc = -1;
+		}
+	}
+	if (rc < 0 && rx->status == 0) {
+		if (in.why[0] != '\0') {
+			rx_detail(rx, "round %" PRId64 " data: %s", ps->round, in.why);
+			rx_fail(rx, 422, "The pre-sync data of round %" PRId64 " is damaged (%s); "
+			    "nothing was installed.", ps->round, in.why);
+		} else {
+			rx_detail(rx, "round %" PRId64 " apply: %s", ps->round, err);
+			rx_fail(rx, 422, "Round %" PRId64 " of the pre-sync could not be applied: %s; "
+			    "nothing was installed.", ps->round, err);
+		}
+	}
+	rx_gunzip_free(&in.gz);
+	ZSTD_freeDStream(in.zd);
+	free(in.zout);
+	if (rc < 0)
+		return -1;
+	int64_t data = wx_ps_delta_data_bytes(&ps->d);
+	ps->data_bytes += data;
+	rx->rec.bytes_sent += data;
+	ps->next = PS_MANIFEST;
+	return 0;
+}
+
+/* Regular file bytes of m, each inode once (what the staged tree holds). */
+static int64_t
+manifest_bytes(const struct wx_ps_manifest *m)
+{
+	int64_t total = 0;
+	for (size_t i = 0; i < m->n; i++) {
+		const struct wx_ps_entry *e = &m->e[i];
+		if (e->type != WX_PS_FILE)
+			continue;
+		bool seen = false;
+		for (size_t j = 0; e->nlink > 1 && j < i && !seen; j++)
+			seen = m->e[j].type == WX_PS_FILE && m->e[j].ino == e->ino;
+		if (!seen)
+			total += e->size;
+	}
+	return total;
+}
+
+static int
+manifest_part(struct receiver *rx, struct rx_presync *ps)
+{
+	if (ps->next != PS_MANIFEST)
+		return rx_fail(rx, 400, "The pre-sync parts are out of order (a manifest before "
+		    "its round's data); nothing was installed.");
+	size_t len;
+	char *text = read_part(rx, "manifest", PS_TEXT_MAX, &len);
+	if (text == NULL)
+		return -1;
+	struct wx_ps_manifest m;
+	char err[1024];
+	int rc = wx_ps_manifest_parse(text, len, WX_PS_MAX_ENTRIES, &m, err, sizeof err);
+	free(text);
+	if (rc < 0) {
+		rx_detail(rx, "round %" PRId64 " manifest: %s", ps->round, err);
+		return rx_fail(rx, 400, "The pre-sync manifest of round %" PRId64 " is not valid: "
+		    "%s; nothing was installed.", ps->round, err);
+	}
+	bool *hash = xcalloc(m.n > 0 ? m.n : 1, sizeof *hash);
+	wx_ps_delta_mark(&ps->d, &m, hash);
+	rc = wx_ps_verify(rx->staging_fd, &m, hash, ps->final, err, sizeof err);
+	free(hash);
+	if (rc < 0) {
+		rx_detail(rx, "round %" PRId64 " verify: %s", ps->round, err);
+		rx_fail(rx, 422, "The staged copy does not match the source's manifest after "
+		    "pre-sync round %" PRId64 " (%s); nothing was installed.", ps->round, err);
+	} else {
+		/* The manifest's size is what staging holds now: replaced files
+		 * no longer count against the limits. */
+		int64_t bytes = manifest_bytes(&m);
+		rx->space_left += rx->extracted - bytes;
+		rx->extracted = bytes;
+		rx->rec.files = (int64_t)m.n;
+		char sz[32], dz[32];
+		wx_format_bytes(bytes, sz, sizeof sz);
+		wx_format_bytes(wx_ps_delta_data_bytes(&ps->d), dz, sizeof dz);
+		rx_log(rx, "Pre-sync round %" PRId64 "%s applied and verified: %zu ops, %s of data; "
+		    "%zu entries, %s staged.", ps->round, ps->final ? " (final)" : "", ps->d.n, dz,
+		    m.n, sz);
+		ps->next = PS_HEADER;
+		if (ps->final)
+			ps->done = true;
+	}
+	wx_ps_manifest_free(&m);
+	wx_ps_delta_free(&ps->d);
+	return rc < 0 ? -1 : 0;
+}
+
+int
+rx_presync_part(struct receiver *rx, const char *name)
+{
+	if (rx->presync == NULL) {
+		if (strcmp(name, "presync") != 0)
+			return rx_fail(rx, 400, "The upload's pre-sync parts do not begin with a round "
+			    "header; nothing was installed.");
+		if (presync_begin(rx) < 0)
+			return -1;
+	}
+	struct rx_presync *ps = rx->presync;
+	if (strcmp(name, "presync") == 0)
+		return header_part(rx, ps);
+	if (strcmp(name, "presync_ops") == 0)
+		return ops_part(rx, ps);
+	if (strcmp(name, "presync_data") == 0)
+		return data_part(rx, ps);
+	return manifest_part(rx, ps);
+}
+
+int
+rx_presync_end(struct receiver *rx)
+{
+	struct rx_presync *ps = rx->presync;
+	if (ps == NULL)
+		return 0;
+	if (!ps->done)
+		return rx_fail(rx, 400, "The pre-sync body ended before its final round (round %"
+		    PRId64 " was the last begun); nothing was installed.", ps->round);
+	unsigned char d[EVP_MAX_MD_SIZE];
+	unsigned int dlen = 0;
+	if (EVP_DigestFinal_ex(ps->sha, d, &dlen) != 1 || dlen != 32)
+		return rx_fail(rx, 500, "SHA-256 failed on this node.");
+	wx_hex(d, dlen, rx->archive_sha256);
+	rx->presync_rounds = ps->round;
+	return 0;
+}
