@@ -27,6 +27,9 @@ struct apply {
 	size_t errsize;
 	unsigned char *buf;
 	char id[ID_LEN + 1];        /* the delta's, for the journal */
+	bool durable;               /* syncfs before every phase, not only the last */
+	struct wx_ps_written *written;  /* NULL, or the FILE ops' data hashes */
+	EVP_MD_CTX *md;             /* for those */
 };
 
 static int
@@ -119,7 +122,8 @@ delta_id(const struct wx_ps_delta *d, char *id)
 static int
 advance(struct apply *a, int64_t round, int phase)
 {
-	if (syncfs(a->rootfd) < 0 || journal_write(a->workfd, round, phase, a->id) < 0)
+	if (((a->durable || phase == PHASE_DONE) && syncfs(a->rootfd) < 0) ||
+	    journal_write(a->workfd, round, phase, a->id) < 0)
 		return fail(a, "journal", "cannot record the apply's progress", errno);
 	return 0;
 }
@@ -194,12 +198,14 @@ remove_at(int dfd, const char *name, size_t depth)
  * off < 0). */
 static int
 copy_data(struct apply *a, wx_ps_read_fn read_fn, void *ctx, int fd, int64_t off,
-    int64_t n, const char *path)
+    int64_t n, const char *path, EVP_MD_CTX *md)
 {
 	while (n > 0) {
 		size_t chunk = n < IO_CHUNK ? (size_t)n : IO_CHUNK;
 		if (read_fn(ctx, a->buf, chunk) < 0)
 			return fail(a, path, "the delta's data ended early", 0);
+		if (md != NULL && EVP_DigestUpdate(md, a->buf, chunk) != 1)
+			return fail(a, path, "SHA-256 failed", 0);
 		if (off < 0) {
 			if (wx_write_all(fd, a->buf, chunk) < 0)
 				return fail(a, path, "write", errno);
@@ -333,10 +339,17 @@ create_op(struct apply *a, size_t k, const struct wx_ps_op *op, wx_ps_read_fn re
 		fd = openat(a->workfd, TMP_NAME, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (fd < 0)
 			return fail(a, op->path, "cannot create the temporary file", errno);
-		rc = copy_data(a, read_fn, ctx, fd, -1, op->size, op->path);
+		EVP_MD_CTX *md = a->written != NULL && a->md != NULL &&
+		    EVP_DigestInit_ex(a->md, EVP_sha256(), NULL) == 1 ? a->md : NULL;
+		rc = copy_data(a, read_fn, ctx, fd, -1, op->size, op->path, md);
 		if (close(fd) < 0 && rc == 0)
 			rc = fail(a, op->path, "write", errno);
-		return rc < 0 ? -1 : install_tmp(a, op->path);
+		if (rc == 0)
+			rc = install_tmp(a, op->path);
+		unsigned int mdlen;
+		if (rc == 0 && md != NULL && EVP_DigestFinal_ex(md, a->written->sha[k], &mdlen) == 1)
+			a->written->valid[k] = true;
+		return rc;
 	case WX_PS_OP_PATCH:
 		if ((pfd = parent_of(a, op->path, &leaf, false)) < 0)
 			return -1;
@@ -354,7 +367,8 @@ create_op(struct apply *a, size_t k, const struct wx_ps_op *op, wx_ps_read_fn re
 		}
 		rc = ftruncate(fd, (off_t)op->size) < 0 ? fail(a, op->path, "truncate", errno) : 0;
 		for (size_t r = 0; rc == 0 && r < op->nranges; r++)
-			rc = copy_data(a, read_fn, ctx, fd, op->ranges[r].off, op->ranges[r].len, op->path);
+			rc = copy_data(a, read_fn, ctx, fd, op->ranges[r].off, op->ranges[r].len, op->path,
+			    NULL);
 		if (close(fd) < 0 && rc == 0)
 			rc = fail(a, op->path, "write", errno);
 		return rc;
@@ -416,7 +430,16 @@ int
 wx_ps_apply(int rootfd, int workfd, int64_t round, const struct wx_ps_delta *d,
     wx_ps_read_fn read_fn, void *ctx, char *err, size_t errsize)
 {
-	struct apply a = { .rootfd = rootfd, .workfd = workfd, .err = err, .errsize = errsize };
+	return wx_ps_apply_ex(rootfd, workfd, round, d, read_fn, ctx, true, NULL, err, errsize);
+}
+
+int
+wx_ps_apply_ex(int rootfd, int workfd, int64_t round, const struct wx_ps_delta *d,
+    wx_ps_read_fn read_fn, void *ctx, bool durable, struct wx_ps_written *written, char *err,
+    size_t errsize)
+{
+	struct apply a = { .rootfd = rootfd, .workfd = workfd, .err = err, .errsize = errsize,
+		.durable = durable, .written = written };
 	int64_t jround;
 	int phase;
 	char jid[ID_LEN + 1];
@@ -440,6 +463,10 @@ wx_ps_apply(int rootfd, int workfd, int64_t round, const struct wx_ps_delta *d,
 			return fail(&a, "journal", "cannot write", errno);
 	}
 	a.buf = xmalloc(IO_CHUNK);
+	if (written != NULL) {
+		memset(written->valid, 0, d->n);
+		a.md = EVP_MD_CTX_new();
+	}
 	int rc = -1;
 	if (phase <= 1) {
 		for (size_t k = 0; k < d->n; k++)
@@ -470,5 +497,6 @@ wx_ps_apply(int rootfd, int workfd, int64_t round, const struct wx_ps_delta *d,
 	rc = 0;
 out:
 	free(a.buf);
+	EVP_MD_CTX_free(a.md);
 	return rc;
 }

@@ -43,6 +43,26 @@ int wx_ps_apply(int rootfd, int workfd, int64_t round, const struct wx_ps_delta 
     wx_ps_read_fn read, void *ctx, char *err, size_t errsize);
 
 /*
+ * What wx_ps_apply_ex tells of the FILE ops it wrote, by op index (arrays
+ * of the delta's op count): valid[k] when op k's data went whole into its
+ * file, sha[k] the SHA-256 of that data.  A caller that checks it against
+ * the manifest need not read the file back (presync_verify.h).
+ */
+struct wx_ps_written {
+	unsigned char (*sha)[WX_PS_SHA_LEN];
+	bool *valid;
+};
+
+/*
+ * wx_ps_apply, and: durable false makes only the last phase durable
+ * (syncfs once, for a caller that discards the staged tree after a crash
+ * instead of resuming the apply); written, when not NULL, is filled.
+ */
+int wx_ps_apply_ex(int rootfd, int workfd, int64_t round, const struct wx_ps_delta *d,
+    wx_ps_read_fn read, void *ctx, bool durable, struct wx_ps_written *written, char *err,
+    size_t errsize);
+
+/*
  * The journal in workfd: the last round, and its phase (1..4 in progress,
  * 5 applied).  0 with *round = 0 when there is none; -1 when it is
  * unreadable or malformed.

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define B ((int64_t)WX_PS_BLOCK_SIZE)
@@ -199,6 +200,35 @@ out:
 }
 
 int
+wx_ps_plan_whole(int fd, struct wx_ps_plan *plan, char *err, size_t errsize)
+{
+	memset(plan, 0, sizeof *plan);
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		snprintf(err, errsize, "stat: %s", strerror(errno));
+		return -1;
+	}
+	size_t cap = 0;
+	plan->unhashed = true;
+	plan->size = (int64_t)st.st_size;
+	add_range(plan, &cap, 0, plan->size);
+	return 0;
+}
+
+/* The block list an unhashed plan's send fills in: n blocks, all valid. */
+static struct wx_ps_blocks *
+new_blocks(int64_t size)
+{
+	struct wx_ps_blocks *b = xcalloc(1, sizeof *b);
+	b->size = size;
+	b->n = (size_t)((size + B - 1) / B);
+	b->hash = xmalloc((b->n ? b->n : 1) * sizeof *b->hash);
+	b->valid = xmalloc(b->n ? b->n : 1);
+	memset(b->valid, 1, b->n);
+	return b;
+}
+
+int
 wx_ps_send_file(int fd, struct wx_ps_plan *plan, wx_ps_emit_fn emit, void *ctx,
     bool *stable, char *err, size_t errsize)
 {
@@ -210,6 +240,8 @@ wx_ps_send_file(int fd, struct wx_ps_plan *plan, wx_ps_emit_fn emit, void *ctx,
 		snprintf(err, errsize, "SHA-256 unavailable");
 		goto out;
 	}
+	if (plan->unhashed && plan->blocks == NULL && plan->size >= WX_PS_BLOCKS_MIN)
+		plan->blocks = new_blocks(plan->size);
 	for (size_t r = 0; r < plan->nranges; r++) {
 		int64_t off = plan->ranges[r].off, end = off + plan->ranges[r].len;
 		for (int64_t bstart = off - off % B; bstart < end; bstart += B) {
@@ -230,7 +262,12 @@ wx_ps_send_file(int fd, struct wx_ps_plan *plan, wx_ps_emit_fn emit, void *ctx,
 				snprintf(err, errsize, "could not pass the data on");
 				goto out;
 			}
-			if (plan->blocks) {
+			if (plan->unhashed) {
+				/* the whole file, block by block: the hashes of what was sent */
+				if (EVP_DigestUpdate(whole, buf, (size_t)want) != 1 ||
+				    (plan->blocks && sha256(blk, buf, (size_t)want, plan->blocks->hash[i]) < 0))
+					goto hash_fail;
+			} else if (plan->blocks) {
 				unsigned char h[WX_PS_SHA_LEN];
 				if (sha256(blk, buf, (size_t)want, h) < 0)
 					goto hash_fail;
@@ -243,7 +280,12 @@ wx_ps_send_file(int fd, struct wx_ps_plan *plan, wx_ps_emit_fn emit, void *ctx,
 			}
 		}
 	}
-	if (plan->blocks == NULL) {
+	if (plan->unhashed) {
+		unsigned int len;
+		if (EVP_DigestFinal_ex(whole, plan->sha, &len) != 1)
+			goto hash_fail;
+		plan->unhashed = false;
+	} else if (plan->blocks == NULL) {
 		unsigned char h[WX_PS_SHA_LEN];
 		unsigned int len;
 		if (EVP_DigestFinal_ex(whole, h, &len) != 1)

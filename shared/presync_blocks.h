@@ -36,6 +36,8 @@ struct wx_ps_range {
 };
 
 struct wx_ps_plan {
+	bool unhashed;             /* not read (nothing to compare with): the whole file of
+	                            * size bytes; the send hashes what it sends */
 	bool same;                 /* content equal to the old: nothing to send */
 	bool append;               /* only [old size, size) is new */
 	int64_t size;              /* bytes read */
@@ -69,13 +71,22 @@ int wx_ps_plan_file(int fd, const struct wx_ps_blocks *old_blocks,
 typedef int (*wx_ps_emit_fn)(void *ctx, const void *buf, size_t n);
 
 /*
+ * A plan without pass 1, for a file with no old content to compare with:
+ * the whole file as it is now (size from fstat), unhashed.  0, or -1 with
+ * err filled.
+ */
+int wx_ps_plan_whole(int fd, struct wx_ps_plan *plan, char *err, size_t errsize);
+
+/*
  * Pass 2: reads plan's ranges from fd and hands exactly wx_ps_plan_bytes()
  * bytes to emit (zeros stand in for bytes the file no longer has).  Every
  * block a range touches is read whole and hashed again; one that differs
  * from the plan gets valid = 0 in plan->blocks, and *stable becomes false
  * (for a file without blocks: when the bytes sent differ from plan->sha).
  * When *stable is false the caller must treat the file's SHA-256 as
- * unknown.  0, or -1 with err filled (or emit failed).
+ * unknown.  An unhashed plan gets its SHA-256 and block list from the
+ * bytes sent (stable unless the file ended early).  0, or -1 with err
+ * filled (or emit failed).
  */
 int wx_ps_send_file(int fd, struct wx_ps_plan *plan, wx_ps_emit_fn emit, void *ctx,
     bool *stable, char *err, size_t errsize);

@@ -13,6 +13,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Bytes of the next file read ahead while one is sent. */
+#define READ_AHEAD (8 << 20)
+
 
 void
 wx_ps_delta_free(struct wx_ps_delta *d)
@@ -370,10 +373,10 @@ wx_ps_delta_plan(int rootfd, const struct wx_ps_manifest *old,
 				continue;
 			}
 			char why[256];
-			int rc = wx_ps_plan_file(fd, b ? b->blocks : NULL,
-			    b && b->has_sha ? b->sha : NULL,
-			    b ? (b->blocks ? b->blocks->size : b->sha_size) : 0,
-			    &op->plan, why, sizeof why);
+			/* Nothing to compare a new file with: the send reads it once. */
+			int rc = b == NULL ? wx_ps_plan_whole(fd, &op->plan, why, sizeof why) :
+			    wx_ps_plan_file(fd, b->blocks, b->has_sha ? b->sha : NULL,
+			    b->blocks ? b->blocks->size : b->sha_size, &op->plan, why, sizeof why);
 			close(fd);
 			if (rc < 0) {
 				snprintf(err, errsize, "%s: %s", op->path, why);
@@ -412,14 +415,42 @@ wx_ps_delta_data_bytes(const struct wx_ps_delta *d)
 	return sum;
 }
 
+/* The next op with data after k, or d->n. */
+static size_t
+next_data_op(const struct wx_ps_delta *d, size_t k)
+{
+	while (++k < d->n && d->op[k].kind != WX_PS_OP_FILE && d->op[k].kind != WX_PS_OP_PATCH)
+		;
+	return k;
+}
+
+/* Asks the kernel to read the start of op's data ahead (while the one
+ * before it is sent), so that a cold tree is read at the disk's pace. */
+static void
+read_ahead(int rootfd, const struct wx_ps_op *op)
+{
+	char err[64];
+	int fd = open_file(rootfd, op->path, err, sizeof err);
+	if (fd < 0)
+		return;
+	int64_t off = op->kind == WX_PS_OP_PATCH && op->nranges > 0 ? op->ranges[0].off : 0;
+	(void)posix_fadvise(fd, (off_t)off, (off_t)READ_AHEAD, POSIX_FADV_WILLNEED);
+	close(fd);
+}
+
 int
 wx_ps_delta_send(int rootfd, struct wx_ps_manifest *new, struct wx_ps_delta *d,
     wx_ps_emit_fn emit, void *ctx, char *err, size_t errsize)
 {
+	size_t ahead = next_data_op(d, (size_t)-1);
+	if (ahead < d->n)
+		read_ahead(rootfd, &d->op[ahead]);
 	for (size_t k = 0; k < d->n; k++) {
 		struct wx_ps_op *op = &d->op[k];
 		if (op->kind != WX_PS_OP_FILE && op->kind != WX_PS_OP_PATCH)
 			continue;
+		if ((ahead = next_data_op(d, k)) < d->n)
+			read_ahead(rootfd, &d->op[ahead]);
 		int fd = open_file(rootfd, op->path, err, errsize);
 		if (fd == -1)
 			return -1;
@@ -439,7 +470,10 @@ wx_ps_delta_send(int rootfd, struct wx_ps_manifest *new, struct wx_ps_delta *d,
 		}
 		char why[256];
 		bool stable;
+		(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 		int rc = wx_ps_send_file(fd, &op->plan, emit, ctx, &stable, why, sizeof why);
+		/* Sent: its clean pages leave the page cache to the game servers. */
+		(void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
 		close(fd);
 		if (rc < 0) {
 			snprintf(err, errsize, "%s: %s", op->path, why);

@@ -75,10 +75,12 @@ void wx_ps_compare(struct wx_ps_manifest *old, struct wx_ps_manifest *new,
     struct wx_ps_delta *d);
 
 /*
- * For every FILE op: reads the file under rootfd (wx_ps_plan_file) and
- * makes the op a PATCH (tail or changed blocks), keeps it FILE (whole), or
- * drops its data (same content: only its META remains).  0, or -1 with err
- * naming the path.
+ * For every FILE op with a base: reads the file under rootfd
+ * (wx_ps_plan_file) and makes the op a PATCH (tail or changed blocks),
+ * keeps it FILE (whole), or drops its data (same content: only its META
+ * remains).  A FILE op without a base (a new file) is the whole file as its
+ * size is now, read and hashed only by wx_ps_delta_send (wx_ps_plan_whole).
+ * 0, or -1 with err naming the path.
  */
 int wx_ps_delta_plan(int rootfd, const struct wx_ps_manifest *old,
     struct wx_ps_manifest *new, struct wx_ps_delta *d, char *err, size_t errsize);

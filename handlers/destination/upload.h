@@ -104,6 +104,14 @@ json_object *up_chunked_json(const struct upload *up);
 #define UP_KEEP_MARGIN (1LL << 30)
 bool up_spool_whole(const struct wx_state *st, const char *id);
 
+/*
+ * The body bytes the assembler has read so far, at least (the offset of the
+ * first acknowledged chunk it has not read to its end; the offset when it
+ * read them all, or the upload is final): GET's "consumed", which a source
+ * waits on before it stops a server for a pre-sync's final round.
+ */
+int64_t up_consumed(const struct wx_state *st, const struct upload *up);
+
 /* Sleeps ms milliseconds (a signal may end it early). */
 void up_sleep_ms(long ms);
 /*

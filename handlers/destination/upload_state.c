@@ -13,6 +13,7 @@
 #include "state.h"
 #include "util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -299,6 +300,28 @@ up_spool_whole(const struct wx_state *st, const char *id)
 	free(marker);
 	free(spool);
 	return whole;
+}
+
+int64_t
+up_consumed(const struct wx_state *st, const struct upload *up)
+{
+	if (up->state != UP_RECEIVING && up->state != UP_FINISHING)
+		return up->offset;
+	char *spool = up_file(st, up->id, ".spool");
+	DIR *d = opendir(spool);
+	free(spool);
+	int64_t low = up->offset;
+	struct dirent *e;
+	while (d != NULL && (e = readdir(d)) != NULL) {
+		int64_t off;
+		/* an acknowledged chunk not read to its end: its name is its offset */
+		if (strlen(e->d_name) == 20 && strspn(e->d_name, "0123456789") == 20 &&
+		    wx_parse_i64(e->d_name, 0, INT64_MAX, &off) == NULL && off < low)
+			low = off;
+	}
+	if (d != NULL)
+		closedir(d);
+	return low;
 }
 
 void

@@ -382,6 +382,7 @@ dest_upload_get(struct wx_request *req)
 	json_object_object_add(j, "server", json_object_new_string(up.server));
 	json_object_object_add(j, "state", json_object_new_string(up_state_name(up.state)));
 	json_object_object_add(j, "offset", json_object_new_int64(up.offset));
+	json_object_object_add(j, "consumed", json_object_new_int64(up_consumed(st, &up)));
 	json_object_object_add(j, "prefix_sha256", json_object_new_string(prefix));
 	json_object_object_add(j, "complete", json_object_new_boolean(complete));
 	json_object_object_add(j, "chunk_max", json_object_new_int64(UP_CHUNK_MAX));

@@ -221,8 +221,9 @@ produce_presync(struct body *b)
 		return 0;
 	}
 	out_reserve(&b->out, FILE_CHUNK);
+	int64_t made = b->emitted + (int64_t)(b->out.len - b->out.off);
 	ssize_t n = presync_read(job->presync, b->out.data + b->out.len, FILE_CHUNK,
-	    !job->upload_busy);
+	    !job->upload_busy, made == job->upload_acked && job->upload_consumed >= made);
 	if (n == PRESYNC_LATER)
 		return 1;
 	if (n < 0)

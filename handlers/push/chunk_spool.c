@@ -205,6 +205,8 @@ chunk_spool_fill(struct chunk_spool *s, int64_t upto, int64_t floor, int64_t cap
 		int r = chunk_spool_step(s, floor, cap);
 		if (r < 0)
 			return -1;
+		if (r == 0 && !s->eof && s->later)
+			return 0;       /* the reader asks for what it made to be sent first */
 		if (r == 0 && !s->eof) {
 			snprintf(s->why, sizeof s->why, "The chunk spool has no room for body offset "
 			    "%lld (a fault of wingxfer-push).", (long long)s->produced);

@@ -88,7 +88,8 @@ int64_t chunk_spool_start(const struct chunk_spool *s);
  * s->why) or the spool could not be written (s->why).
  */
 int chunk_spool_step(struct chunk_spool *s, int64_t floor, int64_t cap);
-/* Steps until produced >= upto or the end.  0, or -1 (s->why). */
+/* Steps until produced >= upto or the end, or the reader said CHUNK_SPOOL_LATER
+ * (then produced may be short of upto).  0, or -1 (s->why). */
 int chunk_spool_fill(struct chunk_spool *s, int64_t upto, int64_t floor, int64_t cap);
 /* n body bytes at off, which the slots must hold, into buf.  0 or -1. */
 int chunk_spool_read(struct chunk_spool *s, void *buf, size_t n, int64_t off);

@@ -255,6 +255,10 @@ get_state(struct chunked *u, char *state, size_t ssize, int64_t *offset, char *p
 	}
 	wx_strlcpy(state, s, ssize);
 	wx_strlcpy(prefix, p != NULL && strlen(p) == 64 ? p : "", 65);
+	/* A destination that does not say how far it read counts as caught up. */
+	int64_t consumed;
+	u->job->upload_consumed = ch_json_count(u->json, "consumed", &consumed) &&
+	    consumed <= *offset ? consumed : *offset;
 	return CH_OK;
 }
 
@@ -498,6 +502,7 @@ recover(struct chunked *u, const char *what, char *state, size_t ssize, char *pr
 		if (off != u->acked)
 			wx_info("the destination holds %lld bytes of upload %s", (long long)off, u->id);
 		u->acked = off;
+		job->upload_acked = off;
 		save(u);
 		return CH_OK;
 	}
@@ -512,10 +517,49 @@ offset_moved(struct chunked *u, int64_t off)
 		u->progress_ms = wx_mono_ms();
 	}
 	u->acked = off;
+	u->job->upload_acked = off;
 	u->job->progress.bytes_sent = off;
 }
 
 enum send_result { SEND_NEXT, SEND_LAST_DONE, SEND_FAILED, SEND_STOPPED };
+
+#define CATCH_UP_POLL_MS 100
+
+/*
+ * Everything made was acknowledged, and the body waits for the destination
+ * to have read it too (job->upload_consumed): after a short pause, its
+ * state again.  Bounded by resume_window without progress.  0, or -1 with
+ * why set (or job->stop).
+ */
+static int
+catch_up(struct chunked *u, char *state, size_t ssize, char *prefix, char *why, size_t whysize)
+{
+	struct job *job = u->job;
+	if (wx_mono_ms() - u->progress_ms >= job->cfg->transfers.resume_window * 1000) {
+		ch_why(why, whysize, "The destination did not read the acknowledged upload for "
+		    "longer than system.transfers.resume_window.");
+		return -1;
+	}
+	if (!job_wait_ms(job, CATCH_UP_POLL_MS))
+		return -1;
+	char wbuf[600];
+	int64_t off;
+	enum ch_answer a = get_state(u, state, ssize, &off, prefix, wbuf, sizeof wbuf);
+	if (a == CH_STOPPED)
+		return -1;
+	if (a == CH_REFUSED || (a == CH_OK && is_final(state))) {
+		ch_why(why, whysize, "%s", a == CH_REFUSED ? wbuf : "The destination ended the "
+		    "upload before its last chunk.");
+		return -1;
+	}
+	if (a == CH_OK && off != u->acked)
+		offset_moved(u, off);
+	if (a == CH_OK && job->upload_consumed > u->progress_consumed) {
+		u->progress_consumed = job->upload_consumed;
+		u->progress_ms = wx_mono_ms();   /* the destination is busy, not stuck */
+	}
+	return 0;
+}
 
 /* The loop of §4: chunks until the last one was acknowledged. */
 static enum send_result
@@ -543,6 +587,13 @@ send_all(struct chunked *u, char *why, size_t whysize)
 				return SEND_STOPPED;
 			ch_why(why, whysize, "%s", sp->why);
 			return SEND_FAILED;
+		}
+		if (sp->later && sp->produced == a && !sp->eof) {
+			/* The body waits for the destination to read everything it
+			 * acknowledged (a pre-sync before its stop): its state again. */
+			if (catch_up(u, state, sizeof state, prefix, why, whysize) < 0)
+				return job->stop != JOB_RUNNING ? SEND_STOPPED : SEND_FAILED;
+			continue;
 		}
 		int64_t e = sp->produced - a > u->chunk ? a + u->chunk : sp->produced;
 		bool last = sp->eof && e == sp->produced;

@@ -65,7 +65,8 @@ struct chunked {
 	int64_t remade;           /* body bytes made again to resume (from a mark or the start) */
 	struct ch_marks marks;
 	int64_t consecutive;      /* interruptions since the offset last moved */
-	int64_t progress_ms;      /* when the offset last moved (monotonic) */
+	int64_t progress_ms;      /* when the offset (or the destination's consumed) last moved */
+	int64_t progress_consumed;
 	struct wx_backoff backoff;
 	struct wx_ratelimit rl;
 	/* The current request. */

@@ -484,7 +484,7 @@ end_thread(struct presync *ps)
 }
 
 ssize_t
-presync_read(struct presync *ps, void *buf, size_t n, bool may_wait)
+presync_read(struct presync *ps, void *buf, size_t n, bool may_wait, bool settled)
 {
 	struct job *job = ps->job;
 	for (;;) {
@@ -529,6 +529,8 @@ presync_read(struct presync *ps, void *buf, size_t n, bool may_wait)
 		pthread_mutex_lock(&ps->mu);
 		bool stop = ps->want_stop && !ps->stopped;
 		pthread_mutex_unlock(&ps->mu);
+		if (stop && !settled)
+			return PRESYNC_LATER;
 		if (stop && stop_now(ps) < 0)
 			return -1;
 	}

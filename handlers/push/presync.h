@@ -42,9 +42,12 @@ int presync_start(struct presync *ps, const char *boundary, char *why, size_t wh
  * final one written); -1 when the pre-sync failed (presync_error) or the
  * job must stop (job->stop); PRESYNC_LATER when may_wait is false and no
  * byte is ready.  With may_wait it waits for bytes, and stops the server
- * when the producer asks for it.
+ * when the producer asks for it and settled says the destination
+ * acknowledged every byte read so far; unsettled, it answers PRESYNC_LATER
+ * then, so that what was read goes out first (the downtime then holds only
+ * the final round).
  */
-ssize_t presync_read(struct presync *ps, void *buf, size_t n, bool may_wait);
+ssize_t presync_read(struct presync *ps, void *buf, size_t n, bool may_wait, bool settled);
 const char *presync_error(const struct presync *ps);
 /* The SHA-256 (hex) of every presync_data part's bytes, once presync_read returned 0. */
 const char *presync_data_sha256(const struct presync *ps);

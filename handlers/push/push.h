@@ -101,6 +101,8 @@ struct job {
 	                          * the supervisor its own end; -1 when unsupervised */
 	struct presync *presync; /* the server is copied while it runs (presync.h), or NULL */
 	bool upload_busy;        /* a request is in flight: the body must not wait (chunked_http.c) */
+	int64_t upload_acked;    /* body bytes the destination acknowledged (chunked.c) */
+	int64_t upload_consumed; /* ... and had read into its extractor at the last GET */
 };
 
 /* Skipped sockets, FIFOs and devices named in the log; the rest are counted. */

@@ -8,7 +8,10 @@ and creates and removes a scratch file.  On SIGTERM it finishes the turn it
 is in and exits 0, so the tree is settled once its stop hook returns.
 
   game-writer.py DIR --pid-file F [--interval S] [--max-seconds S]
-      [--region-glob GLOB] [--count-file F]
+      [--region-glob GLOB] [--regions-per-turn N] [--count-file F]
+
+Without --regions-per-turn each region file is saved on a turn with
+probability 1/2; with it, N random ones.
 """
 import argparse
 import glob
@@ -33,10 +36,11 @@ def main():
     ap.add_argument("--interval", type=float, default=0.1)
     ap.add_argument("--max-seconds", type=float, default=900)
     ap.add_argument("--region-glob", default="world/region/*.mca")
+    ap.add_argument("--regions-per-turn", type=int, default=0)
     ap.add_argument("--count-file", default=None)
     a = ap.parse_args()
     signal.signal(signal.SIGTERM, on_term)
-    regions = sorted(glob.glob(os.path.join(a.dir, a.region_glob)))
+    regions = sorted(glob.glob(os.path.join(a.dir, a.region_glob), recursive=True))
     os.makedirs(os.path.join(a.dir, "logs"), exist_ok=True)
     log = os.path.join(a.dir, "logs", "latest.log")
     rnd = random.Random(os.getpid())
@@ -47,9 +51,11 @@ def main():
     turns = 0
     while not stop and time.monotonic() < end:
         turns += 1
-        for r in regions[:]:
-            if rnd.random() < 0.5:
-                continue
+        if a.regions_per_turn > 0:
+            chosen = rnd.sample(regions, min(a.regions_per_turn, len(regions)))
+        else:
+            chosen = [r for r in regions if rnd.random() >= 0.5]
+        for r in chosen:
             size = os.path.getsize(r)
             with open(r, "r+b") as f:
                 f.seek(rnd.randrange(2, max(3, size // 4096)) * 4096)
@@ -72,7 +78,10 @@ def main():
         if a.count_file:
             with open(a.count_file, "w") as f:
                 f.write("%d\n" % turns)
-        time.sleep(a.interval)
+        # In slices: a SIGTERM ends the wait at once (a game stops promptly).
+        wake = time.monotonic() + a.interval
+        while not stop and time.monotonic() < wake:
+            time.sleep(min(0.02, max(0.0, wake - time.monotonic())))
     return 0
 
 

@@ -639,6 +639,7 @@ static void
 scribble_block3(void)
 {
 	if (write_at("torn", 3 * WX_PS_BLOCK_SIZE + 10, "written meanwhile", 17) < 0 ||
+	    write_at("fresh", 2 * WX_PS_BLOCK_SIZE + 10, "written meanwhile", 17) < 0 ||
 	    unlink(at(src, "zz-gone-before-send")) < 0)
 		ok(0, "scribble");
 }
@@ -654,12 +655,17 @@ static void
 test_torn_send(void)
 {
 	unsigned char *d = random_bytes(5 * WX_PS_BLOCK_SIZE);
+	unsigned char *d2 = random_bytes(4 * WX_PS_BLOCK_SIZE + 1);
 	struct round_result *r = xmalloc(sizeof *r);
-	ok(put_text("zz-old-gone", "old") == 0, "an old file that will vanish");
+	ok(put_text("zz-old-gone", "old") == 0 && put("torn", d, 5 * WX_PS_BLOCK_SIZE) == 0,
+	    "an old file that will vanish, a 5-block file");
 	run_round(NULL, r);
-	ok(r->rc == 0 && put_text("zz-old-gone", "old, changed") == 0, "synced, then changed");
-	ok(put("torn", d, 5 * WX_PS_BLOCK_SIZE) == 0 && put_text("zz-gone-before-send", "soon gone") == 0 &&
-	    put_text("zz-gone-before-plan", "gone at once") == 0, "a new 5-block file and two that vanish");
+	ok(r->rc == 0 && put_text("zz-old-gone", "old, changed") == 0 &&
+	    write_at("torn", WX_PS_BLOCK_SIZE, d2 + 1, 4 * WX_PS_BLOCK_SIZE) == 0,
+	    "synced, then changed (blocks 1 to 4 of the 5-block file)");
+	ok(put("fresh", d, 3 * WX_PS_BLOCK_SIZE) == 0 && put_text("zz-gone-before-send", "soon gone") == 0 &&
+	    put_text("zz-gone-before-plan", "gone at once") == 0,
+	    "a new 3-block file and two that vanish");
 	during_send = scribble_block3;
 	after_scan = remove_before_plan;
 	run_round(NULL, r);
@@ -667,7 +673,11 @@ test_torn_send(void)
 	ptrdiff_t i = wx_ps_find(&prev, "torn");
 	ok(i >= 0 && prev.e[i].racy && !prev.e[i].has_sha && prev.e[i].blocks &&
 	    !prev.e[i].blocks->valid[3] && prev.e[i].blocks->valid[2],
-	    "written while sent: racy, SHA-256 unknown, block 3 unknown");
+	    "written between plan and send: racy, SHA-256 unknown, block 3 unknown");
+	i = wx_ps_find(&prev, "fresh");
+	ok(i >= 0 && prev.e[i].has_sha && prev.e[i].blocks && prev.e[i].blocks->valid[2],
+	    "a new file written while sent (read once): its hashes are those of the bytes sent");
+	ok(!ops_have(r, "patch fresh 196608 1"), "... sent whole");
 	ok(ops_have(r, "file zz-gone-before-plan 0") && strstr(r->text, "file zz-gone-before-send 9\n") &&
 	    ops_have(r, "file zz-old-gone 0"), "files gone since the scan: empty, or zeros after the plan");
 	run_round(NULL, r);
@@ -676,11 +686,14 @@ test_torn_send(void)
 	    ops_have(r, "delete zz-old-gone"), "next round: the vanished files are deleted");
 	ok(strstr(r->text, "patch torn 327680 1\n196608 65536\n") != NULL,
 	    "next round: block 3 only (%lld bytes)", (long long)r->data);
+	ok(!strstr(r->text, "file fresh") && !strstr(r->text, "patch fresh"),
+	    "next round: the new file's later bytes are already there (its mtime moved: meta only)");
 	char err[512] = "";
 	ok(wx_ps_verify(dstfd, &prev, NULL, true, err, sizeof err) == 0, "final check passes (%s)", err);
 	check_equal("after a torn send");
 	free(r);
 	free(d);
+	free(d2);
 }
 
 /* --- crash and re-apply -------------------------------------------------------- */
