@@ -104,6 +104,14 @@ wx_status_json(const struct wx_state *st, const struct wx_record *r, bool live)
 		}
 		json_object_object_add(j, "chunked", c);
 	}
+	/* A live pre-sync (docs/presync.md §8): the round, whether the server
+	 * is stopped, the bytes of the round, the data of each round made (the
+	 * delta trend) and the expected downtime.  All of it is the source's
+	 * own bookkeeping (no secret). */
+	json_object *presync;
+	if (r->extra != NULL && json_object_object_get_ex(r->extra, "presync", &presync) &&
+	    json_object_is_type(presync, json_type_object))
+		json_object_object_add(j, "presync", json_object_get(presync));
 	json_object_object_add(j, "rate_bytes_per_second",
 	    json_object_new_int64((int64_t)r->rate));
 	long long eta = wx_status_eta(r);

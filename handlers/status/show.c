@@ -109,6 +109,42 @@ chunked_line(FILE *f, const struct wx_record *r)
 	    resent);
 }
 
+static double
+presync_number(json_object *o, const char *key)
+{
+	json_object *v;
+	return json_object_object_get_ex(o, key, &v) && (json_object_is_type(v, json_type_int) ||
+	    json_object_is_type(v, json_type_double)) ? json_object_get_double(v) : 0;
+}
+
+/* "    pre-sync: round 3 (server running), data per round 4.0 GiB, 5.3 MiB; downtime ~0.8 s" */
+static void
+presync_line(FILE *f, const struct wx_record *r)
+{
+	json_object *p, *rounds, *v;
+	if (r->extra == NULL || !json_object_object_get_ex(r->extra, "presync", &p) ||
+	    !json_object_is_type(p, json_type_object))
+		return;
+	bool stopped = json_object_object_get_ex(p, "server_stopped", &v) &&
+	    json_object_get_boolean(v);
+	fprintf(f, "    pre-sync: round %.0f (%s)", presync_number(p, "round"),
+	    stopped ? "final, server stopped" : "server running");
+	if (json_object_object_get_ex(p, "rounds", &rounds) &&
+	    json_object_is_type(rounds, json_type_array) && json_object_array_length(rounds) > 0) {
+		fputs(", data per round", f);
+		for (size_t i = 0; i < json_object_array_length(rounds) && i < 16; i++) {
+			char b[32];
+			wx_format_bytes((int64_t)presync_number(json_object_array_get_idx(rounds, i),
+			    "data_bytes"), b, sizeof b);
+			fprintf(f, "%s %s", i ? "," : "", b);
+		}
+	}
+	if (!stopped && json_object_object_get_ex(p, "estimated_downtime_seconds", &v))
+		fprintf(f, "; expected downtime ~%.1f s", presync_number(p,
+		    "estimated_downtime_seconds"));
+	fputc('\n', f);
+}
+
 static void
 show_one(FILE *f, const struct st_item *it, int64_t now)
 {
@@ -139,6 +175,7 @@ show_one(FILE *f, const struct st_item *it, int64_t now)
 		fprintf(f, ", to %s", r->url);
 	fputc('\n', f);
 	chunked_line(f, r);
+	presync_line(f, r);
 	if (r->error != NULL)
 		fprintf(f, "    error: %s\n", r->error);
 	if (r->warning != NULL)

@@ -88,7 +88,6 @@ writer_start() {
 	wait_for "the writer of $1 starts" 60 test -s "$HOOKS/$1.turns"
 }
 start() { panel_api POST /_emulator/transfers "{\"server\":\"$1\",\"source\":\"a\",\"destination\":\"b\"}" >/dev/null; }
-presync_json() { rec "$A_STATE" "$1" '["extra"]["presync"]'; }
 line_of() { events "$A_STATE" "$1" | grep -n -m1 "$2" | cut -d: -f1; }
 
 # --- 1. a running server, copied live ------------------------------------------
@@ -105,9 +104,9 @@ cmp -s "$HOOKS/$U.stopped" "$HOOKS/$U.installed" || diff "$HOOKS/$U.stopped" "$H
 ok "... which the writer had changed while it ran" grep -q 'turn [0-9]*: saved' "$WX_TEST_TMP/b/data/$U/logs/latest.log"
 turns=$(cat "$HOOKS/$U.turns")
 ok "... in $turns turns" test "$turns" -ge 2
-PS=$(presync_json "$U")
+PS=$(json_get "$(src_status "$U")" '["presync"]')
 rounds=$(json_get "$PS" '["rounds"]' | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
-ok "extra.presync lists the rounds ($rounds: at least 2 while running and the final one)" test "$rounds" -ge 3
+ok "GET /api/servers/:uuid/transfer: presync lists the rounds ($rounds: at least 2 while running and the final one)" test "$rounds" -ge 3
 is "$(json_get "$PS" '["rounds"][-1]["final"]')" true "... the last one final"
 is "$(json_get "$PS" '["server_stopped"]')" true "... made after the server stopped"
 r1=$(json_get "$PS" '["rounds"][0]["data_bytes"]')
@@ -123,6 +122,9 @@ ok "the destination applied and verified each round" \
 ok "... the final one too" has_event "$B_STATE" "$U" 'round [0-9]* (final) applied and verified'
 wait_for "success callback of $U" 120 has_success "$U"
 is "$(n_callbacks "$U" success)" 1 "one success callback"
+like "$("$top_builddir/handlers/wingxfer-status" --config "$A_CFG" "$U" 2>&1)" \
+	"pre-sync: round $rounds \\(final, server stopped\\), data per round [0-9.]+ MiB," \
+	"wingxfer-status shows the rounds and their data"
 is "$(n_callbacks "$U" failure)" 0 "no failure callback"
 
 # --- 2. presync: off -----------------------------------------------------------
