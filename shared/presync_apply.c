@@ -29,7 +29,6 @@ struct apply {
 	char id[ID_LEN + 1];        /* the delta's, for the journal */
 	bool durable;               /* syncfs before every phase, not only the last */
 	struct wx_ps_written *written;  /* NULL, or the FILE ops' data hashes */
-	EVP_MD_CTX *md;             /* for those */
 };
 
 static int
@@ -198,14 +197,14 @@ remove_at(int dfd, const char *name, size_t depth)
  * off < 0). */
 static int
 copy_data(struct apply *a, wx_ps_read_fn read_fn, void *ctx, int fd, int64_t off,
-    int64_t n, const char *path, EVP_MD_CTX *md)
+    int64_t n, const char *path, struct wx_ps_fhash *fh)
 {
 	while (n > 0) {
 		size_t chunk = n < IO_CHUNK ? (size_t)n : IO_CHUNK;
 		if (read_fn(ctx, a->buf, chunk) < 0)
 			return fail(a, path, "the delta's data ended early", 0);
-		if (md != NULL && EVP_DigestUpdate(md, a->buf, chunk) != 1)
-			return fail(a, path, "SHA-256 failed", 0);
+		if (fh != NULL)
+			wx_ps_fhash_update(fh, a->buf, chunk);
 		if (off < 0) {
 			if (wx_write_all(fd, a->buf, chunk) < 0)
 				return fail(a, path, "write", errno);
@@ -339,16 +338,16 @@ create_op(struct apply *a, size_t k, const struct wx_ps_op *op, wx_ps_read_fn re
 		fd = openat(a->workfd, TMP_NAME, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (fd < 0)
 			return fail(a, op->path, "cannot create the temporary file", errno);
-		EVP_MD_CTX *md = a->written != NULL && a->md != NULL &&
-		    EVP_DigestInit_ex(a->md, EVP_sha256(), NULL) == 1 ? a->md : NULL;
-		rc = copy_data(a, read_fn, ctx, fd, -1, op->size, op->path, md);
+		struct wx_ps_fhash fh = { NULL, NULL, 0, false };
+		bool hashing = a->written != NULL && wx_ps_fhash_init(&fh) == 0;
+		rc = copy_data(a, read_fn, ctx, fd, -1, op->size, op->path, hashing ? &fh : NULL);
 		if (close(fd) < 0 && rc == 0)
 			rc = fail(a, op->path, "write", errno);
 		if (rc == 0)
 			rc = install_tmp(a, op->path);
-		unsigned int mdlen;
-		if (rc == 0 && md != NULL && EVP_DigestFinal_ex(md, a->written->sha[k], &mdlen) == 1)
+		if (rc == 0 && hashing && wx_ps_fhash_final(&fh, a->written->sha[k]) == 0)
 			a->written->valid[k] = true;
+		wx_ps_fhash_free(&fh);
 		return rc;
 	case WX_PS_OP_PATCH:
 		if ((pfd = parent_of(a, op->path, &leaf, false)) < 0)
@@ -463,10 +462,8 @@ wx_ps_apply_ex(int rootfd, int workfd, int64_t round, const struct wx_ps_delta *
 			return fail(&a, "journal", "cannot write", errno);
 	}
 	a.buf = xmalloc(IO_CHUNK);
-	if (written != NULL) {
+	if (written != NULL)
 		memset(written->valid, 0, d->n);
-		a.md = EVP_MD_CTX_new();
-	}
 	int rc = -1;
 	if (phase <= 1) {
 		for (size_t k = 0; k < d->n; k++)
@@ -497,6 +494,5 @@ wx_ps_apply_ex(int rootfd, int workfd, int64_t round, const struct wx_ps_delta *
 	rc = 0;
 out:
 	free(a.buf);
-	EVP_MD_CTX_free(a.md);
 	return rc;
 }

@@ -45,7 +45,7 @@ int wx_ps_apply(int rootfd, int workfd, int64_t round, const struct wx_ps_delta 
 /*
  * What wx_ps_apply_ex tells of the FILE ops it wrote, by op index (arrays
  * of the delta's op count): valid[k] when op k's data went whole into its
- * file, sha[k] the SHA-256 of that data.  A caller that checks it against
+ * file, sha[k] that data's hash as the manifest has it (wx_ps_fhash).  A caller that checks it against
  * the manifest need not read the file back (presync_verify.h).
  */
 struct wx_ps_written {

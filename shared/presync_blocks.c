@@ -69,6 +69,78 @@ sha256(EVP_MD_CTX *ctx, const unsigned char *buf, size_t n, unsigned char *out)
 	return 0;
 }
 
+int
+wx_ps_fhash_init(struct wx_ps_fhash *h)
+{
+	h->outer = EVP_MD_CTX_new();
+	h->blk = EVP_MD_CTX_new();
+	h->fill = 0;
+	h->ok = h->outer != NULL && h->blk != NULL &&
+	    EVP_DigestInit_ex(h->outer, EVP_sha256(), NULL) == 1 &&
+	    EVP_DigestInit_ex(h->blk, EVP_sha256(), NULL) == 1;
+	return h->ok ? 0 : -1;
+}
+
+/* The current block is complete (or the last, short one): into outer. */
+static void
+fhash_end_block(struct wx_ps_fhash *h)
+{
+	unsigned char md[WX_PS_SHA_LEN];
+	unsigned int len;
+	if (h->ok && (EVP_DigestFinal_ex(h->blk, md, &len) != 1 ||
+	    EVP_DigestUpdate(h->outer, md, sizeof md) != 1 ||
+	    EVP_DigestInit_ex(h->blk, EVP_sha256(), NULL) != 1))
+		h->ok = false;
+	h->fill = 0;
+}
+
+void
+wx_ps_fhash_update(struct wx_ps_fhash *h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	while (n > 0 && h->ok) {
+		size_t k = (size_t)B - h->fill;
+		if (k > n)
+			k = n;
+		if (EVP_DigestUpdate(h->blk, b, k) != 1)
+			h->ok = false;
+		h->fill += k;
+		b += k;
+		n -= k;
+		if (h->fill == (size_t)B)
+			fhash_end_block(h);
+	}
+}
+
+void
+wx_ps_fhash_block(struct wx_ps_fhash *h, const unsigned char sha[WX_PS_SHA_LEN])
+{
+	if (h->ok && (h->fill != 0 || EVP_DigestUpdate(h->outer, sha, WX_PS_SHA_LEN) != 1))
+		h->ok = false;
+}
+
+int
+wx_ps_fhash_final(struct wx_ps_fhash *h, unsigned char out[WX_PS_SHA_LEN])
+{
+	if (h->fill > 0)
+		fhash_end_block(h);
+	unsigned int len;
+	if (h->ok && EVP_DigestFinal_ex(h->outer, out, &len) != 1)
+		h->ok = false;
+	bool ok = h->ok;
+	wx_ps_fhash_free(h);
+	return ok ? 0 : -1;
+}
+
+void
+wx_ps_fhash_free(struct wx_ps_fhash *h)
+{
+	EVP_MD_CTX_free(h->outer);
+	EVP_MD_CTX_free(h->blk);
+	h->outer = h->blk = NULL;
+	h->ok = false;
+}
+
 static void
 add_range(struct wx_ps_plan *p, size_t *cap, int64_t off, int64_t len)
 {
@@ -102,13 +174,14 @@ wx_ps_plan_file(int fd, const struct wx_ps_blocks *old_blocks,
 {
 	memset(plan, 0, sizeof *plan);
 	unsigned char *buf = xmalloc((size_t)B);
-	EVP_MD_CTX *whole = EVP_MD_CTX_new(), *blk = EVP_MD_CTX_new();
+	EVP_MD_CTX *blk = EVP_MD_CTX_new();
+	struct wx_ps_fhash whole;
 	size_t nblocks = 0, cap = 0, bcap = 0;
 	unsigned char (*hash)[WX_PS_SHA_LEN] = NULL;
 	/* prefix: the new bytes [k*B, old_size) of the old last, partial block k */
 	bool prefix_same = true;
 	int rc = -1;
-	if (whole == NULL || blk == NULL || EVP_DigestInit_ex(whole, EVP_sha256(), NULL) != 1) {
+	if (wx_ps_fhash_init(&whole) < 0 || blk == NULL) {
 		snprintf(err, errsize, "SHA-256 unavailable");
 		goto out;
 	}
@@ -120,14 +193,13 @@ wx_ps_plan_file(int fd, const struct wx_ps_blocks *old_blocks,
 		}
 		if (n == 0)
 			break;
-		if (EVP_DigestUpdate(whole, buf, (size_t)n) != 1)
-			goto hash_fail;
 		if (nblocks == bcap) {
 			bcap = bcap ? bcap * 2 : 64;
 			hash = xrealloc(hash, bcap * sizeof *hash);
 		}
 		if (sha256(blk, buf, (size_t)n, hash[nblocks]) < 0)
 			goto hash_fail;
+		wx_ps_fhash_block(&whole, hash[nblocks]);
 		if (old_blocks && old_size % B != 0 && (int64_t)nblocks == old_size / B &&
 		    n >= old_size % B && (size_t)nblocks < old_blocks->n) {
 			unsigned char h[WX_PS_SHA_LEN];
@@ -141,8 +213,7 @@ wx_ps_plan_file(int fd, const struct wx_ps_blocks *old_blocks,
 		if (n < B)
 			break;
 	}
-	unsigned int len;
-	if (EVP_DigestFinal_ex(whole, plan->sha, &len) != 1)
+	if (wx_ps_fhash_final(&whole, plan->sha) < 0)
 		goto hash_fail;
 	if (plan->size >= WX_PS_BLOCKS_MIN) {
 		plan->blocks = xcalloc(1, sizeof *plan->blocks);
@@ -194,7 +265,7 @@ out:
 		wx_ps_plan_free(plan);
 	free(hash);
 	free(buf);
-	EVP_MD_CTX_free(whole);
+	wx_ps_fhash_free(&whole);
 	EVP_MD_CTX_free(blk);
 	return rc;
 }
@@ -234,9 +305,12 @@ wx_ps_send_file(int fd, struct wx_ps_plan *plan, wx_ps_emit_fn emit, void *ctx,
 {
 	*stable = true;
 	unsigned char *buf = xmalloc((size_t)B);
-	EVP_MD_CTX *whole = EVP_MD_CTX_new(), *blk = EVP_MD_CTX_new();
+	EVP_MD_CTX *blk = EVP_MD_CTX_new();
+	/* The file's hash of what is sent: for an unhashed plan its sha, for
+	 * one without blocks (whole, small) the check against the plan's. */
+	struct wx_ps_fhash whole;
 	int rc = -1;
-	if (whole == NULL || blk == NULL || EVP_DigestInit_ex(whole, EVP_sha256(), NULL) != 1) {
+	if (wx_ps_fhash_init(&whole) < 0 || blk == NULL) {
 		snprintf(err, errsize, "SHA-256 unavailable");
 		goto out;
 	}
@@ -262,35 +336,28 @@ wx_ps_send_file(int fd, struct wx_ps_plan *plan, wx_ps_emit_fn emit, void *ctx,
 				snprintf(err, errsize, "could not pass the data on");
 				goto out;
 			}
-			if (plan->unhashed) {
-				/* the whole file, block by block: the hashes of what was sent */
-				if (EVP_DigestUpdate(whole, buf, (size_t)want) != 1 ||
-				    (plan->blocks && sha256(blk, buf, (size_t)want, plan->blocks->hash[i]) < 0))
-					goto hash_fail;
-			} else if (plan->blocks) {
-				unsigned char h[WX_PS_SHA_LEN];
-				if (sha256(blk, buf, (size_t)want, h) < 0)
-					goto hash_fail;
-				if (memcmp(h, plan->blocks->hash[i], WX_PS_SHA_LEN) != 0) {
-					plan->blocks->valid[i] = 0;
-					*stable = false;
-				}
-			} else if (EVP_DigestUpdate(whole, buf + (from - bstart), (size_t)(to - from)) != 1) {
+			unsigned char h[WX_PS_SHA_LEN];
+			if (sha256(blk, buf, (size_t)want, h) < 0)
 				goto hash_fail;
+			if (plan->unhashed || plan->blocks == NULL) {
+				/* the whole file, block by block (the ranges cover it) */
+				wx_ps_fhash_block(&whole, h);
+				if (plan->unhashed && plan->blocks)
+					memcpy(plan->blocks->hash[i], h, WX_PS_SHA_LEN);
+			} else if (memcmp(h, plan->blocks->hash[i], WX_PS_SHA_LEN) != 0) {
+				plan->blocks->valid[i] = 0;
+				*stable = false;
 			}
 		}
 	}
 	if (plan->unhashed) {
-		unsigned int len;
-		if (EVP_DigestFinal_ex(whole, plan->sha, &len) != 1)
+		if (wx_ps_fhash_final(&whole, plan->sha) < 0)
 			goto hash_fail;
 		plan->unhashed = false;
 	} else if (plan->blocks == NULL) {
 		unsigned char h[WX_PS_SHA_LEN];
-		unsigned int len;
-		if (EVP_DigestFinal_ex(whole, h, &len) != 1)
+		if (wx_ps_fhash_final(&whole, h) < 0)
 			goto hash_fail;
-		/* without blocks the ranges are the whole file */
 		if (memcmp(h, plan->sha, WX_PS_SHA_LEN) != 0)
 			*stable = false;
 	}
@@ -300,7 +367,7 @@ hash_fail:
 	snprintf(err, errsize, "SHA-256 failed");
 out:
 	free(buf);
-	EVP_MD_CTX_free(whole);
+	wx_ps_fhash_free(&whole);
 	EVP_MD_CTX_free(blk);
 	return rc;
 }

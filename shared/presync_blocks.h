@@ -35,6 +35,30 @@ struct wx_ps_range {
 	int64_t off, len;
 };
 
+/*
+ * A file's SHA-256 in the manifest (its `sha`): the SHA-256 of the SHA-256s
+ * of its WX_PS_BLOCK_SIZE blocks in order (the last one may be short; an
+ * empty file has none).  As collision-resistant as the SHA-256 of the
+ * content, and it costs nothing more once the blocks are hashed, which
+ * change detection does anyway: the sender reads and hashes each byte once.
+ * Both nodes compute it the same way (presync_verify.c, presync_apply.c).
+ */
+struct wx_ps_fhash {
+	void *outer, *blk;      /* EVP_MD_CTX */
+	size_t fill;            /* bytes of the current block hashed into blk */
+	bool ok;                /* no OpenSSL failure so far */
+};
+/* 0, or -1 (OpenSSL). */
+int wx_ps_fhash_init(struct wx_ps_fhash *h);
+/* Bytes of the file, in order, split anyhow. */
+void wx_ps_fhash_update(struct wx_ps_fhash *h, const void *p, size_t n);
+/* A whole block's SHA-256, computed by the caller (at a block boundary only). */
+void wx_ps_fhash_block(struct wx_ps_fhash *h, const unsigned char sha[WX_PS_SHA_LEN]);
+/* The file's hash; 0, or -1 when anything failed.  Frees h. */
+int wx_ps_fhash_final(struct wx_ps_fhash *h, unsigned char out[WX_PS_SHA_LEN]);
+/* Frees h without a result (after a failure elsewhere); fine after final. */
+void wx_ps_fhash_free(struct wx_ps_fhash *h);
+
 struct wx_ps_plan {
 	bool unhashed;             /* not read (nothing to compare with): the whole file of
 	                            * size bytes; the send hashes what it sends */
@@ -43,7 +67,7 @@ struct wx_ps_plan {
 	int64_t size;              /* bytes read */
 	struct wx_ps_range *ranges;/* to send, ascending, coalesced; whole file without a base */
 	size_t nranges;
-	unsigned char sha[WX_PS_SHA_LEN];   /* of the bytes read */
+	unsigned char sha[WX_PS_SHA_LEN];   /* of the bytes read (wx_ps_fhash) */
 	struct wx_ps_blocks *blocks;        /* of the bytes read; NULL under WX_PS_BLOCKS_MIN */
 };
 

@@ -39,9 +39,9 @@ hash_file(int rootfd, const char *path, unsigned char *out)
 	close(pfd);
 	if (fd < 0)
 		return -1;
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	struct wx_ps_fhash h;
 	unsigned char *buf = xmalloc(IO_CHUNK);
-	int rc = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 ? 0 : -1;
+	int rc = wx_ps_fhash_init(&h);
 	while (rc == 0) {
 		ssize_t n = read(fd, buf, IO_CHUNK);
 		if (n < 0 && errno == EINTR)
@@ -50,13 +50,11 @@ hash_file(int rootfd, const char *path, unsigned char *out)
 			rc = n < 0 ? -1 : 0;
 			break;
 		}
-		if (EVP_DigestUpdate(ctx, buf, (size_t)n) != 1)
-			rc = -1;
+		wx_ps_fhash_update(&h, buf, (size_t)n);
 	}
-	unsigned int len;
-	if (rc == 0 && EVP_DigestFinal_ex(ctx, out, &len) != 1)
+	if (rc == 0 && wx_ps_fhash_final(&h, out) < 0)
 		rc = -1;
-	EVP_MD_CTX_free(ctx);
+	wx_ps_fhash_free(&h);
 	free(buf);
 	close(fd);
 	return rc;

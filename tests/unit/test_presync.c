@@ -17,6 +17,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -696,6 +697,67 @@ test_torn_send(void)
 	free(d2);
 }
 
+/* --- the file hash ---------------------------------------------------------------- */
+
+/* SHA-256 over the SHA-256s of each 64 KiB block of p, computed directly. */
+static void
+expected_fhash(const unsigned char *p, size_t n, unsigned char out[WX_PS_SHA_LEN])
+{
+	unsigned char *list = xmalloc((n / WX_PS_BLOCK_SIZE + 1) * WX_PS_SHA_LEN);
+	size_t k = 0;
+	unsigned int len;
+	for (size_t off = 0; off < n; off += WX_PS_BLOCK_SIZE, k++) {
+		size_t b = n - off < WX_PS_BLOCK_SIZE ? n - off : WX_PS_BLOCK_SIZE;
+		EVP_Digest(p + off, b, list + k * WX_PS_SHA_LEN, &len, EVP_sha256(), NULL);
+	}
+	EVP_Digest(list, k * WX_PS_SHA_LEN, out, &len, EVP_sha256(), NULL);
+	free(list);
+}
+
+static void
+test_file_hash(void)
+{
+	size_t n = 3 * WX_PS_BLOCK_SIZE + 12345;
+	unsigned char *d = random_bytes(n), want[WX_PS_SHA_LEN], got[WX_PS_SHA_LEN];
+	expected_fhash(d, n, want);
+	struct wx_ps_fhash h;
+	ok(wx_ps_fhash_init(&h) == 0, "file hash: set up");
+	/* odd splits, across block boundaries */
+	size_t cuts[] = { 1, 4095, 65536, 70000, 100, 65535 };
+	size_t off = 0;
+	for (size_t i = 0; off < n; i++) {
+		size_t c = cuts[i % 6] < n - off ? cuts[i % 6] : n - off;
+		wx_ps_fhash_update(&h, d + off, c);
+		off += c;
+	}
+	ok(wx_ps_fhash_final(&h, got) == 0 && memcmp(got, want, sizeof got) == 0,
+	    "file hash: the SHA-256 of the blocks' SHA-256s, whatever the splits");
+	unsigned char empty[WX_PS_SHA_LEN];
+	unsigned int len;
+	EVP_Digest("", 0, empty, &len, EVP_sha256(), NULL);
+	ok(wx_ps_fhash_init(&h) == 0 && wx_ps_fhash_final(&h, got) == 0 &&
+	    memcmp(got, empty, sizeof got) == 0, "file hash: an empty file has no blocks");
+	ok(put("hashed", d, n) == 0, "a file of 3.2 blocks");
+	int fd = open(at(src, "hashed"), O_RDONLY | O_CLOEXEC);
+	struct wx_ps_plan plan;
+	char err[256];
+	ok(fd >= 0 && wx_ps_plan_file(fd, NULL, NULL, 0, &plan, err, sizeof err) == 0 &&
+	    memcmp(plan.sha, want, WX_PS_SHA_LEN) == 0, "the plan's hash is the file hash");
+	wx_ps_plan_free(&plan);
+	bool stable;
+	size_t sent = 0;
+	ok(fd >= 0 && wx_ps_plan_whole(fd, &plan, err, sizeof err) == 0 &&
+	    wx_ps_send_file(fd, &plan, sink, &sent, &stable, err, sizeof err) == 0 && stable &&
+	    sent == n &&
+	    memcmp(plan.sha, want, WX_PS_SHA_LEN) == 0 && plan.blocks && plan.blocks->n == 4,
+	    "a send without a plan hashes what it sends the same way, blocks kept");
+	wx_ps_plan_free(&plan);
+	if (fd >= 0)
+		close(fd);
+	unlink(at(src, "hashed"));
+	free(d);
+}
+
 /* --- crash and re-apply -------------------------------------------------------- */
 
 static int
@@ -1206,6 +1268,7 @@ main(void)
 	test_rounds();
 	test_blocks();
 	test_torn_send();
+	test_file_hash();
 	test_reapply();
 	test_unprivileged();
 	test_live_writer();
