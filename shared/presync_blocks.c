@@ -299,10 +299,78 @@ new_blocks(int64_t size)
 	return b;
 }
 
+/* Blocks read at once by a send without a plan (the whole file, in order). */
+#define WHOLE_READ_BLOCKS 16
+
+/*
+ * wx_ps_send_file for an unhashed plan: the file from 0 to plan->size in
+ * reads of WHOLE_READ_BLOCKS blocks, each passed on at once, every block
+ * hashed for the block list and the file hash.
+ */
+static int
+send_whole(int fd, struct wx_ps_plan *plan, wx_ps_emit_fn emit, void *ctx, bool *stable,
+    char *err, size_t errsize)
+{
+	size_t cap = (size_t)B * WHOLE_READ_BLOCKS;
+	unsigned char *buf = xmalloc(cap);
+	EVP_MD_CTX *blk = EVP_MD_CTX_new();
+	struct wx_ps_fhash whole;
+	int rc = -1;
+	if (wx_ps_fhash_init(&whole) < 0 || blk == NULL) {
+		snprintf(err, errsize, "SHA-256 unavailable");
+		goto out;
+	}
+	if (plan->blocks == NULL && plan->size >= WX_PS_BLOCKS_MIN)
+		plan->blocks = new_blocks(plan->size);
+	for (int64_t at = 0; at < plan->size;) {
+		int64_t want = plan->size - at < (int64_t)cap ? plan->size - at : (int64_t)cap;
+		ssize_t n = pread_full(fd, buf, (size_t)want, at);
+		if (n < 0) {
+			snprintf(err, errsize, "read: %s", strerror(errno));
+			goto out;
+		}
+		if (n < want) {
+			/* shorter than planned: zeros keep the promised length */
+			memset(buf + n, 0, (size_t)(want - n));
+			*stable = false;
+		}
+		if (emit(ctx, buf, (size_t)want) < 0) {
+			snprintf(err, errsize, "could not pass the data on");
+			goto out;
+		}
+		for (int64_t o = 0; o < want; o += B) {
+			size_t i = (size_t)((at + o) / B);
+			unsigned char h[WX_PS_SHA_LEN];
+			if (sha256(blk, buf + o, (size_t)block_len(plan->size, i), h) < 0)
+				goto hash_fail;
+			wx_ps_fhash_block(&whole, h);
+			if (plan->blocks)
+				memcpy(plan->blocks->hash[i], h, WX_PS_SHA_LEN);
+		}
+		at += want;
+	}
+	if (wx_ps_fhash_final(&whole, plan->sha) < 0)
+		goto hash_fail;
+	plan->unhashed = false;
+	rc = 0;
+	goto out;
+hash_fail:
+	snprintf(err, errsize, "SHA-256 failed");
+out:
+	free(buf);
+	wx_ps_fhash_free(&whole);
+	EVP_MD_CTX_free(blk);
+	return rc;
+}
+
 int
 wx_ps_send_file(int fd, struct wx_ps_plan *plan, wx_ps_emit_fn emit, void *ctx,
     bool *stable, char *err, size_t errsize)
 {
+	if (plan->unhashed) {
+		*stable = true;
+		return send_whole(fd, plan, emit, ctx, stable, err, errsize);
+	}
 	*stable = true;
 	unsigned char *buf = xmalloc((size_t)B);
 	EVP_MD_CTX *blk = EVP_MD_CTX_new();
