@@ -17,7 +17,8 @@
 #                   and again during the final round: the next request
 #                   starts a new one, which applies every round again from
 #                   the chunks this node kept
-#   apache-restart  the destination's Apache restarted during round 1
+#   apache-restart  the destination's Apache restarted during round 1, and
+#                   again during the final round
 #   kill9-push      the push worker killed -9 during the final round: it is
 #                   not started again (the rounds cannot be made again);
 #                   the transfer fails once the watchdogs ran, the server's
@@ -213,6 +214,9 @@ if [[ " $SCENARIOS " == *" apache-restart "* ]]; then
 	point
 	wait_for "apache-restart: acked past $POINT" 300 acked_past "$U" "$POINT"
 	ok "apache-restart: the destination's Apache restarted at $(acked_src "$U") acknowledged bytes (round 1)" \
+		node_restart_web d
+	ok "apache-restart: the final round under way after the stop" after_stop "$U"
+	ok "apache-restart: the destination's Apache restarted at $(acked_src "$U") acknowledged bytes (final round)" \
 		node_restart_web d
 	succeeded "apache-restart" "$U"
 fi
