@@ -107,7 +107,10 @@ cat > "$HOOKS/stop-record" <<EOF
 exit 0
 EOF
 chmod 755 "$HOOKS/stop-record"
+# presync off: the stop hook runs before the body (tests/integration/presync.sh
+# checks the worker's confinement while it copies a running server).
 node_setup a "    upload_limit: 1
+    presync: off
     compression_level: 0
     hooks:
       stop: [$HOOKS/stop-record]"
