@@ -838,7 +838,8 @@ chunked_run(struct job *job, CURL *c, const char *ua, struct body **bodyp, bool 
 	char size[32];
 	wx_format_bytes(u.chunk, size, sizeof size);
 	if (!resume) {
-		job_log(job, "Streaming archive to destination...");
+		job_log(job, job->presync != NULL ? "Streaming the pre-sync rounds to destination..." :
+		    "Streaming archive to destination...");
 		job_log(job, "The destination takes a resumable upload: chunks of %s (upload %s).",
 		    size, u.id);
 	}
