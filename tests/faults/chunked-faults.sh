@@ -104,18 +104,8 @@ like "$(ip netns exec "$NSA" curl -s -D - -o /dev/null --max-time 10 --cacert "$
 	"${NODE_URL[d]}/api/transfers" | tr -d '\r' | grep -i '^X-Wingxfer-Capabilities:')" '(^|[ ,:])chunked(,|$| )' \
 	"the destination names chunked in X-Wingxfer-Capabilities"
 
-go() { # go UUID: starts the transfer through the source's Apache, in its namespace
-	local u=$1 tok body code
-	cp -a "$TEMPLATE" "$SRC/data/$u"
-	panel_server "$u" 0
-	panel_api POST /_emulator/transfers "{\"server\":\"$u\",\"notify\":false}" >/dev/null
-	tok=$(json_get "$(panel_api POST /_emulator/tokens "{\"server\":\"$u\",\"node\":\"d\"}")" '["token"]')
-	body="{\"url\":\"${NODE_URL[d]}/api/transfers\",\"token\":\"Bearer $tok\"}"
-	code=$(ip netns exec "$NSA" curl -sS --max-time 60 --cacert "$WX_CA" -o /dev/null -w '%{http_code}' -X POST \
-		-H "Authorization: Bearer token-s" -H 'Content-Type: application/json' -d "$body" \
-		"${NODE_URL[s]}/api/servers/$u/transfer")
-	track_worker "$SRC/state" "$u"
-	[ "$code" = 202 ] || { diag "the source answered $code"; return 1; }
+go() { # go UUID: a copy of the template, its transfer started through the source's Apache
+	cp -a "$TEMPLATE" "$SRC/data/$1" && ns_transfer "$1"
 }
 # Fields of extra.chunked (docs/protocol.md §4) of the source's record, read
 # with sed: a poll every 0.1 s stays cheap.  The names are unique in a record.

@@ -13,6 +13,9 @@
 #   template_tree DIR            the tree every transfer copies; its manifest in TEMPLATE_MANIFEST
 #   start_transfer SRCDIR DEST-NAME UUID   copies the template, opens the panel's
 #                                transfer, POSTs it to wingxfer-source (CGI); 202 or not
+#   ns_transfer UUID             the panel's transfer of $SRC/data/UUID to node d,
+#                                POSTed to node s's Apache from its namespace
+#                                ($NSA, tests/lib/netpair.sh); 202 or not
 #   settle UUID SRCDIR DESTDIR [SECS]   runs both watchdogs until nothing is
 #                                active: records final, locks free, no staging
 #   invariants LABEL UUID SRCDIR DESTDIR   the TAP checks after a fault (3 lines)
@@ -53,6 +56,19 @@ start_transfer() {
 	tok=$(json_get "$(panel_api POST /_emulator/tokens "{\"server\":\"$u\",\"node\":\"$dest\"}")" '["token"]')
 	START_OUT=$(TOKEN="Bearer $tok" post_transfer "$src/config.yml" "$u" "${NODE_URL[$dest]}/api/transfers")
 	[ "$(status_of "$START_OUT")" = 202 ]
+}
+
+ns_transfer() {
+	local u=$1 tok body code
+	panel_server "$u" 0
+	panel_api POST /_emulator/transfers "{\"server\":\"$u\",\"notify\":false}" >/dev/null
+	tok=$(json_get "$(panel_api POST /_emulator/tokens "{\"server\":\"$u\",\"node\":\"d\"}")" '["token"]')
+	body="{\"url\":\"${NODE_URL[d]}/api/transfers\",\"token\":\"Bearer $tok\"}"
+	code=$(ip netns exec "$NSA" curl -sS --max-time 60 --cacert "$WX_CA" -o /dev/null -w '%{http_code}' -X POST \
+		-H "Authorization: Bearer token-s" -H 'Content-Type: application/json' -d "$body" \
+		"${NODE_URL[s]}/api/servers/$u/transfer")
+	track_worker "$SRC/state" "$u"
+	[ "$code" = 202 ] || { diag "the source answered $code"; return 1; }
 }
 
 _final() { case "$1" in completed|failed|cancelled|"(no record)") return 0 ;; esac; return 1; }

@@ -82,18 +82,8 @@ unreachable() { ! reach; }
 ok "two namespaces joined by a veth pair: the destination ($ADDR_B) answers the source's side" reach
 WATCHDOG_NS_SRC="ip netns exec $NSA" WATCHDOG_NS_DEST="ip netns exec $NSB"
 
-go() { # go UUID: starts the transfer through the source's Apache, in its namespace
-	local u=$1 tok body code
-	cp -a "$TEMPLATE" "$SRC/data/$u"
-	panel_server "$u" 0
-	panel_api POST /_emulator/transfers "{\"server\":\"$u\",\"notify\":false}" >/dev/null
-	tok=$(json_get "$(panel_api POST /_emulator/tokens "{\"server\":\"$u\",\"node\":\"d\"}")" '["token"]')
-	body="{\"url\":\"${NODE_URL[d]}/api/transfers\",\"token\":\"Bearer $tok\"}"
-	code=$(ip netns exec "$NSA" curl -sS --max-time 60 --cacert "$WX_CA" -o /dev/null -w '%{http_code}' -X POST \
-		-H "Authorization: Bearer token-s" -H 'Content-Type: application/json' -d "$body" \
-		"${NODE_URL[s]}/api/servers/$u/transfer")
-	track_worker "$SRC/state" "$u"
-	[ "$code" = 202 ] || { diag "the source answered $code"; return 1; }
+go() { # go UUID: a copy of the template, its transfer started through the source's Apache
+	cp -a "$TEMPLATE" "$SRC/data/$1" && ns_transfer "$1"
 }
 receiving() { [ "$(rec "$DST/state" "$1" '["bytes_read"]' 2>/dev/null)" -gt "$2" ] 2>/dev/null; }
 # The cut must come while the source still has bytes to send (after that

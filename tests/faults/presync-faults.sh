@@ -61,13 +61,7 @@ mkdir -p "$HOOKS"
 cat > "$HOOKS/stop" <<EOF
 #!/bin/sh
 head -c 16777216 /dev/urandom > "\$SERVER_DIR/world/save-on-stop.dat"
-pidf="$HOOKS/\$SERVER_UUID.pid"
-if [ -s "\$pidf" ]; then
-	pid=\$(cat "\$pidf")
-	kill -TERM "\$pid" 2>/dev/null
-	n=0
-	while kill -0 "\$pid" 2>/dev/null && [ \$n -lt 600 ]; do sleep 0.1; n=\$((n + 1)); done
-fi
+python3 "$WRITER" --stop "$HOOKS/\$SERVER_UUID.pid"
 python3 "$TREES" manifest "\$SERVER_DIR" --exact > "$HOOKS/\$SERVER_UUID.stopped"
 date +%s.%N > "$HOOKS/\$SERVER_UUID.hook"
 EOF
@@ -105,22 +99,14 @@ ok "the destination names presync in X-Wingxfer-Capabilities" bash -c \
 # go UUID: a copy of the template with its writer running, then the
 # transfer started through the source's Apache (the panel's request).
 go() {
-	local u=$1 tok body code
+	local u=$1
 	cp -a "$TEMPLATE" "$SRC/data/$u"
 	python3 "$WRITER" "$SRC/data/$u" --pid-file "$HOOKS/$u.pid" --interval 0.2 \
 		--regions-per-turn 2 --count-file "$HOOKS/$u.turns" --max-seconds 1200 &
 	track_pid $!
 	WPID=$!
 	wait_for "the writer of $u starts" 60 test -s "$HOOKS/$u.turns"
-	panel_server "$u" 0
-	panel_api POST /_emulator/transfers "{\"server\":\"$u\",\"notify\":false}" >/dev/null
-	tok=$(json_get "$(panel_api POST /_emulator/tokens "{\"server\":\"$u\",\"node\":\"d\"}")" '["token"]')
-	body="{\"url\":\"${NODE_URL[d]}/api/transfers\",\"token\":\"Bearer $tok\"}"
-	code=$(ip netns exec "$NSA" curl -sS --max-time 60 --cacert "$WX_CA" -o /dev/null -w '%{http_code}' -X POST \
-		-H "Authorization: Bearer token-s" -H 'Content-Type: application/json' -d "$body" \
-		"${NODE_URL[s]}/api/servers/$u/transfer")
-	track_worker "$SRC/state" "$u"
-	[ "$code" = 202 ] || { diag "the source answered $code"; return 1; }
+	ns_transfer "$u"
 }
 acked_src() { rec_int "$SRC/state" "$1" acked; }
 interruptions_src() { rec_int "$SRC/state" "$1" interruptions; }

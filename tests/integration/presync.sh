@@ -33,13 +33,7 @@ mkdir -p "$HOOKS"
 # snapshots the tree as it was stopped and notes that it ran.
 cat > "$HOOKS/stop" <<EOF
 #!/bin/sh
-pidf="$HOOKS/\$SERVER_UUID.pid"
-if [ -s "\$pidf" ]; then
-	pid=\$(cat "\$pidf")
-	kill -TERM "\$pid" 2>/dev/null
-	n=0
-	while kill -0 "\$pid" 2>/dev/null && [ \$n -lt 600 ]; do sleep 0.1; n=\$((n + 1)); done
-fi
+python3 "$WRITER" --stop "$HOOKS/\$SERVER_UUID.pid"
 python3 "$TREES" manifest "\$SERVER_DIR" --exact > "$HOOKS/\$SERVER_UUID.stopped"
 python3 "$TREES" manifest "\$SERVER_DIR" > "$HOOKS/\$SERVER_UUID.stopped-coarse"
 date +%s.%N > "$HOOKS/\$SERVER_UUID.hook"

@@ -9,6 +9,9 @@ is in and exits 0, so the tree is settled once its stop hook returns.
 
   game-writer.py DIR --pid-file F [--interval S] [--max-seconds S]
       [--region-glob GLOB] [--regions-per-turn N] [--count-file F]
+  game-writer.py --stop F
+      what a stop hook runs: SIGTERM to the writer whose pid F holds (if
+      any), then waits until it is gone (at most 60 s)
 
 Without --regions-per-turn each region file is saved on a turn with
 probability 1/2; with it, N random ones.
@@ -29,16 +32,40 @@ def on_term(sig, frame):
     stop = True
 
 
+def stop_writer(pid_file):
+    try:
+        pid = int(open(pid_file).read())
+    except (OSError, ValueError):
+        return 0
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return 0
+    end = time.monotonic() + 60
+    while time.monotonic() < end:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return 0
+        time.sleep(0.02)
+    return 1
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("dir")
-    ap.add_argument("--pid-file", required=True)
+    ap.add_argument("dir", nargs="?")
+    ap.add_argument("--stop", metavar="PID_FILE")
+    ap.add_argument("--pid-file")
     ap.add_argument("--interval", type=float, default=0.1)
     ap.add_argument("--max-seconds", type=float, default=900)
     ap.add_argument("--region-glob", default="world/region/*.mca")
     ap.add_argument("--regions-per-turn", type=int, default=0)
     ap.add_argument("--count-file", default=None)
     a = ap.parse_args()
+    if a.stop:
+        return stop_writer(a.stop)
+    if a.dir is None or a.pid_file is None:
+        ap.error("DIR and --pid-file are needed")
     signal.signal(signal.SIGTERM, on_term)
     regions = sorted(glob.glob(os.path.join(a.dir, a.region_glob), recursive=True))
     os.makedirs(os.path.join(a.dir, "logs"), exist_ok=True)
