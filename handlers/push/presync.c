@@ -395,8 +395,14 @@ report(struct presync *ps)
 	int64_t round = ps->round, data = ps->round_data, sent = ps->round_sent;
 	bool final = ps->round_final, stopped = ps->stopped;
 	pthread_mutex_unlock(&ps->mu);
-	job->progress.bytes_total = data;
-	job->progress.bytes_read = sent;
+	/* The progress of the whole copy: every round's data so far, the
+	 * round being made included (a bar that only moves forward). */
+	int64_t made = 0;
+	for (int i = 0; i < n; i++)
+		made += stats[i].data;
+	bool current_done = n > 0 && stats[n - 1].round == round;
+	job->progress.bytes_total = made + (current_done ? 0 : data);
+	job->progress.bytes_read = made + (current_done ? 0 : sent);
 	if (job->rec.extra == NULL)
 		job->rec.extra = json_object_new_object();
 	for (; ps->reported < n; ps->reported++) {
