@@ -29,7 +29,22 @@ struct apply {
 	char id[ID_LEN + 1];        /* the delta's, for the journal */
 	bool durable;               /* syncfs before every phase, not only the last */
 	struct wx_ps_written *written;  /* NULL, or the FILE ops' data hashes */
+	const struct wx_ps_write_watch *watch;  /* NULL, or told of the writes */
 };
+
+static void
+watch_begin(struct apply *a, int fd)
+{
+	if (a->watch != NULL && a->watch->begin != NULL)
+		a->watch->begin(a->watch->ctx, fd);
+}
+
+static void
+watch_end(struct apply *a)
+{
+	if (a->watch != NULL && a->watch->end != NULL)
+		a->watch->end(a->watch->ctx);
+}
 
 static int
 fail(struct apply *a, const char *path, const char *what, int errnum)
@@ -199,6 +214,8 @@ static int
 copy_data(struct apply *a, wx_ps_read_fn read_fn, void *ctx, int fd, int64_t off,
     int64_t n, const char *path, struct wx_ps_fhash *fh)
 {
+	/* where the sequential writes (off < 0) are: the file is new and empty */
+	int64_t pos = off < 0 ? 0 : off;
 	while (n > 0) {
 		size_t chunk = n < IO_CHUNK ? (size_t)n : IO_CHUNK;
 		if (read_fn(ctx, a->buf, chunk) < 0)
@@ -208,6 +225,9 @@ copy_data(struct apply *a, wx_ps_read_fn read_fn, void *ctx, int fd, int64_t off
 		if (off < 0) {
 			if (wx_write_all(fd, a->buf, chunk) < 0)
 				return fail(a, path, "write", errno);
+			if (a->watch != NULL && a->watch->wrote != NULL)
+				a->watch->wrote(a->watch->ctx, pos, (int64_t)chunk);
+			pos += (int64_t)chunk;
 		} else {
 			size_t done = 0;
 			while (done < chunk) {
@@ -219,6 +239,8 @@ copy_data(struct apply *a, wx_ps_read_fn read_fn, void *ctx, int fd, int64_t off
 				done += (size_t)w;
 				off += w;
 			}
+			if (a->watch != NULL && a->watch->wrote != NULL)
+				a->watch->wrote(a->watch->ctx, off - (int64_t)chunk, (int64_t)chunk);
 		}
 		n -= (int64_t)chunk;
 	}
@@ -340,7 +362,9 @@ create_op(struct apply *a, size_t k, const struct wx_ps_op *op, wx_ps_read_fn re
 			return fail(a, op->path, "cannot create the temporary file", errno);
 		struct wx_ps_fhash fh = { NULL, NULL, 0, false };
 		bool hashing = a->written != NULL && wx_ps_fhash_init(&fh) == 0;
+		watch_begin(a, fd);
 		rc = copy_data(a, read_fn, ctx, fd, -1, op->size, op->path, hashing ? &fh : NULL);
+		watch_end(a);
 		if (close(fd) < 0 && rc == 0)
 			rc = fail(a, op->path, "write", errno);
 		if (rc == 0)
@@ -365,9 +389,11 @@ create_op(struct apply *a, size_t k, const struct wx_ps_op *op, wx_ps_read_fn re
 			return fail(a, op->path, "not a regular file", 0);
 		}
 		rc = ftruncate(fd, (off_t)op->size) < 0 ? fail(a, op->path, "truncate", errno) : 0;
+		watch_begin(a, fd);
 		for (size_t r = 0; rc == 0 && r < op->nranges; r++)
 			rc = copy_data(a, read_fn, ctx, fd, op->ranges[r].off, op->ranges[r].len, op->path,
 			    NULL);
+		watch_end(a);
 		if (close(fd) < 0 && rc == 0)
 			rc = fail(a, op->path, "write", errno);
 		return rc;
@@ -429,16 +455,17 @@ int
 wx_ps_apply(int rootfd, int workfd, int64_t round, const struct wx_ps_delta *d,
     wx_ps_read_fn read_fn, void *ctx, char *err, size_t errsize)
 {
-	return wx_ps_apply_ex(rootfd, workfd, round, d, read_fn, ctx, true, NULL, err, errsize);
+	return wx_ps_apply_ex(rootfd, workfd, round, d, read_fn, ctx, true, NULL, NULL, err,
+	    errsize);
 }
 
 int
 wx_ps_apply_ex(int rootfd, int workfd, int64_t round, const struct wx_ps_delta *d,
-    wx_ps_read_fn read_fn, void *ctx, bool durable, struct wx_ps_written *written, char *err,
-    size_t errsize)
+    wx_ps_read_fn read_fn, void *ctx, bool durable, struct wx_ps_written *written,
+    const struct wx_ps_write_watch *watch, char *err, size_t errsize)
 {
 	struct apply a = { .rootfd = rootfd, .workfd = workfd, .err = err, .errsize = errsize,
-		.durable = durable, .written = written };
+		.durable = durable, .written = written, .watch = watch };
 	int64_t jround;
 	int phase;
 	char jid[ID_LEN + 1];

@@ -54,13 +54,26 @@ struct wx_ps_written {
 };
 
 /*
+ * Told of the data the apply writes, for write-behind: begin with the file's
+ * descriptor before a FILE or PATCH op's data, wrote after each write, end
+ * after its last.  Any member may be NULL.
+ */
+struct wx_ps_write_watch {
+	void (*begin)(void *ctx, int fd);
+	void (*wrote)(void *ctx, int64_t off, int64_t len);
+	void (*end)(void *ctx);
+	void *ctx;
+};
+
+/*
  * wx_ps_apply, and: durable false makes only the last phase durable
  * (syncfs once, for a caller that discards the staged tree after a crash
- * instead of resuming the apply); written, when not NULL, is filled.
+ * instead of resuming the apply); written, when not NULL, is filled;
+ * watch, when not NULL, is told of the writes.
  */
 int wx_ps_apply_ex(int rootfd, int workfd, int64_t round, const struct wx_ps_delta *d,
-    wx_ps_read_fn read, void *ctx, bool durable, struct wx_ps_written *written, char *err,
-    size_t errsize);
+    wx_ps_read_fn read, void *ctx, bool durable, struct wx_ps_written *written,
+    const struct wx_ps_write_watch *watch, char *err, size_t errsize);
 
 /*
  * The journal in workfd: the last round, and its phase (1..4 in progress,

@@ -21,11 +21,13 @@
 #include "autoconf.h"
 
 #include "destination.h"
+#include "config.h"
 #include "log.h"
 #include "presync_apply.h"
 #include "presync_text.h"
 #include "presync_verify.h"
 #include "util.h"
+#include "writebehind.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -319,6 +321,27 @@ decode_more(struct ps_in *in)
 	}
 }
 
+/* The apply's writes to write-behind (system.transfers.write_behind), as the
+ * archive's extraction does: the round's data reaches the disk while it is
+ * applied, at the extractor's I/O priority, instead of in one burst. */
+static void
+wb_begin(void *ctx, int fd)
+{
+	rx_wb_file_fd(ctx, fd);
+}
+
+static void
+wb_wrote(void *ctx, int64_t off, int64_t len)
+{
+	rx_wb_wrote(ctx, off, len);
+}
+
+static void
+wb_end(void *ctx)
+{
+	rx_wb_file_done(ctx);
+}
+
 /* wx_ps_apply's read: exactly n decoded bytes.  0 or -1. */
 static int
 read_exact(void *ctx, void *buf, size_t n)
@@ -366,8 +389,12 @@ data_part(struct receiver *rx, struct rx_presync *ps)
 	free(ps->written.valid);
 	ps->written.sha = xmalloc((ps->d.n ? ps->d.n : 1) * sizeof *ps->written.sha);
 	ps->written.valid = xcalloc(ps->d.n ? ps->d.n : 1, sizeof *ps->written.valid);
+	struct rx_writebehind wb;
+	rx_wb_init(&wb, rx->cfg->transfers.write_behind, rx->staging_fd);
+	struct wx_ps_write_watch watch = { wb_begin, wb_wrote, wb_end, &wb };
 	int rc = wx_ps_apply_ex(rx->staging_fd, ps->workfd, ps->round, &ps->d, read_exact, &in,
-	    false, &ps->written, err, sizeof err);
+	    false, &ps->written, &watch, err, sizeof err);
+	rx_wb_end(&wb, rc == 0);
 	if (rc == 0) {
 		/* Nothing may follow the data the op list names. */
 		int r = in.havelen > 0 ? 1 : decode_more(&in);

@@ -135,6 +135,24 @@ rx_wb_file(struct rx_writebehind *wb, const char *path)
 }
 
 void
+rx_wb_file_fd(struct rx_writebehind *wb, int fd)
+{
+	if (wb->window == 0)
+		return;
+	if (wb->fd >= 0)
+		rx_wb_file_done(wb);
+	int dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (dup < 0) {
+		wb->unopened++;
+		wx_debug("write-behind: a file not duplicated (%s): left to the kernel's writeback",
+		    strerror(errno));
+		return;
+	}
+	wb->fd = dup;
+	wb->submitted_to = wb->written_to = 0;
+}
+
+void
 rx_wb_wrote(struct rx_writebehind *wb, int64_t off, int64_t size)
 {
 	if (wb->fd < 0 || size <= 0)

@@ -64,6 +64,10 @@ void rx_wb_init(struct rx_writebehind *wb, int64_t window, int dirfd);
  * written; call before its data. */
 void rx_wb_file(struct rx_writebehind *wb, const char *path);
 
+/* The same for a file open as fd (written through it, perhaps renamed into
+ * place later): fd is duplicated, the caller keeps its own. */
+void rx_wb_file_fd(struct rx_writebehind *wb, int fd);
+
 /* size bytes were written at off in that file. */
 void rx_wb_wrote(struct rx_writebehind *wb, int64_t off, int64_t size);
 

@@ -114,6 +114,8 @@ ok "... and the final round after it" has_event "$A_STATE" "$U" "(final, server 
 ok "the destination applied and verified each round" \
 	test "$(events "$B_STATE" "$U" | grep -c 'applied and verified')" -eq "$rounds"
 ok "... the final one too" has_event "$B_STATE" "$U" 'round [0-9]* (final) applied and verified'
+ok "... writing the rounds' data to disk as it applied them (write-behind)" \
+	bash -c "grep 'transfer=$U' '$WX_TEST_TMP'/b/log/*.log | grep -q 'write-behind: [1-9][0-9]* MiB written back'"
 wait_for "success callback of $U" 120 has_success "$U"
 is "$(n_callbacks "$U" success)" 1 "one success callback"
 like "$("$top_builddir/handlers/wingxfer-status" --config "$A_CFG" "$U" 2>&1)" \
