@@ -299,6 +299,26 @@ new_blocks(int64_t size)
 	return b;
 }
 
+/*
+ * Reads want bytes at off into buf for a send; bytes the file no longer
+ * has are zeros (and *stable becomes false).  0, or -1 with err filled.
+ */
+static int
+read_padded(int fd, unsigned char *buf, int64_t want, int64_t off, bool *stable, char *err,
+    size_t errsize)
+{
+	ssize_t n = pread_full(fd, buf, (size_t)want, off);
+	if (n < 0) {
+		snprintf(err, errsize, "read: %s", strerror(errno));
+		return -1;
+	}
+	if (n < want) {
+		memset(buf + n, 0, (size_t)(want - n));
+		*stable = false;
+	}
+	return 0;
+}
+
 /* Blocks read at once by a send without a plan (the whole file, in order). */
 #define WHOLE_READ_BLOCKS 16
 
@@ -324,16 +344,8 @@ send_whole(int fd, struct wx_ps_plan *plan, wx_ps_emit_fn emit, void *ctx, bool 
 		plan->blocks = new_blocks(plan->size);
 	for (int64_t at = 0; at < plan->size;) {
 		int64_t want = plan->size - at < (int64_t)cap ? plan->size - at : (int64_t)cap;
-		ssize_t n = pread_full(fd, buf, (size_t)want, at);
-		if (n < 0) {
-			snprintf(err, errsize, "read: %s", strerror(errno));
+		if (read_padded(fd, buf, want, at, stable, err, errsize) < 0)
 			goto out;
-		}
-		if (n < want) {
-			/* shorter than planned: zeros keep the promised length */
-			memset(buf + n, 0, (size_t)(want - n));
-			*stable = false;
-		}
 		if (emit(ctx, buf, (size_t)want) < 0) {
 			snprintf(err, errsize, "could not pass the data on");
 			goto out;
@@ -374,30 +386,21 @@ wx_ps_send_file(int fd, struct wx_ps_plan *plan, wx_ps_emit_fn emit, void *ctx,
 	*stable = true;
 	unsigned char *buf = xmalloc((size_t)B);
 	EVP_MD_CTX *blk = EVP_MD_CTX_new();
-	/* The file's hash of what is sent: for an unhashed plan its sha, for
-	 * one without blocks (whole, small) the check against the plan's. */
+	/* Without blocks (a small file, sent whole): the file hash of what is
+	 * sent, checked against the plan's. */
 	struct wx_ps_fhash whole;
 	int rc = -1;
 	if (wx_ps_fhash_init(&whole) < 0 || blk == NULL) {
 		snprintf(err, errsize, "SHA-256 unavailable");
 		goto out;
 	}
-	if (plan->unhashed && plan->blocks == NULL && plan->size >= WX_PS_BLOCKS_MIN)
-		plan->blocks = new_blocks(plan->size);
 	for (size_t r = 0; r < plan->nranges; r++) {
 		int64_t off = plan->ranges[r].off, end = off + plan->ranges[r].len;
 		for (int64_t bstart = off - off % B; bstart < end; bstart += B) {
 			size_t i = (size_t)(bstart / B);
 			int64_t want = block_len(plan->size, i);
-			ssize_t n = pread_full(fd, buf, (size_t)want, bstart);
-			if (n < 0) {
-				snprintf(err, errsize, "read: %s", strerror(errno));
+			if (read_padded(fd, buf, want, bstart, stable, err, errsize) < 0)
 				goto out;
-			}
-			if (n < want) {
-				memset(buf + n, 0, (size_t)(want - n));
-				*stable = false;
-			}
 			int64_t from = off > bstart ? off : bstart;
 			int64_t to = end < bstart + want ? end : bstart + want;
 			if (emit(ctx, buf + (from - bstart), (size_t)(to - from)) < 0) {
@@ -407,22 +410,15 @@ wx_ps_send_file(int fd, struct wx_ps_plan *plan, wx_ps_emit_fn emit, void *ctx,
 			unsigned char h[WX_PS_SHA_LEN];
 			if (sha256(blk, buf, (size_t)want, h) < 0)
 				goto hash_fail;
-			if (plan->unhashed || plan->blocks == NULL) {
-				/* the whole file, block by block (the ranges cover it) */
-				wx_ps_fhash_block(&whole, h);
-				if (plan->unhashed && plan->blocks)
-					memcpy(plan->blocks->hash[i], h, WX_PS_SHA_LEN);
-			} else if (memcmp(h, plan->blocks->hash[i], WX_PS_SHA_LEN) != 0) {
+			if (plan->blocks == NULL)
+				wx_ps_fhash_block(&whole, h);   /* the ranges cover the file */
+			else if (memcmp(h, plan->blocks->hash[i], WX_PS_SHA_LEN) != 0) {
 				plan->blocks->valid[i] = 0;
 				*stable = false;
 			}
 		}
 	}
-	if (plan->unhashed) {
-		if (wx_ps_fhash_final(&whole, plan->sha) < 0)
-			goto hash_fail;
-		plan->unhashed = false;
-	} else if (plan->blocks == NULL) {
+	if (plan->blocks == NULL) {
 		unsigned char h[WX_PS_SHA_LEN];
 		if (wx_ps_fhash_final(&whole, h) < 0)
 			goto hash_fail;
