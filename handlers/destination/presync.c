@@ -197,6 +197,13 @@ ops_part(struct receiver *rx, struct rx_presync *ps)
 	return 0;
 }
 
+/* a + b for sizes from the sender, at most INT64_MAX */
+static int64_t
+add_sat(int64_t a, int64_t b)
+{
+	return b > INT64_MAX - a ? INT64_MAX : a + b;
+}
+
 /*
  * Bytes the round adds to the staged tree at most: each file op's size,
  * and what a patch adds beyond the file's present size.  Replaced files
@@ -218,7 +225,7 @@ round_growth(struct receiver *rx, const struct wx_ps_delta *d)
 			    S_ISREG(sb.st_mode) ? (int64_t)sb.st_size : 0;
 			add = op->size > have ? op->size - have : 0;
 		}
-		grow = add > INT64_MAX - grow ? INT64_MAX : grow + add;
+		grow = add_sat(grow, add);
 	}
 	return grow;
 }
@@ -430,21 +437,43 @@ data_part(struct receiver *rx, struct rx_presync *ps)
 	return 0;
 }
 
-/* Regular file bytes of m, each inode once (what the staged tree holds). */
+static int
+ino_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Regular file bytes of m, each inode once (what the staged tree holds).
+ * Linked files are counted by sorting their inodes: the manifest comes
+ * from the sender, and may list millions of links. */
 static int64_t
 manifest_bytes(const struct wx_ps_manifest *m)
 {
 	int64_t total = 0;
+	size_t nlinked = 0;
+	for (size_t i = 0; i < m->n; i++)
+		if (m->e[i].type == WX_PS_FILE && m->e[i].nlink > 1)
+			nlinked++;
+	uint64_t *inos = xmalloc((nlinked ? nlinked : 1) * 2 * sizeof *inos);
+	size_t k = 0;
 	for (size_t i = 0; i < m->n; i++) {
 		const struct wx_ps_entry *e = &m->e[i];
 		if (e->type != WX_PS_FILE)
 			continue;
-		bool seen = false;
-		for (size_t j = 0; e->nlink > 1 && j < i && !seen; j++)
-			seen = m->e[j].type == WX_PS_FILE && m->e[j].ino == e->ino;
-		if (!seen)
-			total += e->size;
+		if (e->nlink > 1) {
+			inos[2 * k] = e->ino;
+			inos[2 * k + 1] = (uint64_t)e->size;
+			k++;
+		} else {
+			total = add_sat(total, e->size);
+		}
 	}
+	qsort(inos, k, 2 * sizeof *inos, ino_cmp);
+	for (size_t j = 0; j < k; j++)
+		if (j == 0 || inos[2 * j] != inos[2 * (j - 1)])
+			total = add_sat(total, (int64_t)inos[2 * j + 1]);
+	free(inos);
 	return total;
 }
 
