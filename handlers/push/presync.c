@@ -56,6 +56,9 @@ struct presync {
 	bool started;
 	bool eof;                       /* main: the pipe ended */
 	int64_t stopped_ms;             /* main: when the server was stopped (monotonic) */
+	int64_t reported_ms;            /* main: when extra.presync was last made */
+	int reported_nstats;            /* ... with this many rounds in it */
+	bool reported_stopped;          /* ... and the server stopped or not */
 
 	pthread_mutex_t mu;             /* guards what follows */
 	pthread_cond_t cv;
@@ -403,6 +406,15 @@ report(struct presync *ps)
 	bool current_done = n > 0 && stats[n - 1].round == round;
 	job->progress.bytes_total = made + (current_done ? 0 : data);
 	job->progress.bytes_read = made + (current_done ? 0 : sent);
+	/* Called for every piece of the body: extra.presync is made again when
+	 * a round ended, the server stopped, or a second passed. */
+	int64_t now = wx_mono_ms();
+	if (ps->reported_ms > 0 && n == ps->reported_nstats && stopped == ps->reported_stopped &&
+	    now - ps->reported_ms < 1000)
+		return;
+	ps->reported_ms = now;
+	ps->reported_nstats = n;
+	ps->reported_stopped = stopped;
 	if (job->rec.extra == NULL)
 		job->rec.extra = json_object_new_object();
 	for (; ps->reported < n; ps->reported++) {
