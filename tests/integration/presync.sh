@@ -139,6 +139,18 @@ python3 "$TREES" manifest "$WX_TEST_TMP/b/data/$U" > "$HOOKS/$U.installed" 2>/de
 ok "... byte-identical to the tree when stopped" cmp -s "$HOOKS/$U.stopped-coarse" "$HOOKS/$U.installed"
 cp "$A_CFG.orig" "$A_CFG"
 
+# failed_before_stop U: the checks of a transfer that ended before the stop
+failed_before_stop() {
+	ok "... the stop hook never ran" test ! -e "$HOOKS/$1.hook"
+	ok "... the server kept running (its writer still writes)" alive "$WPID"
+	wait_for "failure callback of $1" 120 has_failure "$1"
+	local nf
+	nf=$(n_callbacks "$1" failure)
+	ok "... failure reported, at most once per node ($nf)" test "$nf" -ge 1 -a "$nf" -le 2
+	is "$(n_callbacks "$1" success)" 0 "... no success callback"
+	ok "... nothing installed on b" test ! -e "$WX_TEST_TMP/b/data/$1"
+}
+
 # --- 3. a cancel during round 1 ------------------------------------------------
 # Held: round 1 at 1 MiB/s.
 sed -i 's/^    presync_threshold: 0$/    presync_threshold: 0\n    upload_limit: 1/' "$A_CFG"
@@ -151,13 +163,7 @@ is "${out##*$'\n'}" 202 "a cancel during round 1: 202"
 wait_for "transfer $U ends" 300 finished "$U"
 ok "... the worker stops" wait_worker "$A_STATE" "$U" 120
 is "$(state_of "$U")" cancelled "... cancelled"
-ok "... the stop hook never ran" test ! -e "$HOOKS/$U.hook"
-ok "... the server kept running (its writer still writes)" alive "$WPID"
-wait_for "failure callback of $U" 120 has_failure "$U"
-nf=$(n_callbacks "$U" failure)
-ok "... failure reported, at most once per node ($nf)" test "$nf" -ge 1 -a "$nf" -le 2
-is "$(n_callbacks "$U" success)" 0 "... no success callback"
-ok "... nothing installed on b" test ! -e "$WX_TEST_TMP/b/data/$U"
+failed_before_stop "$U"
 kill -TERM "$WPID" 2>/dev/null
 
 # --- 4. the push worker killed during round 1 -----------------------------------
@@ -174,13 +180,7 @@ ok "... whose record still names the dead worker" test "$(rec_int "$A_STATE" "$U
 "$top_builddir/handlers/wingxfer-watchdog" --config "$A_CFG" >"$WX_TEST_TMP/watchdog.out" 2>&1
 wait_for "transfer $U ends" 300 finished "$U"
 is "$(state_of "$U")" failed "... the watchdog ends it: failed"
-ok "... the stop hook never ran" test ! -e "$HOOKS/$U.hook"
-ok "... the server kept running" alive "$WPID"
-wait_for "failure callback of $U" 120 has_failure "$U"
-nf=$(n_callbacks "$U" failure)
-ok "... failure reported, at most once per node ($nf)" test "$nf" -ge 1 -a "$nf" -le 2
-is "$(n_callbacks "$U" success)" 0 "... no success callback"
-ok "... nothing installed on b" test ! -e "$WX_TEST_TMP/b/data/$U"
+failed_before_stop "$U"
 b_final() { case "$(rec "$B_STATE" "$U" '["status"]')" in failed|cancelled) return 0 ;; esac; return 1; }
 ok "... the upload was deleted on b: its transfer ended there" wait_for "b's transfer of $U ends" 120 b_final
 kill -TERM "$WPID" 2>/dev/null
