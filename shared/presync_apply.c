@@ -354,12 +354,27 @@ create_op(struct apply *a, size_t k, const struct wx_ps_op *op, wx_ps_read_fn re
 		close(pfd);
 		return rc < 0 ? fail(a, op->path, "cannot move into place", e) : 0;
 	}
-	case WX_PS_OP_FILE:
-		if (unlinkat(a->workfd, TMP_NAME, 0) < 0 && errno != ENOENT)
-			return fail(a, op->path, "cannot clear the temporary file", errno);
-		fd = openat(a->workfd, TMP_NAME, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (fd < 0)
-			return fail(a, op->path, "cannot create the temporary file", errno);
+	case WX_PS_OP_FILE: {
+		/* A new path is created where it belongs (its inode beside its
+		 * directory's; a rerun after a crash finds it there and replaces
+		 * it); an existing one is replaced through the temporary file,
+		 * never written through (it may be a hard link). */
+		if ((pfd = parent_of(a, op->path, &leaf, true)) < 0)
+			return -1;
+		fd = openat(pfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		int e = errno;
+		close(pfd);
+		bool in_place = fd >= 0;
+		if (!in_place && e != EEXIST)
+			return fail(a, op->path, "cannot create the file", e);
+		if (!in_place) {
+			if (unlinkat(a->workfd, TMP_NAME, 0) < 0 && errno != ENOENT)
+				return fail(a, op->path, "cannot clear the temporary file", errno);
+			fd = openat(a->workfd, TMP_NAME, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+			    O_CLOEXEC, 0600);
+			if (fd < 0)
+				return fail(a, op->path, "cannot create the temporary file", errno);
+		}
 		struct wx_ps_fhash fh = { NULL, NULL, 0, false };
 		bool hashing = a->written != NULL && wx_ps_fhash_init(&fh) == 0;
 		watch_begin(a, fd);
@@ -367,12 +382,13 @@ create_op(struct apply *a, size_t k, const struct wx_ps_op *op, wx_ps_read_fn re
 		watch_end(a);
 		if (close(fd) < 0 && rc == 0)
 			rc = fail(a, op->path, "write", errno);
-		if (rc == 0)
+		if (rc == 0 && !in_place)
 			rc = install_tmp(a, op->path);
 		if (rc == 0 && hashing && wx_ps_fhash_final(&fh, a->written->sha[k]) == 0)
 			a->written->valid[k] = true;
 		wx_ps_fhash_free(&fh);
 		return rc;
+	}
 	case WX_PS_OP_PATCH:
 		if ((pfd = parent_of(a, op->path, &leaf, false)) < 0)
 			return -1;

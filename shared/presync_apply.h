@@ -8,9 +8,11 @@
  * tree must be private to the caller (nobody else changes it meanwhile).
  *
  * Crash safety: the work directory (same file system, private) holds the
- * journal, the rename slots and the one temporary file.  The apply runs in
- * four phases (detach rename sources, delete, create/write in path order,
- * set modes and mtimes children first); the journal records the phase in
+ * journal, the rename slots and the one temporary file (a FILE op that
+ * replaces an existing path writes there first; one for a new path writes
+ * in place).  The apply runs in four phases (detach rename sources,
+ * delete, create/write in path order, set modes and mtimes children
+ * first); the journal records the phase in
  * progress, made durable (syncfs) before it advances.  Each phase's ops
  * are idempotent, so after a crash the same delta (kept spooled by the
  * transport) is applied again: wx_ps_apply resumes at the recorded phase.
