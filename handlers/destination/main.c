@@ -126,7 +126,9 @@ static const char help[] =
 "        The upload's secret.  Upload-Offset (the acknowledged offset),\n"
 "        Upload-Complete ?0 or ?1 (the last chunk, with Repr-Digest:\n"
 "        sha-256=:<base64>: of the whole body), Content-Length (at most\n"
-"        X-Wingxfer-Chunk-Max), Content-Digest: sha-256=:<base64>:.  The\n"
+"        X-Wingxfer-Chunk-Max), and X-Wingxfer-Prefix-Digest (the body's\n"
+"        SHA-256 from byte 0 to the chunk's end) or Content-Digest (the\n"
+"        chunk's own), as sha-256=:<base64>:.  The\n"
 "        chunk is on disk (fsync) before 204 (Upload-Offset: new offset) or\n"
 "        202 (last chunk; the outcome comes from GET).  Errors, JSON with\n"
 "        \"error\" and \"code\", nothing kept: 400 bad_request (a header) or\n"
@@ -150,8 +152,9 @@ static const char help[] =
 "        the upload is final (at most 30 s), 410 when it already was.\n"
 "    OPTIONS /api/transfers\n"
 "        No authentication.  204 with Allow, X-Wingxfer-Capabilities:\n"
-"        zstd, gzip, preflight, chunked, presync and X-Wingxfer-Chunk-Max:\n"
-"        100663296: a wingxfer source then sends archive.tar.zst (Go Wings\n"
+"        zstd, gzip, preflight, chunked, presync, prefix-digest and\n"
+"        X-Wingxfer-Chunk-Max: 100663296: a wingxfer source then sends\n"
+"        archive.tar.zst (Go Wings\n"
 "        answers OPTIONS without that header and is sent gzip), asks\n"
 "        POST /api/transfers/preflight before stopping the server, sends\n"
 "        the body in chunks of at most that many bytes, and may send the\n"
@@ -236,7 +239,7 @@ main(int argc, char **argv)
 		.nroutes = WX_ARRAY_LEN(routes),
 		/* A wingxfer source sends zstd only to a destination that says so,
 		 * and asks POST /api/transfers/preflight only where it is named. */
-		.capabilities = "zstd, gzip, preflight, chunked, presync",
+		.capabilities = "zstd, gzip, preflight, chunked, presync, prefix-digest",
 		.chunk_max = UP_CHUNK_MAX,
 	};
 	/* For the process's life: the extractor it forks inherits no freed copy

@@ -2,8 +2,9 @@
  * PATCH /api/transfers/uploads/:id (docs/protocol.md §3.2): one chunk.
  *
  * The chunk is read into a private file of the spool (.tmp-<request id>)
- * while its SHA-256 and the body's running SHA-256 are computed; a wrong
- * Content-Digest keeps nothing.  Then the PATCH waits (at most FLOW_WAIT_MS)
+ * while the body's running SHA-256 (and, for a Content-Digest, the chunk's
+ * own) is computed; a wrong X-Wingxfer-Prefix-Digest (the body's SHA-256
+ * up to the chunk's end) or Content-Digest keeps nothing.  Then the PATCH waits (at most FLOW_WAIT_MS)
  * until the assembler consumed the previous chunk, and, holding the
  * upload's lock, checks that the offset, the running hash and the writer
  * are still what they were, renames the file into the spool, fsyncs the
@@ -63,7 +64,8 @@ struct patch {
 	const char *id;
 	int64_t offset, length;
 	bool complete;
-	unsigned char digest[32], repr[32];
+	bool has_digest, has_prefix;    /* Content-Digest, X-Wingxfer-Prefix-Digest */
+	unsigned char digest[32], prefix[32], repr[32];
 	char *writer;           /* <id>.writer */
 	char *tmp;              /* the chunk being read */
 	int64_t fsync_ms;       /* how long the chunk's fsync took (for the debug log) */
@@ -202,8 +204,8 @@ chunk_wb_wrote(struct chunk_wb *w, int fd, int64_t written)
 	w->waited = upto;
 }
 
-/* Reads the body into p->tmp, its SHA-256 into got, and the running hash
- * from sha on.  0, or answers and -1. */
+/* Reads the body into p->tmp, its SHA-256 into got (with a Content-Digest
+ * only), and the running hash from sha on.  0, or answers and -1. */
 static int
 read_chunk(struct patch *p, unsigned char *sha, size_t sha_len, unsigned char got[32])
 {
@@ -213,8 +215,9 @@ read_chunk(struct patch *p, unsigned char *sha, size_t sha_len, unsigned char go
 		wx_req_internal_error(p->req, "upload spool");
 		return -1;
 	}
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
+	EVP_MD_CTX *md = NULL;
+	if (p->has_digest && ((md = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1))
 		abort();
 	char *buf = xmalloc(READ_PIECE);
 	int64_t got_bytes = 0;
@@ -256,14 +259,16 @@ read_chunk(struct patch *p, unsigned char *sha, size_t sha_len, unsigned char go
 			rc = -1;
 			break;
 		}
-		EVP_DigestUpdate(md, buf, (size_t)r);
+		if (md != NULL)
+			EVP_DigestUpdate(md, buf, (size_t)r);
 		up_sha_add(sha, sha_len, buf, (size_t)r);
 		got_bytes += r;
 		chunk_wb_wrote(&wb, fd, got_bytes);
 	}
 	wx_ratelimit_close(&rl);
 	free(buf);
-	EVP_DigestFinal_ex(md, got, NULL);
+	if (md != NULL)
+		EVP_DigestFinal_ex(md, got, NULL);
 	EVP_MD_CTX_free(md);
 	int64_t synced_from = wx_mono_ms();
 	if (rc == 0 && fsync(fd) < 0) {
@@ -432,9 +437,17 @@ parse_patch(struct wx_request *req, struct patch *p)
 		    "one (Upload-Complete: ?1).");
 		return false;
 	}
-	if (!parse_digest(wx_req_env(req, "HTTP_CONTENT_DIGEST"), p->digest)) {
-		wx_req_error_code(req, 400, "bad_request", NULL, "Content-Digest: sha-256=:<base64>: is "
-		    "missing or malformed.");
+	const char *cd = wx_req_env(req, "HTTP_CONTENT_DIGEST");
+	const char *pd = wx_req_env(req, "HTTP_X_WINGXFER_PREFIX_DIGEST");
+	p->has_digest = parse_digest(cd, p->digest);
+	p->has_prefix = parse_digest(pd, p->prefix);
+	if ((cd != NULL && !p->has_digest) || (pd != NULL && !p->has_prefix) ||
+	    (!p->has_digest && !p->has_prefix)) {
+		wx_req_error_code(req, 400, "bad_request", NULL, "A chunk needs Content-Digest: "
+		    "sha-256=:<base64 of the chunk's SHA-256>: or X-Wingxfer-Prefix-Digest: "
+		    "sha-256=:<base64 of the body's SHA-256 up to the chunk's end>:; %s is %s.",
+		    pd != NULL ? "X-Wingxfer-Prefix-Digest" : "Content-Digest",
+		    cd == NULL && pd == NULL ? "missing" : "malformed");
 		return false;
 	}
 	if (p->complete && !parse_digest(wx_req_env(req, "HTTP_REPR_DIGEST"), p->repr)) {
@@ -478,7 +491,7 @@ dest_upload_patch(struct wx_request *req)
 	/* Reading, writing and committing the chunk at the node's transfer
 	 * priority; this FastCGI worker serves other requests afterwards. */
 	wx_priority_lower(req->cfg, &prio);
-	unsigned char start_sha[sizeof up.sha], new_sha[sizeof up.sha], got[32];
+	unsigned char start_sha[sizeof up.sha], new_sha[sizeof up.sha], got[32], upto[32];
 	memcpy(start_sha, up.sha, up.sha_len);
 	memcpy(new_sha, up.sha, up.sha_len);
 	int64_t t_read = wx_mono_ms();
@@ -486,11 +499,21 @@ dest_upload_patch(struct wx_request *req)
 		note_interruption(&p);
 		goto out;
 	}
-	if (memcmp(got, p.digest, 32) != 0) {
+	if (p.has_digest && memcmp(got, p.digest, 32) != 0) {
 		note_interruption(&p);
 		wx_req_error_code(req, 400, "digest_mismatch", NULL, "The chunk's bytes do not match its "
 		    "Content-Digest; nothing was kept; send them again.");
 		goto out;
+	}
+	if (p.has_prefix) {
+		up_sha_raw(new_sha, up.sha_len, upto);
+		if (memcmp(upto, p.prefix, 32) != 0) {
+			note_interruption(&p);
+			wx_req_error_code(req, 400, "digest_mismatch", NULL, "The body up to this chunk's "
+			    "end does not match its X-Wingxfer-Prefix-Digest; nothing was kept; send "
+			    "the chunk again.");
+			goto out;
+		}
 	}
 	int64_t t_wait = wx_mono_ms();
 	if (!wait_for_assembler(&p))

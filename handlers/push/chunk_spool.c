@@ -38,6 +38,7 @@ empty_at(struct chunk_spool *s, int64_t at)
 		s->slot[i].off = at;
 		s->slot[i].len = 0;
 		wx_sha256_init(&s->slot[i].sha);
+		s->slot[i].start = s->whole;
 	}
 }
 
@@ -48,12 +49,13 @@ chunk_spool_open(struct chunk_spool *s, const char *dir, const char *hint,
 {
 	memset(s, 0, sizeof *s);
 	s->slot[0].fd = s->slot[1].fd = -1;
-	empty_at(s, 0);
 	s->read = read;
 	s->error = error;
 	s->ctx = ctx;
 	s->io = xmalloc(CHUNK_SPOOL_IO);
+	s->slot_digests = true;
 	wx_sha256_init(&s->whole);
+	empty_at(s, 0);
 	for (int i = 0; i < 2; i++) {
 		s->slot[i].fd = slot_file(dir, hint);
 		if (s->slot[i].fd < 0) {
@@ -84,8 +86,8 @@ chunk_spool_restart_at(struct chunk_spool *s, void *ctx, int64_t at,
 	s->produced = at;
 	s->eof = s->failed = false;
 	s->why[0] = '\0';
-	empty_at(s, at);
 	s->whole = *whole;
+	empty_at(s, at);
 }
 
 void
@@ -180,6 +182,7 @@ chunk_spool_step(struct chunk_spool *s, int64_t floor, int64_t cap)
 		o->off = s->produced;
 		o->len = 0;
 		wx_sha256_init(&o->sha);
+		o->start = s->whole;
 		s->newest = !s->newest;
 		n = o;
 	}
@@ -193,7 +196,8 @@ chunk_spool_step(struct chunk_spool *s, int64_t floor, int64_t cap)
 		    strerror(errno));
 		return -1;
 	}
-	wx_sha256_update(&n->sha, s->io, (size_t)got);
+	if (s->slot_digests)
+		wx_sha256_update(&n->sha, s->io, (size_t)got);
 	n->len += got;
 	return 1;
 }
@@ -250,7 +254,7 @@ int
 chunk_spool_range_sha256(struct chunk_spool *s, int64_t off, int64_t len, unsigned char md[32])
 {
 	for (int i = 0; i < 2; i++) {
-		if (len > 0 && s->slot[i].off == off && s->slot[i].len == len) {
+		if (s->slot_digests && len > 0 && s->slot[i].off == off && s->slot[i].len == len) {
 			wx_sha256_digest(&s->slot[i].sha, md);
 			return 0;
 		}
@@ -274,4 +278,37 @@ chunk_spool_whole_sha256(const struct chunk_spool *s, unsigned char md[32])
 {
 	wx_sha256_digest(&s->whole, md);
 	return 0;
+}
+
+int
+chunk_spool_prefix_sha256(struct chunk_spool *s, int64_t end, unsigned char md[32])
+{
+	if (end == s->produced) {
+		wx_sha256_digest(&s->whole, md);
+		return 0;
+	}
+	for (int i = 0; i < 2; i++) {
+		const struct chunk_spool_slot *sl = &s->slot[i];
+		if (end == sl->off) {
+			wx_sha256_digest(&sl->start, md);
+			return 0;
+		}
+	}
+	for (int i = 0; i < 2; i++) {
+		const struct chunk_spool_slot *sl = &s->slot[i];
+		if (end < sl->off || end > sl->off + sl->len)
+			continue;
+		struct wx_sha256 h = sl->start;
+		for (int64_t off = sl->off; off < end; ) {
+			size_t n = end - off > CHUNK_SPOOL_IO ? CHUNK_SPOOL_IO : (size_t)(end - off);
+			if (chunk_spool_read(s, s->io, n, off) < 0)
+				return -1;
+			wx_sha256_update(&h, s->io, n);
+			off += (int64_t)n;
+		}
+		wx_sha256_digest(&h, md);
+		return 0;
+	}
+	errno = ERANGE;
+	return -1;
 }

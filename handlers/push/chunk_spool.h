@@ -36,7 +36,9 @@ typedef void (*chunk_spool_reached)(void *ctx, int64_t produced, const struct wx
 struct chunk_spool_slot {
 	int fd;
 	int64_t off, len;             /* body bytes [off, off + len) */
-	struct wx_sha256 sha;         /* of those bytes: a chunk that is one slot needs no read to hash */
+	struct wx_sha256 sha;         /* of those bytes, when slot_digests: a chunk that is one
+	                               * slot needs no read to hash */
+	struct wx_sha256 start;       /* the body's SHA-256 state at off */
 };
 
 struct chunk_spool {
@@ -48,6 +50,7 @@ struct chunk_spool {
 	bool failed;                  /* the reader failed: why says why */
 	char why[512];
 	struct wx_sha256 whole;       /* SHA-256 of body bytes [0, produced) */
+	bool slot_digests;            /* keep each slot's own SHA-256 (slot.sha) */
 	unsigned char *io;            /* CHUNK_SPOOL_IO bytes */
 	chunk_spool_reader read;
 	chunk_spool_reader_error error;
@@ -94,11 +97,16 @@ int chunk_spool_fill(struct chunk_spool *s, int64_t upto, int64_t floor, int64_t
 /* n body bytes at off, which the slots must hold, into buf.  0 or -1. */
 int chunk_spool_read(struct chunk_spool *s, void *buf, size_t n, int64_t off);
 /* SHA-256 of the body bytes [off, off + len) the slots hold: a slot's own
- * digest when the range is exactly that slot (the usual chunk), else read
- * back and hashed.  0 or -1. */
+ * digest when the range is exactly that slot and slot_digests is set (the
+ * usual chunk), else read back and hashed.  0 or -1. */
 int chunk_spool_range_sha256(struct chunk_spool *s, int64_t off, int64_t len,
     unsigned char md[32]);
 /* SHA-256 of body bytes [0, produced).  0 or -1. */
 int chunk_spool_whole_sha256(const struct chunk_spool *s, unsigned char md[32]);
+/* SHA-256 of body bytes [0, end), end in [the slots' start, produced]: no
+ * read when end is produced or where a slot starts (the slots lie back to
+ * back, so every slot's end is one of them: the usual chunk), else the
+ * slot's bytes up to end read back and hashed.  0, or -1 (errno). */
+int chunk_spool_prefix_sha256(struct chunk_spool *s, int64_t end, unsigned char md[32]);
 
 #endif

@@ -80,6 +80,7 @@ record_resume(struct chunked *u)
 	    json_object_new_string(wx_compress_format_name(job->codec)));
 	json_object_object_add(j, "level",
 	    json_object_new_int64(job->cfg->transfers.compression_level));
+	json_object_object_add(j, "prefix_digest", json_object_new_boolean(u->prefix_digest));
 	json_object_object_add(job->rec.extra, "resume", j);
 	free(shown);
 }
@@ -142,14 +143,23 @@ sf_digest(const unsigned char md[32], char *out, size_t size)
 	snprintf(out, size, "sha-256=:%s:", (const char *)b64);
 }
 
-/* The Content-Digest of body bytes [off, off + len) from the spool; 0 or -1. */
+/*
+ * The digest header of the chunk [off, off + len): X-Wingxfer-Prefix-Digest
+ * (the body's SHA-256 up to the chunk's end, which the spool keeps as it
+ * goes: no hashing pass of its own) when the destination names
+ * prefix-digest, else Content-Digest (the chunk's own SHA-256).  0 or -1.
+ */
 static int
-range_digest(struct chunked *u, int64_t off, int64_t len, char *out, size_t size)
+chunk_digest_header(struct chunked *u, int64_t off, int64_t len, char *out, size_t size)
 {
 	unsigned char d[32];
-	if (chunk_spool_range_sha256(&u->spool, off, len, d) < 0)
+	char sf[80];
+	if (u->prefix_digest ? chunk_spool_prefix_sha256(&u->spool, off + len, d) < 0 :
+	    chunk_spool_range_sha256(&u->spool, off, len, d) < 0)
 		return -1;
-	sf_digest(d, out, size);
+	sf_digest(d, sf, sizeof sf);
+	snprintf(out, size, "%s: %s", u->prefix_digest ? "X-Wingxfer-Prefix-Digest" :
+	    "Content-Digest", sf);
 	return 0;
 }
 
@@ -597,10 +607,9 @@ send_all(struct chunked *u, char *why, size_t whysize)
 		}
 		int64_t e = sp->produced - a > u->chunk ? a + u->chunk : sp->produced;
 		bool last = sp->eof && e == sp->produced;
-		char digest[80], repr[80] = "", hdr_off[64], hdr_dig[100],
-		    hdr_repr[100] = "", auth[128];
+		char repr[80] = "", hdr_off[64], hdr_dig[120], hdr_repr[100] = "", auth[128];
 		int64_t t_digest = wx_mono_ms();
-		if (range_digest(u, a, e - a, digest, sizeof digest) < 0) {
+		if (chunk_digest_header(u, a, e - a, hdr_dig, sizeof hdr_dig) < 0) {
 			ch_why(why, whysize, "Cannot read the chunk spool: %s.", strerror(errno));
 			return SEND_FAILED;
 		}
@@ -616,7 +625,6 @@ send_all(struct chunked *u, char *why, size_t whysize)
 		if (u->sent_hi > a)
 			u->resent += (u->sent_hi < e ? u->sent_hi : e) - a;
 		snprintf(hdr_off, sizeof hdr_off, "Upload-Offset: %lld", (long long)a);
-		snprintf(hdr_dig, sizeof hdr_dig, "Content-Digest: %s", digest);
 		secret_lines(u, auth, sizeof auth);
 		const char *lines[] = { auth, hdr_off, last ? "Upload-Complete: ?1" :
 		    "Upload-Complete: ?0", hdr_dig, "Content-Type: application/partial-upload",
@@ -748,6 +756,9 @@ restore_upload(struct chunked *u, char *why, size_t whysize)
 	if (extra != NULL && json_object_object_get_ex(extra, "resume", &r)) {
 		url = ch_json_str(r, "url");
 		secret = ch_json_str(r, "secret");
+		json_object *pd;
+		u->prefix_digest = json_object_object_get_ex(r, "prefix_digest", &pd) &&
+		    json_object_get_boolean(pd);
 	}
 	const char *id = url != NULL ? strrchr(url, '/') : NULL;
 	if (id == NULL || strlen(id + 1) != 32 || strspn(id + 1, "0123456789abcdef") != 32 ||
@@ -823,6 +834,9 @@ chunked_run(struct job *job, CURL *c, const char *ua, struct body **bodyp, bool 
 		goto out;
 	}
 	created = true;
+	if (!resume)
+		u.prefix_digest = job->chunk_prefix_digest;
+	u.spool.slot_digests = !u.prefix_digest;
 	if (resume && job->rec.extra != NULL &&
 	    json_object_object_get_ex(job->rec.extra, "presync", NULL)) {
 		/* Its rounds were made from a running server and cannot be made

@@ -55,6 +55,7 @@ struct chunked {
 	char *url;                /* <base>/<id> */
 	char id[33];
 	char secret[65];
+	bool prefix_digest;       /* each chunk carries X-Wingxfer-Prefix-Digest, not Content-Digest */
 	int64_t chunk;            /* chunk size in use */
 	int64_t acked;            /* the destination's offset */
 	struct chunk_spool spool; /* the body, made once, kept until acknowledged */

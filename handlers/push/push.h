@@ -97,6 +97,7 @@ struct job {
 	char caps_why[300];
 	CURL *curl;              /* the preflight's handle, taken over by the upload; or NULL */
 	int64_t chunk_size;      /* > 0: the chunked upload with chunks of this size (chunked.c) */
+	bool chunk_prefix_digest; /* ... each with X-Wingxfer-Prefix-Digest (the destination named prefix-digest) */
 	int broker_fd;           /* the worker's end of its supervisor's socket (supervise.c), in
 	                          * the supervisor its own end; -1 when unsupervised */
 	struct presync *presync; /* the server is copied while it runs (presync.h), or NULL */

@@ -198,6 +198,7 @@ upload_probe(struct job *job, CURL *c, const char *ua, struct caps *caps, long *
 	*status = rc == CURLE_OK ? code : 0;
 	if (rc != CURLE_OK || code < 200 || code > 299) {
 		caps->header = caps->zstd = caps->preflight = caps->chunked = caps->presync = false;
+		caps->prefix_digest = false;
 		caps->chunk_max = 0;
 	}
 	if (rc != CURLE_OK && set.rc != CURLE_OK)
@@ -227,6 +228,7 @@ choose_chunks(struct job *job, const struct caps *caps)
 {
 	const struct wx_transfers_config *tc = &job->cfg->transfers;
 	job->chunk_size = 0;
+	job->chunk_prefix_digest = false;
 	if (!caps->header || !caps->chunked) {
 		if (caps->header)
 			wx_info("the destination does not name chunked: one POST");
@@ -242,7 +244,9 @@ choose_chunks(struct job *job, const struct caps *caps)
 	if (size < (1 << 20))
 		size = 1 << 20;
 	job->chunk_size = size;
-	wx_info("the destination takes resumable chunks: chunks of %lld bytes", (long long)size);
+	job->chunk_prefix_digest = caps->prefix_digest;
+	wx_info("the destination takes resumable chunks: chunks of %lld bytes%s", (long long)size,
+	    caps->prefix_digest ? ", each with the body's digest up to its end" : "");
 }
 
 /*

@@ -73,6 +73,7 @@ panel_node dest "id-d" "token-d" "$URL"
 # --- negotiation ---
 https_curl --http1.1 -X OPTIONS -D "$WX_TEST_TMP/opt.hdr" -o /dev/null "$URL/api/transfers"
 like "$(grep -i '^X-Wingxfer-Capabilities' "$WX_TEST_TMP/opt.hdr")" '[ ,]chunked' "OPTIONS names chunked"
+like "$(grep -i '^X-Wingxfer-Capabilities' "$WX_TEST_TMP/opt.hdr")" '[ ,]prefix-digest' "OPTIONS names prefix-digest"
 like "$(grep -i '^X-Wingxfer-Chunk-Max' "$WX_TEST_TMP/opt.hdr")" ': 100663296' "OPTIONS: X-Wingxfer-Chunk-Max 96 MiB"
 
 # --- a body in chunks ---
@@ -137,6 +138,18 @@ is "$CODE $(json_get "$RESP" '["code"]')" "400 digest_mismatch" "bytes not match
 up_get "$ID2" "$SECRET2"
 is "$(json_get "$RESP" '["offset"]') $(json_get "$RESP" '["interruptions"]')" "0 1" "... not acknowledged (offset 0), counted as an interruption"
 ok "... and nothing of it in the spool" bash -c "[ -z \"\$(ls -A '$STATE/uploads/$ID2.spool')\" ]"
+UP_PREFIX=$(printf 'not the bytes' | openssl dgst -sha256 -binary | base64) up_patch "$ID2" "$SECRET2" 0 "$FIRST" 0
+is "$CODE $(json_get "$RESP" '["code"]')" "400 digest_mismatch" "a body not matching X-Wingxfer-Prefix-Digest: 400 digest_mismatch"
+like "$(json_get "$RESP" '["error"]')" 'X-Wingxfer-Prefix-Digest' "... the error names the header"
+up_get "$ID2" "$SECRET2"
+is "$(json_get "$RESP" '["offset"]') $(json_get "$RESP" '["interruptions"]')" "0 2" "... not acknowledged (offset 0), counted as an interruption"
+UP_PREFIX='abc' up_patch "$ID2" "$SECRET2" 0 "$FIRST" 0
+is "$CODE $(json_get "$RESP" '["code"]')" "400 bad_request" "a malformed X-Wingxfer-Prefix-Digest: 400 bad_request"
+like "$(json_get "$RESP" '["error"]')" 'X-Wingxfer-Prefix-Digest is malformed' "... naming the header"
+# The right prefix digest, and a right Content-Digest beside a wrong prefix one: each one sent is checked.
+UP_PREFIX=$(printf 'not the bytes' | openssl dgst -sha256 -binary | base64) up_patch "$ID2" "$SECRET2" 0 "$FIRST" 0 "" \
+	-H "Content-Digest: sha-256=:$(b64sha "$FIRST"):"
+is "$CODE $(json_get "$RESP" '["code"]')" "400 digest_mismatch" "a right Content-Digest beside a wrong X-Wingxfer-Prefix-Digest: 400 digest_mismatch"
 CODE=$(https_curl --http1.1 -X PATCH -o "$WX_TEST_TMP/up.resp" -w '%{http_code}' -H "Authorization: Bearer $SECRET2" \
 	-H 'Upload-Complete: ?0' -H "Content-Digest: sha-256=:$(b64sha "$FIRST"):" --data-binary "@$FIRST" \
 	"$URL/api/transfers/uploads/$ID2" 2>/dev/null)
@@ -225,15 +238,15 @@ is "$(json_get "$RESP" '["prefix_sha256"]')" "$(sha256sum "$FIRST" | cut -d' ' -
 code=$(https_curl --http1.1 -I -o /dev/null -D "$WX_TEST_TMP/up.hdr" -w '%{http_code}' -H "Authorization: Bearer $SECRET2" "$URL/api/transfers/uploads/$ID2")
 is "$code $(up_hdr Upload-Offset) $(up_hdr Upload-Complete) $(up_hdr X-Wingxfer-Upload-State)" "204 2097152 ?0 receiving" \
 	"HEAD: 204 with Upload-Offset, Upload-Complete and X-Wingxfer-Upload-State"
-up_send_all "$ID2" "$SECRET2" "$WX_TEST_TMP/body" $CHUNK 2097152
-like "$SENT_CODES" '^(204 )*202$' "the chunk sent again and the rest: acknowledged"
+UP_BY_PREFIX=1 up_send_all "$ID2" "$SECRET2" "$WX_TEST_TMP/body" $CHUNK 2097152
+like "$SENT_CODES" '^(204 )*202$' "the chunk sent again and the rest, with X-Wingxfer-Prefix-Digest only: acknowledged"
 wait_for "the upload to finish" 60 up_final "$ID2" "$SECRET2"
 up_get "$ID2" "$SECRET2"
 is "$(json_get "$RESP" '["state"]')" completed "... completed" || diag "$RESP"
 ok "... the tree arrived byte-identical" same_tree "$WX_TEST_TMP/src" "$DATA/$U2"
 is "$(callbacks "$U2" success) $(callbacks "$U2" failure)" "1 0" "... one success callback, no failure"
 # The killed reader cannot count itself.
-is "$(json_get "$RESP" '["interruptions"]')" 2 "... interruptions counted (the digest mismatch, the superseded writer)"
+is "$(json_get "$RESP" '["interruptions"]')" 4 "... interruptions counted (the three digest mismatches, the superseded writer)"
 ok "... resumes counted" test "$(json_get "$RESP" '["resumes"]')" -ge 1
 
 # The assembler killed -9: the next request starts a new one, which reads

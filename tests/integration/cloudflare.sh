@@ -18,7 +18,12 @@
 #      through the proxy carried more than 100 MB; every destination process
 #      (the FastCGI workers serving the PATCHes, the assembler, its confined
 #      extractor) peaks under 32 MiB of RSS (VmHWM, sampled about once a
-#      second during the transfer; the ASan build: under 1 GiB).
+#      second during the transfer; the ASan build: under 1 GiB).  Every
+#      chunk carries X-Wingxfer-Prefix-Digest and no Content-Digest (the
+#      destination names prefix-digest).
+#  (c) A destination of an earlier version, which does not name
+#      prefix-digest (a second proxy drops it from X-Wingxfer-Capabilities):
+#      a small transfer completes with Content-Digest on every chunk.
 #
 # (b) needs the chunked protocol on both sides (issue 15); in a build where
 # neither the push worker nor the destination knows it at all, (b) is
@@ -187,10 +192,13 @@ single = [r for r in rows if r["method"] == "POST" and r["uri"].rstrip("/") == "
 create = [r for r in rows if r["method"] == "POST" and r["uri"].rstrip("/") == "/api/transfers/uploads"]
 patch = [r for r in rows if r["method"] == "PATCH" and r["uri"].startswith("/api/transfers/uploads/")]
 acked = [r for r in patch if r["status"] in (202, 204)]
-print("single=%d create=%d create201=%d patches=%d acked=%d last202=%d max_body=%d over100=%d s413=%d" % (
+print("single=%d create=%d create201=%d patches=%d acked=%d last202=%d max_body=%d over100=%d s413=%d"
+    " with_prefix=%d with_content=%d" % (
     len(single), len(create), sum(1 for r in create if r["status"] == 201), len(patch), len(acked),
     sum(1 for r in patch if r["status"] == 202), max([cl(r) for r in rows] or [0]),
-    sum(1 for r in rows if cl(r) > limit), sum(1 for r in rows if r["status"] == 413)))
+    sum(1 for r in rows if cl(r) > limit), sum(1 for r in rows if r["status"] == 413),
+    sum(1 for r in patch if r["prefix_digest"].startswith("sha-256=:")),
+    sum(1 for r in patch if r["content_digest"] != "")))
 PY
 )
 diag "through the proxy: $summary"
@@ -201,6 +209,8 @@ ok "chunked: auto: many PATCH chunks acknowledged through the proxy ($(kv acked)
 is "$(kv last202)" 1 "chunked: auto: exactly one last chunk answered 202"
 is "$(kv over100)" 0 "chunked: auto: no request body through the proxy over 100 MB (largest $(kv max_body) bytes)"
 is "$(kv s413)" 0 "chunked: auto: no 413 from the proxy"
+is "$(kv with_prefix) $(kv with_content)" "$(kv patches) 0" \
+	"chunked: auto: every PATCH carried X-Wingxfer-Prefix-Digest, none Content-Digest"
 
 # many_chunks ACKED CHUNK-SIZE: more than 2 GiB acknowledged, a chunk
 # size within the protocol's bounds, and at least 16 chunks of it.
@@ -235,6 +245,38 @@ like "$(shown_acked "$js")" '^[0-9]+$' \
 like "$(shown_acked "$jd")" '^[0-9]+$' \
 	"chunked: auto: GET /api/transfers/:uuid on the destination shows the acknowledged bytes"
 rm -rf "${WX_TEST_TMP:?}/s/data/$U" "${WX_TEST_TMP:?}/d/data/$U"
+
+# --- (c) a destination that does not name prefix-digest ----------------------
+cfproxy_start old "${NODE_URL[d]}" 'proxy_hide_header X-Wingxfer-Capabilities;
+		add_header X-Wingxfer-Capabilities "zstd, gzip, preflight, chunked, presync" always;' ||
+	{ echo "not ok - the second proxy does not start"; done_testing; exit 1; }
+unlike "$(https_curl -s -D - -o /dev/null -X OPTIONS "${CFPROXY_URL[old]}/api/transfers" | tr -d '\r' |
+	grep -i '^X-Wingxfer-Capabilities:')" 'prefix-digest' \
+	"through the second proxy the destination does not name prefix-digest"
+U=cccccccc-0000-4000-8000-000000000003
+incompressible_tree "$WX_TEST_TMP/s/data/$U" 3 32 4 || { echo "not ok - generating the tree"; done_testing; exit 1; }
+python3 "$TREES" manifest "$WX_TEST_TMP/s/data/$U" > "$WX_TEST_TMP/$U.before"
+panel_server "$U" 0
+like "$(panel_api POST /_emulator/transfers "{\"server\":\"$U\",\"source\":\"s\",\"destination\":\"d\",
+	\"url\":\"${CFPROXY_URL[old]}/api/transfers\"}")" '"source_status": ?202' "older destination: the source accepts the transfer (202)"
+wait_for "transfer $U" 600 finished "$U"
+wait_for "the destination's record final" 120 dst_final "$U"
+is "$(state_of "$(src_status "$U")") $(state_of "$(dst_status "$U")")" "completed completed" \
+	"older destination: both records completed"
+python3 "$TREES" manifest "$WX_TEST_TMP/d/data/$U" > "$WX_TEST_TMP/$U.after" 2>/dev/null
+ok "older destination: the tree arrives byte-identical" cmp -s "$WX_TEST_TMP/$U.before" "$WX_TEST_TMP/$U.after"
+wait_for "the success callback" 60 has_callback "$U" success
+is "$(callbacks "$U" success) $(callbacks "$U" failure)" "1 0" "older destination: one success callback, no failure"
+digests=$(cfproxy_log old | python3 -c 'import json, sys
+rows = [json.loads(l) for l in sys.stdin]
+p = [r for r in rows if r["method"] == "PATCH" and r["status"] in (202, 204)]
+print("%d %d %d" % (len(p), sum(1 for r in p if r["content_digest"].startswith("sha-256=:")),
+    sum(1 for r in p if r["prefix_digest"] != "")))')
+set -- $digests
+ok "older destination: every acknowledged PATCH ($1) carried Content-Digest ($2), none X-Wingxfer-Prefix-Digest ($3)" \
+	test "${1:-0}" -ge 2 -a "${2:-x}" = "${1:-y}" -a "${3:-x}" = 0
+rm -rf "${WX_TEST_TMP:?}/s/data/$U" "${WX_TEST_TMP:?}/d/data/$U"
+cfproxy_stop old
 
 cfproxy_stop cf
 node_stop s

@@ -24,7 +24,9 @@
 #                          upstream_status ("" when nginx answered itself),
 #                          request_length (bytes read from the client:
 #                          request line, headers and body, also of a request
-#                          cut short), content_length, bytes_sent, request_time
+#                          cut short), content_length, bytes_sent, request_time,
+#                          content_digest and prefix_digest (the request's
+#                          Content-Digest and X-Wingxfer-Prefix-Digest, "" when absent)
 #   cfproxy_count NAME METHOD URI-REGEX STATUS
 #                          how many METHOD requests whose URI matches
 #                          URI-REGEX got STATUS (STATUS "" = any)
@@ -73,7 +75,9 @@ http {
 	log_format cf escape=json '{"method":"\$request_method","uri":"\$request_uri",'
 		'"status":\$status,"upstream_status":"\$upstream_status",'
 		'"request_length":\$request_length,"content_length":"\$content_length",'
-		'"bytes_sent":\$bytes_sent,"request_time":\$request_time}';
+		'"bytes_sent":\$bytes_sent,"request_time":\$request_time,'
+		'"content_digest":"\$http_content_digest",'
+		'"prefix_digest":"\$http_x_wingxfer_prefix_digest"}';
 	access_log $d/access.log cf;
 	client_body_temp_path $d/body;
 	proxy_temp_path $d/proxy;

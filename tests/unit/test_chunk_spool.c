@@ -3,8 +3,9 @@
  * reused only when all it holds lies below the floor; production up to
  * floor + cap always fits; reads and digests span both slots; the whole
  * digest covers everything produced; restart and skip make the body again
- * up to an offset, or from a mark (the SHA-256 state at an offset) on; a
- * reader's failure is kept and said.
+ * up to an offset, or from a mark (the SHA-256 state at an offset) on;
+ * prefix digests at a slot's edges and inside it, with and without the
+ * slots' own digests; a reader's failure is kept and said.
  */
 #include "autoconf.h"
 
@@ -89,6 +90,17 @@ range_is(struct chunk_spool *s, int64_t off, int64_t len)
 	return memcmp(got, want, 32) == 0;
 }
 
+/* Whether chunk_spool_prefix_sha256 at end is the SHA-256 of [0, end). */
+static int
+prefix_is(struct chunk_spool *s, int64_t end)
+{
+	unsigned char got[32], want[32];
+	if (chunk_spool_prefix_sha256(s, end, got) < 0)
+		return 0;
+	pattern_sha256(0, end, want);
+	return memcmp(got, want, 32) == 0;
+}
+
 static int
 whole_is(struct chunk_spool *s)
 {
@@ -163,7 +175,26 @@ main(void)
 	ok(range_is(&s, 2000, 500) && range_is(&s, 1000, 1000),
 	    "a reused slot's digest is of its new bytes only");
 	ok(whole_is(&s), "the whole digest covers the whole body");
+	ok(prefix_is(&s, 1000) && prefix_is(&s, 2000) && prefix_is(&s, 2500),
+	    "prefix digests at the slots' edges (kept as they were made)");
+	ok(prefix_is(&s, 1001) && prefix_is(&s, 1999) && prefix_is(&s, 2001),
+	    "and inside a slot (read back)");
+	unsigned char md[32];
+	ok(chunk_spool_prefix_sha256(&s, 999, md) < 0 && chunk_spool_prefix_sha256(&s, 2501, md) < 0,
+	    "a prefix ending below the slots or past what was made fails");
 	is_int(chunk_spool_step(&s, 2500, cap), 0, "at the end nothing more is made");
+
+	/* Without the slots' own digests (a destination that takes prefix digests). */
+	struct fake p = { 0, 2500, -1, 0 };
+	chunk_spool_restart(&s, &p);
+	s.slot_digests = false;
+	ok(chunk_spool_fill(&s, 1000, 0, cap) == 0 && chunk_spool_fill(&s, 2000, 0, cap) == 0 &&
+	    chunk_spool_fill(&s, 3000, 1000, cap) == 0 && s.eof, "made again without slot digests");
+	ok(prefix_is(&s, 1000) && prefix_is(&s, 2000) && prefix_is(&s, 2500) && prefix_is(&s, 1500),
+	    "prefix digests are right");
+	ok(range_is(&s, 1000, 1000) && range_is(&s, 2000, 500),
+	    "a chunk's own digest is read back and right");
+	s.slot_digests = true;
 
 	/* A smaller cap later (a 413 halved the chunk): fill to floor + cap still fits. */
 	struct fake g = { 0, 100000, -1, 0 };
@@ -187,6 +218,8 @@ main(void)
 	ok(chunk_spool_fill(&s, 1234 + cap, 1234, cap) == 0 && holds(&s, 1234, 1000),
 	    "the chunk after the offset is made and kept");
 	ok(range_is(&s, 1234, 1000), "its digest leaves out what was skipped");
+	ok(prefix_is(&s, 1234) && prefix_is(&s, 2234) && prefix_is(&s, 1500),
+	    "prefix digests after a skip cover what was skipped");
 	struct fake k = { 0, 100, -1, 0 };
 	chunk_spool_restart(&s, &k);
 	ok(chunk_spool_skip(&s, 200) < 0 &&
@@ -210,6 +243,8 @@ main(void)
 	    chunk_spool_whole_sha256(&s, again) == 0 && memcmp(again, straight, 32) == 0,
 	    "the rest made from the mark: the same bytes, the same whole digest");
 	ok(range_is(&s, 3000, 6000), "the digest of the chunk made from the mark");
+	ok(prefix_is(&s, 3000) && prefix_is(&s, 9000) && prefix_is(&s, 4567),
+	    "prefix digests from the mark's state on");
 	char hex[WX_SHA256_STATE_HEX];
 	struct wx_sha256 back;
 	wx_sha256_state_hex(&seen.state, hex);
