@@ -2,7 +2,8 @@
  * A live pre-sync body (docs/presync.md §7), in the extractor process.
  * The source sends the server as rounds, each four parts in this order:
  *
- *   presync            "round=<k> final=<0|1>"
+ *   presync            "round=<k> final=<0|1> checksum=texts" (a source of
+ *                      the first version leaves out " checksum=texts")
  *   presync_ops        the op list (wx_ps_delta_format), uncompressed
  *   presync_data       the data of its file and patch ops, in op order,
  *                      compressed as the archive part is (gzip or zstd)
@@ -12,9 +13,13 @@
  * journal in the parts directory) and then verified against its manifest,
  * hashing every file the round wrote (wx_ps_verify); the final round must
  * verify with every SHA-256 known.  After the final round come the usual
- * backups, install log and checksum_archive: the SHA-256 of every
- * presync_data part's bytes as received, so finish.c's checksum rule holds
- * as for an archive.  A body that mixes an archive part with pre-sync
+ * backups, install log and checksum_archive, so finish.c's checksum rule
+ * holds as for an archive: with checksum=texts the SHA-256 of every
+ * presync_ops and presync_manifest part's bytes as received (the
+ * manifests' file hashes, which the rounds are verified against, stand
+ * for the data: hashing the data as well would be a second pass over it
+ * that proves nothing more; the transport checks every body byte); without
+ * it, of every presync_data part's bytes.  A body that mixes an archive part with pre-sync
  * parts, skips a round, sends parts out of order or ends before its final
  * round installs nothing.
  */
@@ -53,7 +58,8 @@ struct rx_presync {
 	struct wx_ps_delta d;   /* the round's op list, parsed */
 	struct wx_ps_written written;  /* what its file ops wrote (hashed as written) */
 	int workfd;             /* <parts>/presync: the apply's journal and slots */
-	EVP_MD_CTX *sha;        /* every presync_data part's bytes, as received */
+	int sum_texts;          /* -1 before round 1; 1: checksum=texts, 0: of the data */
+	EVP_MD_CTX *sha;        /* the checksum's bytes (sum_texts), as received */
 	int64_t data_bytes;     /* delta data applied, all rounds */
 };
 
@@ -93,6 +99,7 @@ presync_begin(struct receiver *rx)
 	struct rx_presync *ps = xcalloc(1, sizeof *ps);
 	ps->workfd = -1;
 	rx->presync = ps;
+	ps->sum_texts = -1;
 	if (mkdirat(rx->parts_fd, "presync", 0700) < 0 && errno != EEXIST) {
 		rx_detail(rx, "mkdir presync: %s", strerror(errno));
 		return rx_fail(rx, 500, "This node cannot make the pre-sync work directory.");
@@ -142,7 +149,17 @@ read_part(struct receiver *rx, const char *what, int64_t max, size_t *len)
 	return NULL;
 }
 
-/* "round=<k> final=<0|1>", the next round in order.  0 or -1. */
+/* Adds a text part to the checksum when it covers the texts.  0 or -1. */
+static int
+sum_text(struct receiver *rx, struct rx_presync *ps, const char *text, size_t len)
+{
+	if (ps->sum_texts == 1 && EVP_DigestUpdate(ps->sha, text, len) != 1)
+		return rx_fail(rx, 500, "SHA-256 failed on this node.");
+	return 0;
+}
+
+/* "round=<k> final=<0|1>[ checksum=texts]", the next round in order, the
+ * checksum named as in round 1.  0 or -1. */
 static int
 header_part(struct receiver *rx, struct rx_presync *ps)
 {
@@ -154,20 +171,28 @@ header_part(struct receiver *rx, struct rx_presync *ps)
 	char *text = read_part(rx, "round header", PS_HEADER_MAX, &len);
 	if (text == NULL)
 		return -1;
-	/* "round=" digits " final=" 0|1, nothing else */
+	/* "round=" digits " final=" 0|1, then " checksum=texts" or nothing */
+	static const char texts[] = " checksum=texts";
+	size_t tl = sizeof texts - 1;
+	int sum_texts = len > tl && memcmp(text + len - tl, texts, tl) == 0;
+	size_t hl = sum_texts ? len - tl : len;
 	int64_t round = -1, final = -1;
-	const char *sp = memchr(text, ' ', len);
-	if (len > 6 && memcmp(text, "round=", 6) == 0 && sp != NULL &&
-	    (size_t)(text + len - sp) == 8 && memcmp(sp, " final=", 7) == 0 &&
+	const char *sp = memchr(text, ' ', hl);
+	if (hl > 6 && memcmp(text, "round=", 6) == 0 && sp != NULL &&
+	    (size_t)(text + hl - sp) == 8 && memcmp(sp, " final=", 7) == 0 &&
 	    wx_ps_token_i64(text + 6, (size_t)(sp - text - 6), 1, INT64_MAX, &round) == 0)
 		(void)wx_ps_token_i64(sp + 7, 1, 0, 1, &final);
 	int rc = 0;
 	if (round != ps->round + 1 || final < 0) {
 		rc = rx_fail(rx, 400, "The pre-sync round header is not \"round=%" PRId64
-		    " final=0|1\"; nothing was installed.", ps->round + 1);
+		    " final=0|1 checksum=texts\"; nothing was installed.", ps->round + 1);
+	} else if (ps->sum_texts >= 0 && sum_texts != ps->sum_texts) {
+		rc = rx_fail(rx, 400, "Pre-sync round %" PRId64 " names a different checksum from "
+		    "round 1 (checksum=texts); nothing was installed.", round);
 	} else {
 		ps->round = round;
 		ps->final = final == 1;
+		ps->sum_texts = sum_texts;
 		ps->next = PS_OPS;
 	}
 	free(text);
@@ -184,6 +209,10 @@ ops_part(struct receiver *rx, struct rx_presync *ps)
 	char *text = read_part(rx, "op list", PS_TEXT_MAX, &len);
 	if (text == NULL)
 		return -1;
+	if (sum_text(rx, ps, text, len) < 0) {
+		free(text);
+		return -1;
+	}
 	char err[512];
 	wx_ps_delta_free(&ps->d);
 	int rc = wx_ps_delta_parse(text, len, &ps->d, err, sizeof err);
@@ -253,7 +282,7 @@ pull_data(void *ctx, const void **buf)
 	ssize_t n = wx_mp_read_ptr(in->rx->mp, buf, SIZE_MAX);
 	if (n < 0)
 		return rx_mp_failed(in->rx);
-	if (n > 0 && EVP_DigestUpdate(in->ps->sha, *buf, (size_t)n) != 1)
+	if (n > 0 && in->ps->sum_texts == 0 && EVP_DigestUpdate(in->ps->sha, *buf, (size_t)n) != 1)
 		return rx_fail(in->rx, 500, "SHA-256 failed on this node.");
 	if (n > 0)
 		in->rx->archive_bytes += (uint64_t)n;
@@ -487,6 +516,10 @@ manifest_part(struct receiver *rx, struct rx_presync *ps)
 	char *text = read_part(rx, "manifest", PS_TEXT_MAX, &len);
 	if (text == NULL)
 		return -1;
+	if (sum_text(rx, ps, text, len) < 0) {
+		free(text);
+		return -1;
+	}
 	struct wx_ps_manifest m;
 	char err[1024];
 	int rc = wx_ps_manifest_parse(text, len, WX_PS_MAX_ENTRIES, &m, err, sizeof err);

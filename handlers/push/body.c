@@ -233,7 +233,7 @@ produce_presync(struct body *b)
 		job->progress.archive_bytes += n;
 		return 0;
 	}
-	wx_strlcpy(b->archive_sum, presync_data_sha256(job->presync), sizeof b->archive_sum);
+	wx_strlcpy(b->archive_sum, presync_sum_sha256(job->presync), sizeof b->archive_sum);
 	next_part(b);
 	return 0;
 }

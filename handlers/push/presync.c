@@ -3,11 +3,14 @@
  *
  * Each round is four multipart parts, written by the producer thread into
  * a pipe (handlers/destination/presync.c reads them):
- *   presync            "round=<k> final=<0|1>"
+ *   presync            "round=<k> final=<0|1> checksum=texts"
  *   presync_ops        the op list (wx_ps_delta_format)
  *   presync_data       the ops' data, compressed with the job's codec
  *   presync_manifest   the tree as the round sent it (with the SHA-256 of
  *                      what was sent), formatted after the data
+ * The checksum part after the final round is the SHA-256 of every ops and
+ * manifest part (checksum=texts): the manifests' file hashes, which the
+ * destination verifies each round against, stand for the data.
  * The destination applies and verifies each round as it arrives, so the
  * source always knows what it holds: the manifest of the last round.
  */
@@ -76,7 +79,7 @@ struct presync {
 
 	/* thread only */
 	struct wx_ps_manifest prev;
-	struct wx_sha256 data_sha;
+	struct wx_sha256 sum_sha;        /* every ops and manifest part (the checksum part) */
 	struct wx_compressor *comp;
 	bool first_written;
 };
@@ -130,13 +133,20 @@ put_part_header(struct presync *ps, const char *name, const char *extra)
 	return put(ps, h, (size_t)n);
 }
 
-/* The compressor's output: hashed (the checksum_archive part) and passed on. */
+/* The compressor's output, passed on. */
 static int
 data_sink(void *ctx, const void *buf, size_t len)
 {
 	struct presync *ps = ctx;
-	wx_sha256_update(&ps->data_sha, buf, len);
 	return put(ps, buf, len);
+}
+
+/* A text part's bytes: hashed (the checksum part, checksum=texts) and passed on. */
+static int
+put_text(struct presync *ps, const void *p, size_t n)
+{
+	wx_sha256_update(&ps->sum_sha, p, n);
+	return put(ps, p, n);
 }
 
 static int
@@ -171,14 +181,15 @@ write_round(struct presync *ps, int64_t round, bool final, struct wx_ps_manifest
     struct wx_ps_delta *d)
 {
 	char text[64], err[1024];
-	int n = snprintf(text, sizeof text, "round=%lld final=%d", (long long)round, final ? 1 : 0);
+	int n = snprintf(text, sizeof text, "round=%lld final=%d checksum=texts", (long long)round,
+	    final ? 1 : 0);
 	if (put_part_header(ps, "presync", "") < 0 || put(ps, text, (size_t)n) < 0)
 		return -1;
 	size_t len;
 	char *ops = wx_ps_delta_format(d, &len);
 	int rc = put_part_header(ps, "presync_ops", "");
 	if (rc == 0)
-		rc = put(ps, ops, len);
+		rc = put_text(ps, ops, len);
 	free(ops);
 	if (rc < 0)
 		return -1;
@@ -206,7 +217,7 @@ write_round(struct presync *ps, int64_t round, bool final, struct wx_ps_manifest
 	char *man = wx_ps_manifest_format(cur, &len);
 	rc = put_part_header(ps, "presync_manifest", "");
 	if (rc == 0)
-		rc = put(ps, man, len);
+		rc = put_text(ps, man, len);
 	free(man);
 	return rc;
 }
@@ -249,7 +260,7 @@ producer(void *arg)
 {
 	struct presync *ps = arg;
 	const struct wx_transfers_config *tc = &ps->job->cfg->transfers;
-	wx_sha256_init(&ps->data_sha);
+	wx_sha256_init(&ps->sum_sha);
 	bool final = false;
 	int64_t last_data = -1;
 	for (int64_t round = 1; round <= MAX_ROUNDS; round++) {
@@ -299,7 +310,7 @@ producer(void *arg)
 		pthread_mutex_unlock(&ps->mu);
 		if (final) {
 			unsigned char md[32];
-			wx_sha256_digest(&ps->data_sha, md);
+			wx_sha256_digest(&ps->sum_sha, md);
 			pthread_mutex_lock(&ps->mu);
 			wx_hex(md, sizeof md, ps->sha_hex);
 			pthread_mutex_unlock(&ps->mu);
@@ -561,7 +572,7 @@ presync_error(const struct presync *ps)
 }
 
 const char *
-presync_data_sha256(const struct presync *ps)
+presync_sum_sha256(const struct presync *ps)
 {
 	return ps->sha_hex;
 }

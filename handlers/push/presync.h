@@ -49,8 +49,9 @@ int presync_start(struct presync *ps, const char *boundary, char *why, size_t wh
  */
 ssize_t presync_read(struct presync *ps, void *buf, size_t n, bool may_wait, bool settled);
 const char *presync_error(const struct presync *ps);
-/* The SHA-256 (hex) of every presync_data part's bytes, once presync_read returned 0. */
-const char *presync_data_sha256(const struct presync *ps);
+/* The checksum part (hex): the SHA-256 of every presync_ops and presync_manifest
+ * part's bytes (checksum=texts), once presync_read returned 0. */
+const char *presync_sum_sha256(const struct presync *ps);
 /* Stops the producer and frees everything; NULL is fine. */
 void presync_free(struct presync *ps);
 

@@ -6,7 +6,9 @@
 # archive and pre-sync parts mixed, a round skipped, parts out of order,
 # no final round, data cut short, longer than its op list, not compressed,
 # damaged gzip, a manifest that does not match what was applied, an op list
-# naming ../, a wrong data checksum, an op list over the disk limit.  Each
+# naming ../, a wrong checksum (of the data, from a first-version source;
+# of the texts, with checksum=texts), rounds naming different checksums, an
+# op list over the disk limit.  Each
 # gets its status and a JSON error that says what was wrong, installs
 # nothing, leaves no staging, and the panel hears of the failure once; the
 # unspoiled body installs the tree byte-identical, mtimes in ns included
@@ -43,11 +45,14 @@ def build():
             ("presync_manifest", manifest)]
 parts = None
 checksum = None
+def sum_of(names):
+    return hashlib.sha256(b"".join(v for n, v in parts if n in names)).hexdigest().encode()
 exec(code)
 if parts is None:
     parts = build()
 if checksum is None:
-    checksum = hashlib.sha256(b"".join(v for n, v in parts if n == "presync_data")).hexdigest().encode()
+    texts = header.endswith(b" checksum=texts")
+    checksum = sum_of(("presync_ops", "presync_manifest") if texts else ("presync_data",))
 parts.append(("checksum_archive", checksum))
 b = boundary.encode()
 with open(out, "wb") as f:
@@ -80,11 +85,18 @@ python3 "$TREES" manifest "$DATA/$U" --exact > "$WX_TEST_TMP/got.m" 2>/dev/null
 ok "... installed byte-identical (mtimes in ns, hard links)" cmp -s "$WX_TEST_TMP/want.m" "$WX_TEST_TMP/got.m"
 is "$(json_get "$(body_of "$OUT")" '["checksum"]')" verified "... the data checksum verified"
 is "$(callbacks "$U" success)" 1 "... one success callback"
+spoil good-texts 'header = b"round=1 final=1 checksum=texts"'
+U=$(new_server)
+dest_post "$(token_for "$U")" "$WX_TEST_TMP/good-texts.body"
+is "$(status_of "$OUT")" 200 "with checksum=texts (the checksum of the op lists and manifests): 200"
+python3 "$TREES" manifest "$DATA/$U" --exact > "$WX_TEST_TMP/got.m" 2>/dev/null
+ok "... installed byte-identical" cmp -s "$WX_TEST_TMP/want.m" "$WX_TEST_TMP/got.m"
+is "$(json_get "$(body_of "$OUT")" '["checksum"]')" verified "... that checksum verified"
 
 spoil mixed 'parts = build() + [("archive", b"x" * 100)]'
 refused mixed 400 'both pre-sync parts and an archive part'
 spoil skipped 'header = b"round=2 final=1"'
-refused skipped 400 'round header is not "round=1 final=0\|1"'
+refused skipped 400 'round header is not "round=1 final=0\|1 checksum=texts"'
 spoil bad-header 'header = b"round=1 final=1 extra"'
 refused bad-header 400 'round header'
 spoil ops-first 'parts = build()[1:]'
@@ -108,6 +120,11 @@ refused ops-dotdot 400 'op list of round 1 is not valid'
 spoil checksum-wrong 'checksum = b"0" * 64'
 sed -i 's/^    disk_reserve: 0$/    disk_reserve: 0\n    perform_checksum_checks: true/' "$DEST_DIR/config.yml"
 refused checksum-wrong 422 'does not match the checksum'
+spoil texts-data-sum 'header = b"round=1 final=1 checksum=texts"; parts = build(); checksum = sum_of(("presync_data",))'
+refused texts-data-sum 422 'does not match the checksum'
+spoil sums-differ 'header = b"round=1 final=0 checksum=texts"; parts = build() + [("presync", b"round=2 final=1"),
+    ("presync_ops", b""), ("presync_data", gzip.compress(b"", 1)), ("presync_manifest", manifest)]'
+refused sums-differ 400 'round 2 names a different checksum from round 1'
 ok "nothing was written outside the data directory's servers" test ! -e "$DATA/../config"
 
 # Over the server's disk limit (1 MiB; the round holds more): 413 before a byte is applied.
