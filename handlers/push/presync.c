@@ -2,7 +2,8 @@
  * The live pre-sync body, source side (presync.h, docs/presync.md).
  *
  * Each round is four multipart parts, written by the producer thread into
- * a pipe (handlers/destination/presync.c reads them):
+ * a ring buffer that body.c reads (handlers/destination/presync.c reads
+ * them on the other side):
  *   presync            "round=<k> final=<0|1> checksum=texts"
  *   presync_ops        the op list (wx_ps_delta_format)
  *   presync_data       the ops' data, compressed with the job's codec
@@ -25,19 +26,17 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <sys/ioctl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
-#define PIPE_SIZE (1024 * 1024)
+#define RING_SIZE (1024 * 1024)
 #define WAIT_POLL_MS 200
-#define DRAIN_POLL_MS 20
 #define MAX_ROUNDS 65           /* presync_max_rounds (at most 64) + the final one */
 
 struct round_stat {
@@ -54,7 +53,6 @@ struct presync {
 	int rootfd;
 	struct wx_ps_manifest first;    /* round 1's scan (presync_choose); the thread takes it */
 	char boundary[61];
-	int rfd, wfd;                   /* the pipe: thread -> body.c */
 	pthread_t thread;
 	bool started;
 	bool eof;                       /* main: the pipe ended */
@@ -65,6 +63,11 @@ struct presync {
 
 	pthread_mutex_t mu;             /* guards what follows */
 	pthread_cond_t cv;
+	/* The ring: thread -> body.c, RING_SIZE bytes, len of them from head on. */
+	unsigned char *ring;
+	size_t head, len;
+	bool closed;                    /* thread: no more bytes */
+	pthread_cond_t ring_cv;         /* len changed, closed, or abort */
 	bool want_stop;                 /* thread: the next round is final, stop the server */
 	bool stopped;                   /* main: it is stopped */
 	bool abort;                     /* main: end the thread */
@@ -111,16 +114,32 @@ aborted(struct presync *ps)
 	return a;
 }
 
-/* Body bytes into the pipe.  0, or -1 (the reader is gone, or abort). */
+/* Body bytes into the ring, waiting for room.  0, or -1 (abort). */
 static int
 put(struct presync *ps, const void *p, size_t n)
 {
-	if (wx_write_all(ps->wfd, p, n) < 0) {
-		if (!aborted(ps))
-			thread_fail(ps, "The pre-sync body could not be passed on: %s.", strerror(errno));
-		return -1;
+	const unsigned char *s = p;
+	pthread_mutex_lock(&ps->mu);
+	while (n > 0 && !ps->abort) {
+		if (ps->len == RING_SIZE) {
+			pthread_cond_wait(&ps->ring_cv, &ps->mu);
+			continue;
+		}
+		size_t tail = (ps->head + ps->len) % RING_SIZE;
+		size_t k = RING_SIZE - ps->len;
+		if (k > RING_SIZE - tail)
+			k = RING_SIZE - tail;
+		if (k > n)
+			k = n;
+		memcpy(ps->ring + tail, s, k);
+		ps->len += k;
+		s += k;
+		n -= k;
+		pthread_cond_broadcast(&ps->ring_cv);
 	}
-	return 0;
+	bool a = ps->abort;
+	pthread_mutex_unlock(&ps->mu);
+	return a ? -1 : 0;
 }
 
 static int
@@ -223,7 +242,7 @@ write_round(struct presync *ps, int64_t round, bool final, struct wx_ps_manifest
 }
 
 /*
- * Waits until the body has taken every byte of the last round from the pipe
+ * Waits until the body has taken every byte of the last round from the ring
  * (it is then in the upload's spool, at most two chunks ahead of what the
  * destination acknowledged), so that the next round's scan sees what
  * changed while the last one was on its way.  false on abort.
@@ -231,15 +250,12 @@ write_round(struct presync *ps, int64_t round, bool final, struct wx_ps_manifest
 static bool
 await_drained(struct presync *ps)
 {
-	for (;;) {
-		int queued = 0;
-		if (aborted(ps))
-			return false;
-		if (ioctl(ps->wfd, FIONREAD, &queued) < 0 || queued <= 0)
-			return true;
-		struct timespec ts = { 0, DRAIN_POLL_MS * 1000000L };
-		nanosleep(&ts, NULL);
-	}
+	pthread_mutex_lock(&ps->mu);
+	while (ps->len > 0 && !ps->abort)
+		pthread_cond_wait(&ps->ring_cv, &ps->mu);
+	bool ok = !ps->abort;
+	pthread_mutex_unlock(&ps->mu);
+	return ok;
 }
 
 /* Asks for the stop and waits for it: true once the server is stopped, false on abort. */
@@ -322,8 +338,10 @@ producer(void *arg)
 		    round >= tc->presync_max_rounds;
 		last_data = data;
 	}
-	close(ps->wfd);
-	ps->wfd = -1;
+	pthread_mutex_lock(&ps->mu);
+	ps->closed = true;
+	pthread_cond_broadcast(&ps->ring_cv);
+	pthread_mutex_unlock(&ps->mu);
 	return NULL;
 }
 
@@ -364,9 +382,9 @@ presync_choose(struct job *job)
 	ps->job = job;
 	ps->rootfd = fd;
 	ps->first = m;
-	ps->rfd = ps->wfd = -1;
 	pthread_mutex_init(&ps->mu, NULL);
 	pthread_cond_init(&ps->cv, NULL);
+	pthread_cond_init(&ps->ring_cv, NULL);
 	job->presync = ps;
 	return true;
 }
@@ -375,14 +393,7 @@ int
 presync_start(struct presync *ps, const char *boundary, char *why, size_t whysize)
 {
 	wx_strlcpy(ps->boundary, boundary, sizeof ps->boundary);
-	int p[2];
-	if (pipe2(p, O_CLOEXEC) < 0) {
-		snprintf(why, whysize, "Cannot start the pre-sync: pipe: %s.", strerror(errno));
-		return -1;
-	}
-	ps->rfd = p[0];
-	ps->wfd = p[1];
-	(void)fcntl(ps->wfd, F_SETPIPE_SZ, PIPE_SIZE);
+	ps->ring = xmalloc(RING_SIZE);
 	/* Signals stay with the main thread. */
 	sigset_t all, old;
 	sigfillset(&all);
@@ -503,11 +514,8 @@ end_thread(struct presync *ps)
 	pthread_mutex_lock(&ps->mu);
 	ps->abort = true;
 	pthread_cond_broadcast(&ps->cv);
+	pthread_cond_broadcast(&ps->ring_cv);
 	pthread_mutex_unlock(&ps->mu);
-	if (ps->rfd >= 0) {
-		close(ps->rfd);   /* a write blocked in the thread fails (EPIPE) */
-		ps->rfd = -1;
-	}
 	pthread_join(ps->thread, NULL);
 	ps->started = false;
 }
@@ -519,19 +527,29 @@ presync_read(struct presync *ps, void *buf, size_t n, bool may_wait, bool settle
 	for (;;) {
 		if (ps->eof)
 			return 0;
-		struct pollfd p = { .fd = ps->rfd, .events = POLLIN };
-		int r = poll(&p, 1, may_wait ? WAIT_POLL_MS : 0);
-		if (r > 0) {
-			ssize_t k = read(ps->rfd, buf, n);
-			if (k > 0)
-				return k;
-			if (k < 0 && errno == EINTR)
-				continue;
-			if (k < 0) {
-				thread_fail(ps, "The pre-sync body could not be read: %s.",
-				    strerror(errno));
-				return -1;
-			}
+		pthread_mutex_lock(&ps->mu);
+		if (ps->len == 0 && !ps->closed && may_wait) {
+			struct timespec until;
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_nsec += WAIT_POLL_MS * 1000000L;
+			until.tv_sec += until.tv_nsec / 1000000000L;
+			until.tv_nsec %= 1000000000L;
+			(void)pthread_cond_timedwait(&ps->ring_cv, &ps->mu, &until);
+		}
+		size_t k = ps->len < n ? ps->len : n;
+		if (k > RING_SIZE - ps->head)
+			k = RING_SIZE - ps->head;
+		if (k > 0) {
+			memcpy(buf, ps->ring + ps->head, k);
+			ps->head = (ps->head + k) % RING_SIZE;
+			ps->len -= k;
+			pthread_cond_broadcast(&ps->ring_cv);
+		}
+		bool ended = ps->len == 0 && ps->closed;
+		pthread_mutex_unlock(&ps->mu);
+		if (k > 0)
+			return (ssize_t)k;
+		if (ended) {
 			pthread_join(ps->thread, NULL);
 			ps->started = false;
 			report(ps);
@@ -544,10 +562,6 @@ presync_read(struct presync *ps, void *buf, size_t n, bool may_wait, bool settle
 			wx_info("pre-sync: the final round was made %lld ms after the server was "
 			    "stopped", (long long)(wx_mono_ms() - ps->stopped_ms));
 			return 0;
-		}
-		if (r < 0 && errno != EINTR) {
-			thread_fail(ps, "The pre-sync body could not be read: %s.", strerror(errno));
-			return -1;
 		}
 		if (job_should_stop(job))
 			return -1;
@@ -583,10 +597,7 @@ presync_free(struct presync *ps)
 	if (ps == NULL)
 		return;
 	end_thread(ps);
-	if (ps->rfd >= 0)
-		close(ps->rfd);
-	if (ps->wfd >= 0)
-		close(ps->wfd);
+	free(ps->ring);
 	if (ps->comp != NULL)
 		wx_compressor_free(ps->comp);
 	wx_ps_manifest_free(&ps->first);
@@ -594,6 +605,7 @@ presync_free(struct presync *ps)
 	if (ps->rootfd >= 0)
 		close(ps->rootfd);
 	pthread_mutex_destroy(&ps->mu);
+	pthread_cond_destroy(&ps->ring_cv);
 	pthread_cond_destroy(&ps->cv);
 	free(ps);
 }
