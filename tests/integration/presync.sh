@@ -10,7 +10,9 @@
 #     stopped (content, modes, mtimes in ns, symlinks, empty directories,
 #     which names share an inode).  One success callback.  The record's
 #     extra.presync shows the rounds and the delta trend; the destination's
-#     events say each round was applied and verified.
+#     events say each round was applied and verified.  When the stop hook
+#     runs, the destination has read (consumed) every byte it acknowledged:
+#     the downtime holds only the final round.
 #  2. system.transfers.presync: off stops the server before anything is sent.
 #  3. A cancel during round 1: the stop hook never runs (the server keeps
 #     running), nothing is installed, the failure is reported at most once
@@ -29,10 +31,26 @@ TREES="$top_srcdir/tests/lib/trees.py"
 WRITER="$top_srcdir/tests/lib/game-writer.py"
 HOOKS="$WX_TEST_TMP/hooks"
 mkdir -p "$HOOKS"
-# The stop hook ends the server's writer (it finishes its turn), then
-# snapshots the tree as it was stopped and notes that it ran.
+# upload-state RECORD: the destination's GET of the upload the source's
+# record names (extra.resume), as JSON; "{}" when there is none yet.
+cat > "$HOOKS/upload-state" <<'PY'
+#!/usr/bin/python3
+import json, ssl, sys, urllib.request
+try:
+    r = json.load(open(sys.argv[1]))["extra"]["resume"]
+    ctx = ssl.create_default_context(cafile=sys.argv[2])
+    req = urllib.request.Request(r["url"], headers={"Authorization": "Bearer " + r["secret"]})
+    print(urllib.request.urlopen(req, context=ctx, timeout=60).read().decode())
+except Exception as e:
+    print("{}")
+PY
+chmod 755 "$HOOKS/upload-state"
+# The stop hook notes what the destination had read of the upload, ends the
+# server's writer (it finishes its turn), then snapshots the tree as it was
+# stopped and notes that it ran.
 cat > "$HOOKS/stop" <<EOF
 #!/bin/sh
+"$HOOKS/upload-state" "$WX_TEST_TMP/a/state/transfers/\$SERVER_UUID.json" "$WX_CA" > "$HOOKS/\$SERVER_UUID.upload" || true
 python3 "$WRITER" --stop "$HOOKS/\$SERVER_UUID.pid"
 python3 "$TREES" manifest "\$SERVER_DIR" --exact > "$HOOKS/\$SERVER_UUID.stopped"
 python3 "$TREES" manifest "\$SERVER_DIR" > "$HOOKS/\$SERVER_UUID.stopped-coarse"
@@ -111,6 +129,12 @@ first=$(line_of "$U" "Pre-sync round 1 (server running) made")
 stopline=$(line_of "$U" "Stopping the server for the final pre-sync round")
 ok "round 1 was made before the stop (events lines $first < $stopline)" test -n "$first" -a -n "$stopline" -a "${first:-0}" -lt "${stopline:-0}"
 ok "... and the final round after it" has_event "$A_STATE" "$U" "(final, server stopped) made"
+at_stop=$(python3 -c 'import json, sys
+j = json.load(open(sys.argv[1]))
+print(j.get("offset", "?"), j.get("consumed", "?"))' "$HOOKS/$U.upload" 2>/dev/null)
+set -- $at_stop
+ok "when the stop hook ran, the destination had read every byte it acknowledged (offset ${1:-?}, consumed ${2:-?})" \
+	test -n "${1:-}" -a "${1:-x}" = "${2:-y}" -a "${1:-0}" != 0 -a "${1:-}" != "?"
 ok "the destination applied and verified each round" \
 	test "$(events "$B_STATE" "$U" | grep -c 'applied and verified')" -eq "$rounds"
 ok "... the final one too" has_event "$B_STATE" "$U" 'round [0-9]* (final) applied and verified'
