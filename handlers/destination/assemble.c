@@ -143,6 +143,7 @@ no_chunk(struct receiver *rx, struct spool *s)
 		    "assembler ran; nothing was installed.");
 	} else if (up.state == UP_FINISHING && up.offset == s->pos) {
 		rx_log(rx, "The last chunk is in: %lld bytes received in chunks.", (long long)s->pos);
+		up_sha_hex(up.sha, up.sha_len, rx->body_sha256);
 		rc = 0;
 	} else if (up.offset > s->pos && open_next(rx, s) != 0) {
 		/* committed between our look and the state's: read it */
@@ -412,6 +413,7 @@ dest_assemble_main(int argc, char **argv)
 		rx.rec.extra = json_object_new_object();
 	rx.started = true;
 	rx.started_ms = wx_mono_ms();
+	rx.body_checksum = up.body_checksum;
 	rx_set_paths(&rx);
 	struct spool s = { .fd = -1, .last_chunk_ms = wx_mono_ms(),
 		.window_ms = cfg->transfers.resume_window * 1000, .acked = -1,

@@ -97,6 +97,12 @@ struct receiver {
 	bool have_archive;
 	uint64_t archive_bytes;
 	char archive_sha256[65];
+	/* A chunked upload created with X-Wingxfer-Checksum: body: its body's
+	 * SHA-256, verified (Repr-Digest) before its last chunk was
+	 * acknowledged, stands for the archive checksum; the archive is not
+	 * hashed.  body_sha256: that digest (hex), once the last chunk is in. */
+	bool body_checksum;
+	char body_sha256[65];
 	char checksums[RX_MAX_CHECKSUMS][RX_CHECKSUM_MAX + 1];
 	int nchecksums;
 	int64_t extracted;              /* bytes charged against the limits */

@@ -105,7 +105,7 @@ pull_part(void *ctx, const void **buf)
 	if (n < 0)
 		return rx_mp_failed(rx);
 	if (n > 0) {
-		if (EVP_DigestUpdate(rx->sha, *buf, (size_t)n) != 1)
+		if (!rx->body_checksum && EVP_DigestUpdate(rx->sha, *buf, (size_t)n) != 1)
 			return rx_fail(rx, 500, "SHA-256 failed on this node.");
 		rx->archive_bytes += (uint64_t)n;
 	}
@@ -463,13 +463,14 @@ rx_extract(struct receiver *rx)
 	rx_gunzip_free(&rx->gz);
 	if (chdir("/") < 0)
 		wx_warn("chdir / after extraction: %s", strerror(errno));
-	if (rc == 0) {
+	if (rc == 0 && !rx->body_checksum) {
 		unsigned char md[EVP_MAX_MD_SIZE];
 		unsigned int mdlen = 0;
 		if (EVP_DigestFinal_ex(rx->sha, md, &mdlen) != 1 || mdlen != 32)
 			return rx_fail(rx, 500, "SHA-256 failed on this node.");
 		wx_hex(md, mdlen, rx->archive_sha256);
-		rx_progress(rx, true);
 	}
+	if (rc == 0)
+		rx_progress(rx, true);
 	return rx->status ? -1 : rc;
 }

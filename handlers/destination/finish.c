@@ -45,6 +45,18 @@ static int
 checksum_rule(struct receiver *rx, const char **verdict)
 {
 	bool enforce = rx->cfg->transfers.perform_checksum_checks;
+	if (rx->body_checksum) {
+		/* The upload's assembler saw the last chunk acknowledged, after its
+		 * Repr-Digest matched the body (upload_patch.c). */
+		if (!wx_is_sha256_hex(rx->body_sha256))
+			return rx_fail(rx, 500, "The upload's body digest is missing; nothing was "
+			    "installed.");
+		wx_strlcpy(rx->archive_sha256, rx->body_sha256, sizeof rx->archive_sha256);
+		*verdict = "verified";
+		rx_log(rx, "Body checksum verified (SHA-256 %s of the whole upload, Repr-Digest); it "
+		    "stands for the archive checksum (X-Wingxfer-Checksum: body).", rx->body_sha256);
+		return 0;
+	}
 	if (rx->nchecksums == 0) {
 		*verdict = "absent";
 		if (enforce)

@@ -116,7 +116,10 @@ static const char help[] =
 "        POST /api/transfers before its body (401/403, 409, 507, 502);\n"
 "        X-Wingxfer-Body-Type: the multipart/form-data content type of the\n"
 "        body; X-Wingxfer-Size: the server's size (optional, 507 when it does\n"
-"        not fit); no body.  201 with Location, Upload-Offset: 0 and\n"
+"        not fit); X-Wingxfer-Checksum: body (optional: the body has no\n"
+"        checksum parts; its SHA-256, checked against Repr-Digest, stands\n"
+"        for the archive checksum); no body.  201 with Location,\n"
+"        Upload-Offset: 0 and\n"
 "        {\"upload\", \"secret\", \"offset\", \"chunk_max\", \"resume_window\"}:\n"
 "        the secret (64 hex digits, stored here only as its SHA-256) is the\n"
 "        Bearer credential of the requests below.  A detached assembler\n"
@@ -152,9 +155,9 @@ static const char help[] =
 "        the upload is final (at most 30 s), 410 when it already was.\n"
 "    OPTIONS /api/transfers\n"
 "        No authentication.  204 with Allow, X-Wingxfer-Capabilities:\n"
-"        zstd, gzip, preflight, chunked, presync, prefix-digest and\n"
-"        X-Wingxfer-Chunk-Max: 100663296: a wingxfer source then sends\n"
-"        archive.tar.zst (Go Wings\n"
+"        zstd, gzip, preflight, chunked, presync, prefix-digest,\n"
+"        body-checksum and X-Wingxfer-Chunk-Max: 100663296: a wingxfer\n"
+"        source then sends archive.tar.zst (Go Wings\n"
 "        answers OPTIONS without that header and is sent gzip), asks\n"
 "        POST /api/transfers/preflight before stopping the server, sends\n"
 "        the body in chunks of at most that many bytes, and may send the\n"
@@ -239,7 +242,7 @@ main(int argc, char **argv)
 		.nroutes = WX_ARRAY_LEN(routes),
 		/* A wingxfer source sends zstd only to a destination that says so,
 		 * and asks POST /api/transfers/preflight only where it is named. */
-		.capabilities = "zstd, gzip, preflight, chunked, presync, prefix-digest",
+		.capabilities = "zstd, gzip, preflight, chunked, presync, prefix-digest, body-checksum",
 		.chunk_max = UP_CHUNK_MAX,
 	};
 	/* For the process's life: the extractor it forks inherits no freed copy

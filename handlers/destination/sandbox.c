@@ -431,7 +431,8 @@ apply_result(struct feed *f)
 		rx_fail(rx, (int)status, "%s", error[0] ? error : "The extractor failed.");
 	rx->have_archive = json_object_object_get_ex(r, "have_archive", &v) &&
 	    json_object_get_boolean(v);
-	if (rx->have_archive && status == 0 && !wx_is_sha256_hex(rx->archive_sha256))
+	if (rx->have_archive && status == 0 && !rx->body_checksum &&
+	    !wx_is_sha256_hex(rx->archive_sha256))
 		return bad_message(f, "an archive digest that is not SHA-256");
 	rx->archive_bytes = (uint64_t)bytes;
 	rx->rec.files = files;

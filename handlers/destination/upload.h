@@ -55,6 +55,7 @@ struct upload {
 	int64_t resumes;                /* acknowledgements following an interruption */
 	int64_t restarts;               /* assemblers started again from offset 0 */
 	bool interrupted;               /* the last PATCH ended without acknowledgement */
+	bool body_checksum;             /* X-Wingxfer-Checksum: body (protocol.md §3.1) */
 };
 
 const char *up_state_name(enum up_state s);

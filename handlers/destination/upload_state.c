@@ -182,6 +182,7 @@ up_save(const struct wx_state *st, struct upload *up)
 	add_i64(j, "resumes", up->resumes);
 	add_i64(j, "restarts", up->restarts);
 	json_object_object_add(j, "interrupted", json_object_new_boolean(up->interrupted));
+	json_object_object_add(j, "body_checksum", json_object_new_boolean(up->body_checksum));
 	const char *s = json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN);
 	char *dir = up_dir(st);
 	char *name = xasprintf("%s.json", up->id);
@@ -261,6 +262,8 @@ up_load(const struct wx_state *st, const char *id, struct upload *up)
 		if (json_object_object_get_ex(j, "result", &v) && json_object_is_type(v, json_type_object))
 			up->result = json_object_get(v);
 		up->interrupted = json_object_object_get_ex(j, "interrupted", &v) &&
+		    json_object_get_boolean(v);
+		up->body_checksum = json_object_object_get_ex(j, "body_checksum", &v) &&
 		    json_object_get_boolean(v);
 	}
 	json_object_put(j);

@@ -99,7 +99,7 @@ answer_created(struct wx_request *req, const struct upload *up, const char *secr
 
 /* The upload's state, spool and assembler; answers 201, or rx_fail. */
 static int
-open_upload(struct receiver *rx, const char *body_type)
+open_upload(struct receiver *rx, const char *body_type, bool body_checksum)
 {
 	struct upload up;
 	char secret[65];
@@ -108,6 +108,7 @@ open_upload(struct receiver *rx, const char *body_type)
 		return rx_fail(rx, 500, "This node cannot make a random upload secret.");
 	}
 	wx_strlcpy(up.body_type, body_type, sizeof up.body_type);
+	up.body_checksum = body_checksum;
 	char *spool = up_file(rx->st, up.id, ".spool");
 	int rc = 0;
 	if (mkdir(spool, 0700) < 0 || up_save(rx->st, &up) < 0) {
@@ -158,6 +159,14 @@ dest_upload_create(struct wx_request *req)
 		    "(Content-Length: 0); the body goes in PATCH requests.");
 		return;
 	}
+	/* X-Wingxfer-Checksum: body: the body's Repr-Digest stands for the
+	 * archive checksum, and the body has no checksum parts (§3.1). */
+	const char *ck = wx_req_env(req, "HTTP_X_WINGXFER_CHECKSUM");
+	if (ck != NULL && strcmp(ck, "body") != 0) {
+		wx_req_error_code(req, 400, "bad_request", NULL, "X-Wingxfer-Checksum must be \"body\" "
+		    "or absent.");
+		return;
+	}
 	int64_t size = 0;
 	const char *sz = wx_req_env(req, "HTTP_X_WINGXFER_SIZE");
 	if (sz != NULL && wx_parse_i64(sz, 0, INT64_MAX, &size) != NULL) {
@@ -179,7 +188,7 @@ dest_upload_create(struct wx_request *req)
 	if (rx_open_transfer(&rx)) {
 		rx.rec.bytes_total = size;
 		if (rx_before_body(&rx) == 0)
-			(void)open_upload(&rx, type);
+			(void)open_upload(&rx, type, ck != NULL);
 	}
 	if (rx.started && rx.status != 0)
 		rx_finish(&rx);

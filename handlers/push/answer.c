@@ -78,6 +78,8 @@ answer_caps_line(struct caps *caps, const char *line, size_t n)
 			caps->presync = true;
 		if (list_has(line + nlen, n - nlen, "prefix-digest"))
 			caps->prefix_digest = true;
+		if (list_has(line + nlen, n - nlen, "body-checksum"))
+			caps->body_checksum = true;
 	}
 	static const char max[] = "X-Wingxfer-Chunk-Max:";
 	size_t mlen = sizeof max - 1;
@@ -98,7 +100,7 @@ answer_caps_line(struct caps *caps, const char *line, size_t n)
 	/* A new status line (after a 1xx): forget what an earlier block said. */
 	if (n >= 5 && strncmp(line, "HTTP/", 5) == 0) {
 		caps->header = caps->zstd = caps->preflight = caps->chunked = caps->presync = false;
-		caps->prefix_digest = false;
+		caps->prefix_digest = caps->body_checksum = false;
 		caps->chunk_max = 0;
 	}
 }

@@ -17,6 +17,7 @@ struct caps {
 	bool chunked;           /* ... and named chunked (docs/protocol.md, version 1) */
 	bool presync;           /* ... and named presync (docs/presync.md) */
 	bool prefix_digest;     /* ... and named prefix-digest (protocol.md §3.2) */
+	bool body_checksum;     /* ... and named body-checksum (protocol.md §3.1) */
 	long long chunk_max;    /* X-Wingxfer-Chunk-Max in bytes, 0 when absent or malformed */
 };
 

@@ -52,6 +52,7 @@ struct body {
 	bool eof;               /* the closing boundary is out */
 	struct tar *tar;
 	struct wx_sha256 md;    /* the current binary part's SHA-256 */
+	bool unhashed;          /* body_checksum_by_digest: the archive is not hashed */
 	char archive_sum[65];
 	int fd;                 /* current backup / install log */
 	int64_t fsize, fleft;
@@ -142,7 +143,8 @@ static int
 archive_sink(void *ctx, const void *buf, size_t len)
 {
 	struct body *b = ctx;
-	wx_sha256_update(&b->md, buf, len);
+	if (!b->unhashed)
+		wx_sha256_update(&b->md, buf, len);
 	out_put(&b->out, buf, len);
 	b->job->progress.archive_bytes += (int64_t)len;
 	return 0;
@@ -199,6 +201,9 @@ produce_archive(struct body *b)
 		hash_end(b, b->archive_sum);
 		tar_close(b->tar);
 		b->tar = NULL;
+		if (b->unhashed)
+			job_log(b->job, "Finished streaming archive to destination (its checksum is "
+			    "the whole upload's SHA-256).");
 		next_part(b);
 	}
 	return 0;
@@ -377,7 +382,9 @@ plan_parts(struct body *b)
 	struct job *job = b->job;
 	const struct wx_config *cfg = job->cfg;
 	add_part(b, job->presync != NULL ? PART_PRESYNC : PART_ARCHIVE, NULL, NULL);
-	add_part(b, PART_CHECKSUMS, NULL, NULL);
+	b->unhashed = body_checksum_by_digest(job);
+	if (!b->unhashed)
+		add_part(b, PART_CHECKSUMS, NULL, NULL);
 	size_t n = job->backups ? json_object_array_length(job->backups) : 0;
 	for (size_t i = 0; i < n; i++) {
 		const char *id = json_object_get_string(json_object_array_get_idx(job->backups, i));
@@ -420,6 +427,12 @@ body_open(struct job *job, const char *boundary, char *err, size_t errsize)
 		wx_hex(rnd, sizeof rnd, b->boundary);
 	plan_parts(b);
 	return b;
+}
+
+bool
+body_checksum_by_digest(const struct job *job)
+{
+	return job->chunk_size > 0 && job->chunk_body_checksum && job->presync == NULL;
 }
 
 const char *

@@ -81,6 +81,7 @@ record_resume(struct chunked *u)
 	json_object_object_add(j, "level",
 	    json_object_new_int64(job->cfg->transfers.compression_level));
 	json_object_object_add(j, "prefix_digest", json_object_new_boolean(u->prefix_digest));
+	json_object_object_add(j, "body_checksum", json_object_new_boolean(body_checksum_by_digest(job)));
 	json_object_object_add(job->rec.extra, "resume", j);
 	free(shown);
 }
@@ -200,9 +201,10 @@ create_upload(struct chunked *u, char *why, size_t whysize)
 	    body_boundary(u->body));
 	snprintf(size, sizeof size, "X-Wingxfer-Size: %lld", (long long)job->progress.bytes_total);
 	const char *lines[] = { auth, "Upload-Complete: ?0", type, size, "Expect:",
-	    "Accept: application/json" };
+	    "Accept: application/json", "X-Wingxfer-Checksum: body" };
+	size_t nlines = WX_ARRAY_LEN(lines) - (body_checksum_by_digest(job) ? 0 : 1);
 	long code;
-	CURLcode rc = ch_request(u, "POST", u->base, lines, WX_ARRAY_LEN(lines), 0, -1, false, &code);
+	CURLcode rc = ch_request(u, "POST", u->base, lines, nlines, 0, -1, false, &code);
 	memset(auth, 0, strlen(auth));
 	free(auth);
 	if (job->stop != JOB_RUNNING)

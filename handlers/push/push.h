@@ -98,6 +98,7 @@ struct job {
 	CURL *curl;              /* the preflight's handle, taken over by the upload; or NULL */
 	int64_t chunk_size;      /* > 0: the chunked upload with chunks of this size (chunked.c) */
 	bool chunk_prefix_digest; /* ... each with X-Wingxfer-Prefix-Digest (the destination named prefix-digest) */
+	bool chunk_body_checksum; /* ... the destination named body-checksum (body_checksum_by_digest) */
 	int broker_fd;           /* the worker's end of its supervisor's socket (supervise.c), in
 	                          * the supervisor its own end; -1 when unsupervised */
 	struct presync *presync; /* the server is copied while it runs (presync.h), or NULL */
@@ -316,6 +317,14 @@ struct body;
 struct body *body_open(struct job *job, const char *boundary, char *err, size_t errsize);
 /* The random multipart boundary (60 hex digits). */
 const char *body_boundary(const struct body *b);
+/*
+ * Whether the body's SHA-256 (the chunked upload's Repr-Digest) stands for
+ * the archive checksum (X-Wingxfer-Checksum: body, docs/protocol.md §3.1):
+ * chunks to a destination that named body-checksum, of an archive (not
+ * pre-sync rounds).  Such a body has no checksum parts and its archive is
+ * not hashed.
+ */
+bool body_checksum_by_digest(const struct job *job);
 /*
  * Up to n bytes of the body: > 0, 0 at its end, -1 when it cannot go on
  * (body_error says why, or job->stop is set).  Polls job_should_stop and

@@ -198,7 +198,7 @@ upload_probe(struct job *job, CURL *c, const char *ua, struct caps *caps, long *
 	*status = rc == CURLE_OK ? code : 0;
 	if (rc != CURLE_OK || code < 200 || code > 299) {
 		caps->header = caps->zstd = caps->preflight = caps->chunked = caps->presync = false;
-		caps->prefix_digest = false;
+		caps->prefix_digest = caps->body_checksum = false;
 		caps->chunk_max = 0;
 	}
 	if (rc != CURLE_OK && set.rc != CURLE_OK)
@@ -228,7 +228,7 @@ choose_chunks(struct job *job, const struct caps *caps)
 {
 	const struct wx_transfers_config *tc = &job->cfg->transfers;
 	job->chunk_size = 0;
-	job->chunk_prefix_digest = false;
+	job->chunk_prefix_digest = job->chunk_body_checksum = false;
 	if (!caps->header || !caps->chunked) {
 		if (caps->header)
 			wx_info("the destination does not name chunked: one POST");
@@ -245,6 +245,7 @@ choose_chunks(struct job *job, const struct caps *caps)
 		size = 1 << 20;
 	job->chunk_size = size;
 	job->chunk_prefix_digest = caps->prefix_digest;
+	job->chunk_body_checksum = caps->body_checksum;
 	wx_info("the destination takes resumable chunks: chunks of %lld bytes%s", (long long)size,
 	    caps->prefix_digest ? ", each with the body's digest up to its end" : "");
 }
@@ -441,6 +442,9 @@ upload_resume(struct job *job, char *why, size_t whysize)
 	}
 	job->codec = strcmp(codec, "zstd") == 0 ? WX_COMPRESS_ZSTD : WX_COMPRESS_GZIP;
 	job->chunk_size = job->cfg->transfers.chunk_size;  /* chunked_run takes the recorded size */
+	/* The same body again: with or without its checksum parts, as first made. */
+	job->chunk_body_checksum = json_object_object_get_ex(r, "body_checksum", &v) &&
+	    json_object_get_boolean(v);
 	peer_decide(job, false);  /* only a wingxfer destination takes chunks */
 	CURL *c = curl_easy_init();
 	if (c == NULL) {

@@ -22,7 +22,12 @@
 #     chunks are dropped, .dropped says so): offset 0, the body sent again
 #     completes;
 #   - DELETE of the upload and the node-token DELETE /api/transfers/<uuid>
-#     cancel it (one failure callback, staging gone).
+#     cancel it (one failure callback, staging gone);
+#   - X-Wingxfer-Checksum: body (the destination names body-checksum): a
+#     body without checksum parts installs, its verified Repr-Digest
+#     standing for the archive checksum, on a node that requires one
+#     (perform_checksum_checks); the same body without the header is
+#     refused 422; another value of the header is refused 400.
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/webstack.sh"
 . "$top_srcdir/tests/lib/panel.sh"
@@ -74,6 +79,7 @@ panel_node dest "id-d" "token-d" "$URL"
 https_curl --http1.1 -X OPTIONS -D "$WX_TEST_TMP/opt.hdr" -o /dev/null "$URL/api/transfers"
 like "$(grep -i '^X-Wingxfer-Capabilities' "$WX_TEST_TMP/opt.hdr")" '[ ,]chunked' "OPTIONS names chunked"
 like "$(grep -i '^X-Wingxfer-Capabilities' "$WX_TEST_TMP/opt.hdr")" '[ ,]prefix-digest' "OPTIONS names prefix-digest"
+like "$(grep -i '^X-Wingxfer-Capabilities' "$WX_TEST_TMP/opt.hdr")" '[ ,]body-checksum' "OPTIONS names body-checksum"
 like "$(grep -i '^X-Wingxfer-Chunk-Max' "$WX_TEST_TMP/opt.hdr")" ': 100663296' "OPTIONS: X-Wingxfer-Chunk-Max 96 MiB"
 
 # --- a body in chunks ---
@@ -354,6 +360,37 @@ is "$(json_get "$RESP" '["state"]') $(json_get "$RESP" '["status"]')" "failed 42
 ok "... nothing installed" test ! -e "$DATA/$U6"
 wait_for "the failure callback" 30 has_callback "$U6" failure
 is "$(callbacks "$U6" failure) $(callbacks "$U6" success)" "1 0" "... one failure callback"
+
+# X-Wingxfer-Checksum: body.  The node requires an archive checksum from now on.
+sed -i 's/^    disk_reserve: 0$/    disk_reserve: 0\n    perform_checksum_checks: true/' "$DEST_DIR/config.yml"
+python3 "$top_srcdir/tests/lib/multipart.py" --boundary "$BOUNDARY" "$WX_TEST_TMP/bare" \
+	"archive=@$WX_TEST_TMP/tree.tgz" || echo "not ok - making the body without checksum parts"
+U=$(new_server)
+up_create "$(token_for "$U")" -H 'X-Wingxfer-Checksum: md5'
+is "$CODE $(json_get "$RESP" '["code"]')" "400 bad_request" "X-Wingxfer-Checksum other than body: 400 bad_request"
+like "$(json_get "$RESP" '["error"]')" 'X-Wingxfer-Checksum' "... naming the header"
+up_create "$(token_for "$U")" -H 'X-Wingxfer-Checksum: body'
+is "$CODE" 201 "X-Wingxfer-Checksum: body: create 201"
+UP_BY_PREFIX=1 up_send_all "$ID" "$SECRET" "$WX_TEST_TMP/bare" $CHUNK
+like "$SENT_CODES" '^(204 )*202$' "... a body without checksum parts: every chunk acknowledged"
+wait_for "the upload to finish" 60 up_final "$ID" "$SECRET"
+up_get "$ID" "$SECRET"
+is "$(json_get "$RESP" '["state"]') $(json_get "$RESP" '["result"]["checksum"]')" "completed verified" \
+	"... completed, the checksum verified (perform_checksum_checks: true)" || diag "$RESP"
+is "$(json_get "$RESP" '["result"]["sha256"]')" "$(sha256sum "$WX_TEST_TMP/bare" | cut -d' ' -f1)" \
+	"... the checksum is the whole body's SHA-256"
+ok "... the tree arrived byte-identical" same_tree "$WX_TEST_TMP/src" "$DATA/$U"
+wait_for "the success callback" 30 has_callback "$U" success
+is "$(callbacks "$U" success) $(callbacks "$U" failure)" "1 0" "... one success callback"
+U=$(new_server)
+up_create "$(token_for "$U")"
+UP_BY_PREFIX=1 up_send_all "$ID" "$SECRET" "$WX_TEST_TMP/bare" $CHUNK
+wait_for "the upload to end" 60 up_final "$ID" "$SECRET"
+up_get "$ID" "$SECRET"
+is "$(json_get "$RESP" '["state"]') $(json_get "$RESP" '["status"]')" "failed 422" \
+	"the same body without X-Wingxfer-Checksum: failed 422 (no archive checksum)"
+like "$(json_get "$RESP" '["error"]')" 'no archive checksum' "... saying so"
+ok "... nothing installed" test ! -e "$DATA/$U"
 node_stop d
 
 # lighttpd: the happy path.

@@ -11,7 +11,8 @@
 #      proxy (the destination never sees the body); the source says so in
 #      its record, the panel gets exactly one failure callback, the source's
 #      files are intact and nothing is installed on the destination.
-#  (b) chunked: auto (the default): a 2 GiB server of incompressible data
+#  (b) chunked: auto (the default), presync: off (an archive, not pre-sync
+#      rounds): a 2 GiB server of incompressible data
 #      goes through the same proxy in chunks (docs/protocol.md) and
 #      completes: byte-identical tree, exactly one success callback, both
 #      records' extra.chunked show the chunks acknowledged, and no request
@@ -20,10 +21,13 @@
 #      extractor) peaks under 32 MiB of RSS (VmHWM, sampled about once a
 #      second during the transfer; the ASan build: under 1 GiB).  Every
 #      chunk carries X-Wingxfer-Prefix-Digest and no Content-Digest (the
-#      destination names prefix-digest).
+#      destination names prefix-digest), and the upload is created with
+#      X-Wingxfer-Checksum: body (it names body-checksum): the destination
+#      says the body's SHA-256 stood for the archive checksum.
 #  (c) A destination of an earlier version, which does not name
 #      prefix-digest (a second proxy drops it from X-Wingxfer-Capabilities):
-#      a small transfer completes with Content-Digest on every chunk.
+#      a small transfer completes with Content-Digest on every chunk and
+#      the archive checksum verified as before.
 #
 # (b) needs the chunked protocol on both sides (issue 15); in a build where
 # neither the push worker nor the destination knows it at all, (b) is
@@ -131,6 +135,7 @@ like "$(https_curl -s -D - -o /dev/null -X OPTIONS "${CFPROXY_URL[cf]}/api/trans
 	"through the proxy the destination names chunked in X-Wingxfer-Capabilities"
 U=bbbbbbbb-0000-4000-8000-000000000002
 set_chunked auto
+sed -i "s|^    chunked: auto$|    chunked: auto\n    presync: off|" "$WX_TEST_TMP/s/config.yml"
 # 16 x 128 MiB of incompressible data and a small tree: 2 GiB, and an
 # archive of about 2.1 GB whatever the codec.
 incompressible_tree "$WX_TEST_TMP/s/data/$U" 16 128 12 || { echo "not ok - generating the tree"; done_testing; exit 1; }
@@ -211,6 +216,11 @@ is "$(kv over100)" 0 "chunked: auto: no request body through the proxy over 100 
 is "$(kv s413)" 0 "chunked: auto: no 413 from the proxy"
 is "$(kv with_prefix) $(kv with_content)" "$(kv patches) 0" \
 	"chunked: auto: every PATCH carried X-Wingxfer-Prefix-Digest, none Content-Digest"
+d_events=$(python3 -c 'import json, sys
+for l in open(sys.argv[1]):
+    print(json.loads(l)["args"][0])' "$WX_TEST_TMP/d/state/transfers/$U.events" 2>/dev/null)
+like "$d_events" 'Body checksum verified \(SHA-256 [0-9a-f]{64} of the whole upload' \
+	"chunked: auto: the destination took the verified body digest as the archive checksum (X-Wingxfer-Checksum: body)"
 
 # many_chunks ACKED CHUNK-SIZE: more than 2 GiB acknowledged, a chunk
 # size within the protocol's bounds, and at least 16 chunks of it.
@@ -267,6 +277,10 @@ python3 "$TREES" manifest "$WX_TEST_TMP/d/data/$U" > "$WX_TEST_TMP/$U.after" 2>/
 ok "older destination: the tree arrives byte-identical" cmp -s "$WX_TEST_TMP/$U.before" "$WX_TEST_TMP/$U.after"
 wait_for "the success callback" 60 has_callback "$U" success
 is "$(callbacks "$U" success) $(callbacks "$U" failure)" "1 0" "older destination: one success callback, no failure"
+like "$(python3 -c 'import json, sys
+for l in open(sys.argv[1]):
+    print(json.loads(l)["args"][0])' "$WX_TEST_TMP/d/state/transfers/$U.events" 2>/dev/null)" 'Archive checksum verified' \
+	"older destination: the body carried the archive checksum, verified as before"
 digests=$(cfproxy_log old | python3 -c 'import json, sys
 rows = [json.loads(l) for l in sys.stdin]
 p = [r for r in rows if r["method"] == "PATCH" and r["status"] in (202, 204)]
