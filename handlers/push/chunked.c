@@ -623,6 +623,13 @@ send_all(struct chunked *u, char *why, size_t whysize)
 			}
 			sf_digest(d, repr, sizeof repr);
 			snprintf(hdr_repr, sizeof hdr_repr, "Repr-Digest: %s", repr);
+			/* With body-checksum this is the transfer's checksum (no
+			 * extra.archive_sha256): kept beside it for the admin. */
+			char hex[65];
+			wx_hex(d, sizeof d, hex);
+			if (job->rec.extra != NULL)
+				json_object_object_add(job->rec.extra, "body_sha256",
+				    json_object_new_string(hex));
 		}
 		if (u->sent_hi > a)
 			u->resent += (u->sent_hi < e ? u->sent_hi : e) - a;

@@ -6,7 +6,8 @@
 # warning), extracted as Pterodactyl Wings does: every regular file arrives
 # whole (hard links too), symlinks are left out with a warning (issue 22);
 # compression gzip, level 0 and compression_threads are honoured;
-# the checksum is always that of the exact bytes sent.
+# the checksum is always that of the exact bytes sent (the archive's, or
+# with body-checksum between wingxfer nodes, the whole chunked body's).
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/webstack.sh"
 . "$top_srcdir/tests/lib/panel.sh"
@@ -54,13 +55,22 @@ move() {
 	wait_for "transfer $U" 120 done_on a "$U"
 }
 codec_of() { json_get "$(src_rec "$1")" '["extra"]["codec"]' 2>/dev/null; }
-sent_sum() { json_get "$(src_rec "$1")" '["extra"]["archive_sha256"]' 2>/dev/null; }
+# sent_sum UUID: "Archive SUM" (extra.archive_sha256), else "Body SUM"
+# (extra.body_sha256: the chunked body's digest stood for the checksum)
+sent_sum() {
+	local a b
+	a=$(json_get "$(src_rec "$1")" '["extra"]["archive_sha256"]' 2>/dev/null)
+	b=$(json_get "$(src_rec "$1")" '["extra"]["body_sha256"]' 2>/dev/null)
+	if [ -n "$a" ]; then echo "Archive $a"; elif [ -n "$b" ]; then echo "Body $b"; else echo "none"; fi
+}
 same_tree() { # FROM-NODE TO-NODE UUID
 	cmp -s <(python3 "$TREES" manifest "$WX_TEST_TMP/$1/data/$3") \
 		<(python3 "$TREES" manifest "$WX_TEST_TMP/$2/data/$3" 2>/dev/null)
 }
-dest_verified() { # NODE UUID SUM: the destination hashed exactly what was sent
-	grep -q "Archive checksum verified (SHA-256 $3)" "$WX_TEST_TMP/$1/state/transfers/$2.events"
+dest_verified() { # NODE UUID "KIND SUM": the destination verified exactly what was sent
+	local kind=${3%% *} sum=${3#* }
+	case $kind in Archive|Body) ;; *) return 1 ;; esac
+	grep -q "$kind checksum verified (SHA-256 $sum" "$WX_TEST_TMP/$1/state/transfers/$2.events"
 }
 
 # --- auto (the default) to wingxfer destinations: zstd ---
