@@ -96,15 +96,19 @@ for kind in $KIND; do
 		if [ "$kind" = push ]; then
 			wait_for "worker pid" 10 _has_pid "$SRC/state" "$U"
 			pid=$(rec "$SRC/state" "$U" '["pid"]')
+			id=$(pid_id "$pid") || id=""
 			sleep_ms "$delay"
 			at="$(rec "$SRC/state" "$U" '["status"]')/$(phase_of "$SRC/state" "$U")"
 		else
 			wait_for "receiving pid" 20 has_dest_pid "$U"
 			pid=$(dest_pid "$U")
+			id=$(pid_id "$pid") || id=""
 			sleep_ms "$delay"
 			at="$(rec "$DST/state" "$U" '["status"]')/$(phase_of "$DST/state" "$U")"
 		fi
-		if [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null; then
+		# By its identity: after the delay the process may have ended and
+		# its pid gone to another test's process.
+		if [ -n "$id" ] && signal_id KILL "$id"; then
 			LANDED[$at]=$(( ${LANDED[$at]:-0} + 1 ))
 			KILLED=$((KILLED + 1))
 			case "$at" in pending/*|processing/*|cancelling/*) HIT=$((HIT + 1)) ;; esac

@@ -77,7 +77,8 @@ finished() { case "$(state_of "$1")" in completed|failed|cancelled) return 0 ;; 
 n_callbacks() { callbacks "$1" | grep -c "^$2 "; }
 has_success() { [ "$(n_callbacks "$1" success)" -ge 1 ]; }
 has_failure() { [ "$(n_callbacks "$1" failure)" -ge 1 ]; }
-alive() { kill -0 "$1" 2>/dev/null; }
+# alive PID|ID: the process lives (an ID, from pid_id, names it exactly).
+alive() { case $1 in *:*) alive_id "$1" ;; *) kill -0 "$1" 2>/dev/null ;; esac; }
 not() { ! "$@" 2>/dev/null; }
 has_event() { events "$1" "$2" | grep -q "$3"; }
 no_rounds() { ! events "$A_STATE" "$1" | grep -q "Pre-sync round"; }
@@ -96,7 +97,7 @@ writer_start() {
 	python3 "$WRITER" "$WX_TEST_TMP/a/data/$1" --pid-file "$HOOKS/$1.pid" --interval 0.05 \
 		--count-file "$HOOKS/$1.turns" --max-seconds 1200 &
 	track_pid $!
-	WPID=$!
+	WPID=$(pid_id $!) # an identity: the writer may end long before it is checked
 	wait_for "the writer of $1 starts" 60 test -s "$HOOKS/$1.turns"
 }
 start() { panel_api POST /_emulator/transfers "{\"server\":\"$1\",\"source\":\"a\",\"destination\":\"b\"}" >/dev/null; }
@@ -188,7 +189,7 @@ wait_for "transfer $U ends" 300 finished "$U"
 ok "... the worker stops" wait_worker "$A_STATE" "$U" 120
 is "$(state_of "$U")" cancelled "... cancelled"
 failed_before_stop "$U"
-kill -TERM "$WPID" 2>/dev/null
+stop_pid "$WPID"
 
 # --- 4. the push worker killed during round 1 -----------------------------------
 U=$(new_server)
@@ -207,7 +208,7 @@ is "$(state_of "$U")" failed "... the watchdog ends it: failed"
 failed_before_stop "$U"
 b_final() { case "$(rec "$B_STATE" "$U" '["status"]')" in failed|cancelled) return 0 ;; esac; return 1; }
 ok "... the upload was deleted on b: its transfer ended there" wait_for "b's transfer of $U ends" 120 b_final
-kill -TERM "$WPID" 2>/dev/null
+stop_pid "$WPID"
 node_stop a
 node_stop b
 done_testing

@@ -66,29 +66,64 @@ done_testing() {
 	[ "$TAP_FAILED" = 0 ]
 }
 
-track_pid() { TRACKED_PIDS="$TRACKED_PIDS $1"; }
+# A pid names a process only while that process lives: with pid_max 32768
+# and four tests forking in parallel, a pid is reused within seconds of its
+# process's end (bash reaps its background jobs itself).  A signal to a
+# stale pid lands on whatever has it now: another test's process, or make
+# itself, which then stops the whole check without a test-suite.log.  So
+# every signal here goes to a process IDENTITY, "PID:STARTTIME", the start
+# time (clock ticks since boot, /proc/PID/stat field 22) telling the
+# process that had the pid from any later one.
+
+# pid_start PID: the start time of the process that has PID now; false
+# when there is none.
+pid_start() {
+	local stat rest
+	[ "${1:-0}" -gt 1 ] 2>/dev/null || return 1
+	{ read -r stat < "/proc/$1/stat"; } 2>/dev/null || return 1
+	rest=${stat##*) }	# the command name may hold spaces and ')'
+	set -- $rest		# field 3 (state) is $1, so field 22 is ${20}
+	[ -n "${20:-}" ] && echo "${20}"
+}
+
+# pid_id PID: the identity "PID:STARTTIME" of the process that has PID now.
+pid_id() { local t; t=$(pid_start "$1") && echo "$1:$t"; }
+
+# alive_id ID: the process ID names still lives (a zombie counts).
+alive_id() { [ "$(pid_start "${1%%:*}")" = "${1#*:}" ]; }
+
+# signal_id SIGNAL ID: sends SIGNAL to the process ID names, and only to it;
+# false when it has ended.  The pid is checked just before the kill; the
+# window left (microseconds) is not one a reuse can fall into in practice.
+signal_id() { alive_id "$2" && kill -"$1" "${2%%:*}" 2>/dev/null; }
+
+# track_pid PID: PID (alive now) is stopped at exit unless stop_pid stopped
+# it first.
+track_pid() { local id; id=$(pid_id "$1") && TRACKED_PIDS="$TRACKED_PIDS $id"; }
 
 # Stops one tracked process: TERM, then KILL if it is still there after
 # WX_STOP_SECS (default 60: a loaded machine may take seconds to schedule a
 # graceful exit, and a web server killed early leaves children on its port).
-# It is forgotten, so the cleanup at exit never signals its pid again (pids
-# are reused quickly when tests run in parallel, and another test's process
-# may have it by then).
+# It is forgotten, so the cleanup at exit never signals it again.  A PID that
+# was not tracked is taken to be alive now.  Nothing is signalled once the
+# process that had the pid has ended, whoever has the pid now.
 stop_pid() {
-	local pid=$1 deadline
-	TRACKED_PIDS=$(printf ' %s ' $TRACKED_PIDS | sed "s/ $pid / /g")
-	kill -TERM "$pid" 2>/dev/null || return 0
+	local pid=${1%%:*} id="" t deadline
+	for t in $TRACKED_PIDS; do [ "${t%%:*}" = "$pid" ] && id=$t; done
+	TRACKED_PIDS=$(printf ' %s ' $TRACKED_PIDS | sed "s/ $pid:[0-9]* / /g")
+	[ -n "$id" ] || id=$(pid_id "$pid") || return 0
+	signal_id TERM "$id" || return 0
 	deadline=$((SECONDS + ${WX_STOP_SECS:-60}))
 	while [ "$SECONDS" -lt "$deadline" ]; do
-		kill -0 "$pid" 2>/dev/null || return 0
+		alive_id "$id" || return 0
 		sleep 0.1
 	done
-	kill -KILL "$pid" 2>/dev/null || true
+	signal_id KILL "$id" || true
 }
 
 _tap_cleanup() {
-	local pid
-	for pid in $TRACKED_PIDS; do stop_pid "$pid"; done
+	local id
+	for id in $TRACKED_PIDS; do stop_pid "$id"; done
 	if [ -n "$WX_TEST_TMP" ] && [ -z "${WX_KEEP_TMP:-}" ]; then
 		chmod -R u+rwx "$WX_TEST_TMP" 2>/dev/null || true
 		rm -rf "$WX_TEST_TMP"
