@@ -198,12 +198,13 @@ produce_archive(struct body *b)
 	if (rc > 0 && b->mark_every > 0 && !b->mark_waits && tar_mark_due(b->tar, b->mark_every))
 		return make_mark(b);
 	if (rc == 0) {
-		hash_end(b, b->archive_sum);
 		tar_close(b->tar);
 		b->tar = NULL;
 		if (b->unhashed)
 			job_log(b->job, "Finished streaming archive to destination (its checksum is "
 			    "the whole upload's SHA-256).");
+		else
+			hash_end(b, b->archive_sum);
 		next_part(b);
 	}
 	return 0;
