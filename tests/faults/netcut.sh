@@ -75,6 +75,11 @@ node_start s apache && node_start d apache || { echo "not ok - Apache does not s
 panel_node s id-s token-s "${NODE_URL[s]}"
 panel_node d id-d token-d "${NODE_URL[d]}"
 template_tree "$WX_TEST_TMP/template"
+# 32 MiB that do not compress: the archive (about 44 MB) outlasts every
+# buffer between the nodes (TCP's, Apache's: about 12 MB) by far, so a source
+# held as the first bytes cross (hold_mid_stream) is still streaming.
+head -c $((32 * 1048576)) /dev/urandom > "$TEMPLATE/world/noise.bin"
+python3 "$top_srcdir/tests/lib/trees.py" manifest "$TEMPLATE" > "$TEMPLATE_MANIFEST"
 SRC_NAME=s DEST_NAME=d
 # reach: the destination's web server answers from the source's namespace.
 reach() { ip netns exec "$NSA" curl -s -o /dev/null --max-time 2 --cacert "$WX_CA" "${NODE_URL[d]}/"; }
@@ -85,10 +90,24 @@ WATCHDOG_NS_SRC="ip netns exec $NSA" WATCHDOG_NS_DEST="ip netns exec $NSB"
 go() { # go UUID: a copy of the template, its transfer started through the source's Apache
 	cp -a "$TEMPLATE" "$SRC/data/$1" && ns_transfer "$1"
 }
-receiving() { [ "$(rec "$DST/state" "$1" '["bytes_read"]' 2>/dev/null)" -gt "$2" ] 2>/dev/null; }
-# The cut must come while the source still has bytes to send (after that
-# they may all be in the destination's socket buffers already).
-mid_stream() { receiving "$1" 1000000 && [ "$(rec "$SRC/state" "$1" '["phase"]')" = streaming ]; }
+receiving() { [ "$(rec_int "$DST/state" "$1" bytes_read)" -gt "$2" ] 2>/dev/null; }
+# hold_mid_stream UUID: once a megabyte has crossed, SIGSTOPs the push worker
+# and the receiving process (their identities in HELD_PUSH, HELD_RECV), so
+# that the transfer can neither end nor stall before the cut however loaded
+# the machine is; true when the source is still streaming (the cut must come
+# while it has bytes to send: after that they may all be in the buffers).
+# Once continued, both see the time they were held as a stall.
+hold_mid_stream() {
+	local p r
+	HELD_PUSH="" HELD_RECV=""
+	wait_for "a megabyte across" 30 receiving "$1" 1000000 || return 1
+	p=$(rec_int "$SRC/state" "$1" pid) r=$(rec_int "$DST/state" "$1" pid)
+	HELD_PUSH=$(pid_id "$p") && signal_id STOP "$HELD_PUSH" || { diag "no push worker to hold ($p)"; return 1; }
+	HELD_RECV=$(pid_id "$r") && signal_id STOP "$HELD_RECV" || { diag "no receiver to hold ($r)"; return 1; }
+	local phase; phase=$(rec "$SRC/state" "$1" '["phase"]')
+	[ "$phase" = streaming ] || { diag "the source's phase when held: $phase"; return 1; }
+}
+release() { local id; for id in $HELD_PUSH $HELD_RECV; do signal_id CONT "$id"; done; return 0; }
 statuses() { echo "$(rec "$SRC/state" "$1" '["status"]'):$(rec "$DST/state" "$1" '["status"]')"; }
 retry_now() {
 	ip netns exec "$NSA" "$WX_BIN/wingxfer-watchdog" --config "$SRC/config.yml" --retry-now >>"$WX_TEST_TMP/watchdog.out" 2>&1
@@ -105,10 +124,11 @@ invariants "across the link" "$U" "$SRC" "$DST"
 for cut in down delete; do
 	U=$(newuuid)
 	go "$U"
-	ok "cut ($cut): bytes are crossing, the source is still streaming" \
-		wait_for "receiving" 30 mid_stream "$U"
+	ok "cut ($cut): bytes are crossing, the source is still streaming (both ends held)" \
+		hold_mid_stream "$U"
 	if [ $cut = down ]; then ip -n "$NSA" link set "$VA" down; else ip -n "$NSA" link del "$VA"; fi
 	CUTS=$((CUTS + 1))
+	release
 	ok "cut ($cut): the destination is out of reach" unreachable
 	settle "$U" "$SRC" "$DST" 90
 	is "$(statuses "$U")" failed:failed \
