@@ -66,11 +66,13 @@ done_testing() {
 	[ "$TAP_FAILED" = 0 ]
 }
 
-# A pid names a process only while that process lives: with pid_max 32768
-# and four tests forking in parallel, a pid is reused within seconds of its
-# process's end (bash reaps its background jobs itself).  A signal to a
-# stale pid lands on whatever has it now: another test's process, or make
-# itself, which then stops the whole check without a test-suite.log.  So
+# A pid names a process only while that process lives: pids are handed out
+# in turn up to pid_max (32768), and with four tests forking in parallel the
+# counter wraps every few minutes (~5 800 pids a minute measured), so a pid
+# kept since a test's start may belong to another process by its end (bash
+# reaps its background jobs itself).  A signal to a stale pid lands on
+# whatever has it now: another test's process, or make's recipe shell,
+# which then stops the whole check without a test-suite.log.  So
 # every signal here goes to a process IDENTITY, "PID:STARTTIME", the start
 # time (clock ticks since boot, /proc/PID/stat field 22) telling the
 # process that had the pid from any later one.
