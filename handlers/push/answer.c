@@ -98,9 +98,6 @@ answer_caps_line(struct caps *caps, const char *line, size_t n)
 		caps->chunk_max = digits && i == n && v >= 1 && v <= (1LL << 40) ? v : 0;
 	}
 	/* A new status line (after a 1xx): forget what an earlier block said. */
-	if (n >= 5 && strncmp(line, "HTTP/", 5) == 0) {
-		caps->header = caps->zstd = caps->preflight = caps->chunked = caps->presync = false;
-		caps->prefix_digest = caps->body_checksum = false;
-		caps->chunk_max = 0;
-	}
+	if (n >= 5 && strncmp(line, "HTTP/", 5) == 0)
+		*caps = (struct caps){ 0 };
 }

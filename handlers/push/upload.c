@@ -196,11 +196,8 @@ upload_probe(struct job *job, CURL *c, const char *ua, struct caps *caps, long *
 	}
 	curl_easy_reset(c);
 	*status = rc == CURLE_OK ? code : 0;
-	if (rc != CURLE_OK || code < 200 || code > 299) {
-		caps->header = caps->zstd = caps->preflight = caps->chunked = caps->presync = false;
-		caps->prefix_digest = caps->body_checksum = false;
-		caps->chunk_max = 0;
-	}
+	if (rc != CURLE_OK || code < 200 || code > 299)
+		*caps = (struct caps){ 0 };
 	if (rc != CURLE_OK && set.rc != CURLE_OK)
 		snprintf(why, whysize, "OPTIONS not sent: %s", errbuf);
 	else if (rc != CURLE_OK)
