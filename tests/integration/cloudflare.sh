@@ -44,6 +44,12 @@ PANEL_TLS=1
 TREES="$top_srcdir/tests/lib/trees.py"
 MB100=100000000
 
+# dest_events UUID: the destination's log lines of UUID's transfer.
+dest_events() {
+	python3 -c 'import json, sys
+for l in open(sys.argv[1]):
+    print(json.loads(l)["args"][0])' "$WX_TEST_TMP/d/state/transfers/$1.events" 2>/dev/null
+}
 callbacks() { # callbacks UUID KIND: how many KIND callbacks the panel recorded for UUID
 	panel_api GET "/_emulator/callbacks?server=$1" | python3 -c '
 import json, sys
@@ -216,10 +222,7 @@ is "$(kv over100)" 0 "chunked: auto: no request body through the proxy over 100 
 is "$(kv s413)" 0 "chunked: auto: no 413 from the proxy"
 is "$(kv with_prefix) $(kv with_content)" "$(kv patches) 0" \
 	"chunked: auto: every PATCH carried X-Wingxfer-Prefix-Digest, none Content-Digest"
-d_events=$(python3 -c 'import json, sys
-for l in open(sys.argv[1]):
-    print(json.loads(l)["args"][0])' "$WX_TEST_TMP/d/state/transfers/$U.events" 2>/dev/null)
-like "$d_events" 'Body checksum verified \(SHA-256 [0-9a-f]{64} of the whole upload' \
+like "$(dest_events "$U")" 'Body checksum verified \(SHA-256 [0-9a-f]{64} of the whole upload' \
 	"chunked: auto: the destination took the verified body digest as the archive checksum (X-Wingxfer-Checksum: body)"
 
 # many_chunks ACKED CHUNK-SIZE: more than 2 GiB acknowledged, a chunk
@@ -277,9 +280,7 @@ python3 "$TREES" manifest "$WX_TEST_TMP/d/data/$U" > "$WX_TEST_TMP/$U.after" 2>/
 ok "older destination: the tree arrives byte-identical" cmp -s "$WX_TEST_TMP/$U.before" "$WX_TEST_TMP/$U.after"
 wait_for "the success callback" 60 has_callback "$U" success
 is "$(callbacks "$U" success) $(callbacks "$U" failure)" "1 0" "older destination: one success callback, no failure"
-like "$(python3 -c 'import json, sys
-for l in open(sys.argv[1]):
-    print(json.loads(l)["args"][0])' "$WX_TEST_TMP/d/state/transfers/$U.events" 2>/dev/null)" 'Archive checksum verified' \
+like "$(dest_events "$U")" 'Archive checksum verified' \
 	"older destination: the body carried the archive checksum, verified as before"
 digests=$(cfproxy_log old | python3 -c 'import json, sys
 rows = [json.loads(l) for l in sys.stdin]
