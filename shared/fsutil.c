@@ -106,6 +106,38 @@ open_dir_writable(int dirfd, const char *name)
 }
 
 /*
+ * Before name (in dirfd) is unlinked: when it is a regular file of more than
+ * two WX_SHRINK_STEPs with no other link, it is truncated from the end one
+ * step at a time.  On a filesystem mounted with discard (and without a
+ * journal to batch them) an unlink frees and discards all of a file's
+ * blocks at once; a game server's fsync then waits behind gigabytes of
+ * discard (13 ms per fsync while a 2 GiB spool went, against 0.5 idle).  In
+ * steps it waits for one at most.  Best effort: any failure leaves the rest
+ * to the unlink.
+ */
+static void
+shrink_before_unlink(int dirfd, const char *name)
+{
+	struct stat st;
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
+	    st.st_nlink != 1 || st.st_size <= 2 * WX_SHRINK_STEP)
+		return;
+	int fd = openat(dirfd, name, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	struct stat now;
+	if (fstat(fd, &now) == 0 && S_ISREG(now.st_mode) && now.st_nlink == 1 &&
+	    now.st_ino == st.st_ino && now.st_dev == st.st_dev) {
+		for (off_t size = now.st_size; size > 0;) {
+			size = size > WX_SHRINK_STEP ? size - WX_SHRINK_STEP : 0;
+			if (ftruncate(fd, size) < 0)
+				break;
+		}
+	}
+	close(fd);
+}
+
+/*
  * Unlinks the entries of the directory fd that are not directories.  At the
  * first subdirectory it stops: 1 with *sub open on it and *subname its name
  * (to free).  0 when fd is empty, -1 with errno.
@@ -134,6 +166,8 @@ clear_until_subdir(int fd, int *sub, char **subname)
 		}
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
+		if (de->d_type == DT_REG || de->d_type == DT_UNKNOWN)
+			shrink_before_unlink(fd, de->d_name);
 		if (unlinkat(fd, de->d_name, 0) == 0 || errno == ENOENT)
 			continue;
 		int e = errno;
@@ -245,6 +279,7 @@ remove_dir(int pfd, const char *name)
 static int
 remove_at(int dirfd, const char *name)
 {
+	shrink_before_unlink(dirfd, name);
 	if (unlinkat(dirfd, name, 0) == 0 || errno == ENOENT)
 		return 0;
 	if (errno != EISDIR && errno != EPERM)

@@ -39,8 +39,12 @@ int wx_fsync_dir(const char *dir);
  * removed, not its target).  Directories without write permission are made
  * writable first.  A fixed handful of descriptors is open at any time, whatever
  * the depth (a tree deeper than the open-file limit is removed too).  A
- * missing path is success.  0 or -1 with errno.
+ * missing path is success.  A large regular file without other links is
+ * truncated in steps of WX_SHRINK_STEP before its unlink, so that its blocks
+ * are freed (and discarded) a step at a time, not all at once.  0 or -1
+ * with errno.
  */
+#define WX_SHRINK_STEP ((off_t)512 * 1024)
 int wx_remove_tree(const char *path);
 
 /* Free bytes available to unprivileged users on the filesystem of path; -1. */

@@ -1,4 +1,5 @@
-/* wx_remove_tree on trees deeper than the open-file limit; wx_move_file within and
+/* wx_remove_tree on trees deeper than the open-file limit, and its removal of
+ * large files in steps (never through another link); wx_move_file within and
  * across file systems; the tree rules' path depth. */
 #include "autoconf.h"
 
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -125,6 +127,70 @@ test_move(void)
 	free(to);
 }
 
+/* Writes size bytes of 'x' to path; 0 or -1. */
+static int
+put_file(const char *path, off_t size)
+{
+	static char block[64 * 1024];
+	memset(block, 'x', sizeof block);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -1;
+	for (off_t done = 0; done < size; done += (off_t)sizeof block)
+		if (write(fd, block, sizeof block) != (ssize_t)sizeof block) {
+			close(fd);
+			return -1;
+		}
+	return close(fd);
+}
+
+/* Every ftruncate of the program (fsutil.c's included) comes here: counted,
+ * then done. */
+static int truncations;
+static off_t truncated_to_min = -1;
+int
+ftruncate(int fd, off_t length)
+{
+	truncations++;
+	if (truncated_to_min < 0 || length < truncated_to_min)
+		truncated_to_min = length;
+	return (int)syscall(SYS_ftruncate, fd, length);
+}
+
+/* A 4 MiB file goes in steps of WX_SHRINK_STEP; one with a second link
+ * outside the tree is unlinked whole, its other link keeping every byte; a
+ * small one is unlinked at once. */
+static void
+test_shrink(void)
+{
+	char *dir = wx_path_join(root, "spool");
+	char *big = wx_path_join(dir, "big"), *linked = wx_path_join(dir, "linked");
+	char *small = wx_path_join(dir, "small"), *other = wx_path_join(outside, "other-link");
+	off_t size = (off_t)4 << 20;
+	ok(mkdir(dir, 0700) == 0 && put_file(big, size) == 0 && put_file(linked, size) == 0 &&
+	    put_file(small, 2 * WX_SHRINK_STEP) == 0 && link(linked, other) == 0,
+	    "a spool with a 4 MiB file, a 4 MiB file linked from outside, a 1 MiB file");
+	truncations = 0;
+	ok(wx_remove_tree(dir) == 0, "wx_remove_tree removes it");
+	is_int(truncations, (int)(size / WX_SHRINK_STEP), "only the 4 MiB file was truncated, in "
+	    "%d steps, before its unlink", (int)(size / WX_SHRINK_STEP));
+	is_int((int)truncated_to_min, 0, "... down to 0");
+	struct stat st;
+	ok(stat(other, &st) == 0 && st.st_size == size && st.st_nlink == 1,
+	    "the file with another link kept all of its bytes there");
+	char *lone = wx_path_join(root, "lone");
+	int rc = put_file(lone, size);
+	truncations = 0;
+	ok(rc == 0 && wx_remove_tree(lone) == 0 && truncations == (int)(size / WX_SHRINK_STEP),
+	    "a large file given as the path itself goes in steps too");
+	free(lone);
+	free(dir);
+	free(big);
+	free(linked);
+	free(small);
+	free(other);
+}
+
 int
 main(void)
 {
@@ -169,6 +235,7 @@ main(void)
 	is_int(wx_entry_path_depth(".a/..b/c."), 3, "names starting or ending with dots count");
 
 	test_move();
+	test_shrink();
 	ok(wx_remove_tree(root) == 0 && wx_remove_tree(outside) == 0, "clean up");
 	free(file);
 	free(tree);
