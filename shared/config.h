@@ -79,6 +79,7 @@ struct wx_transfers_config {
 	int64_t resume_window;           /* seconds an upload may go without progress */
 	int64_t resume_attempts;         /* consecutive interruptions without progress */
 	int64_t write_behind;            /* destination: bytes of written data in flight, 0 = off */
+	int64_t write_behind_flush;      /* destination: disk cache flush per this many, 0 = none */
 	struct wx_command hook_stop;
 	struct wx_command hook_kill;
 	struct wx_command hook_create_environment;

@@ -159,6 +159,11 @@ const struct wx_config_key wx_config_keys[] = {
 	  "while receiving, in pieces of a quarter of this, with at most this much in flight "
 	  "(files are then dropped from the page cache); 0 = leave it to the kernel's "
 	  "writeback" },
+	{ "system.transfers.write_behind_flush", WX_KEY_SIZE, T(write_behind_flush), "0", 0,
+	  1LL << 30, NULL, "destination, with write_behind: after this much data written back, "
+	  "ask the disk to persist it (fdatasync), so a game server's fsync never waits for more "
+	  "than this of the transfer's data in the disk's cache; 0 = never (faster transfers; "
+	  "256KiB with write_behind 256KiB is the gentlest)" },
 	{ "system.transfers.hooks.stop", WX_KEY_COMMAND, T(hook_stop), NULL, 0, 0, NULL,
 	  "run on the source before archiving, to stop the server (SERVER_UUID, SERVER_DIR set)" },
 	{ "system.transfers.hooks.kill", WX_KEY_COMMAND, T(hook_kill), NULL, 0, 0, NULL,

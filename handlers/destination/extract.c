@@ -441,7 +441,8 @@ rx_extract(struct receiver *rx)
 		return rx_fail(rx, 500, "This node cannot enter its staging directory.");
 	rx_gunzip_init(&rx->gz, pull_part, rx);
 	struct rx_writebehind wb;
-	rx_wb_init(&wb, rx->cfg->transfers.write_behind, rx->staging_fd);
+	rx_wb_init(&wb, rx->cfg->transfers.write_behind, rx->cfg->transfers.write_behind_flush,
+	    rx->staging_fd);
 	struct archive *w = archive_write_disk_new();
 	struct archive *a = w ? open_reader(rx) : NULL;
 	int rc = -1;

@@ -426,7 +426,8 @@ data_part(struct receiver *rx, struct rx_presync *ps)
 	ps->written.sha = xmalloc((ps->d.n ? ps->d.n : 1) * sizeof *ps->written.sha);
 	ps->written.valid = xcalloc(ps->d.n ? ps->d.n : 1, sizeof *ps->written.valid);
 	struct rx_writebehind wb;
-	rx_wb_init(&wb, rx->cfg->transfers.write_behind, rx->staging_fd);
+	rx_wb_init(&wb, rx->cfg->transfers.write_behind, rx->cfg->transfers.write_behind_flush,
+	    rx->staging_fd);
 	struct wx_ps_write_watch watch = { wb_begin, wb_wrote, wb_end, &wb };
 	int rc = wx_ps_apply_ex(rx->staging_fd, ps->workfd, ps->round, &ps->d, read_exact, &in,
 	    false, &ps->written, &watch, err, sizeof err);

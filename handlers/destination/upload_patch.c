@@ -69,6 +69,7 @@ struct patch {
 	char *writer;           /* <id>.writer */
 	char *tmp;              /* the chunk being read */
 	int64_t fsync_ms;       /* how long the chunk's fsync took (for the debug log) */
+	int64_t flushes;        /* write-behind fdatasyncs before it (for the debug log) */
 };
 
 /* Removes the chunk files of earlier writers (killed, or about to see
@@ -173,14 +174,19 @@ superseded(void *ctx)
  * the disk in pieces of a quarter of the window while it arrives, and at
  * most one window of it is in flight (older pieces are waited for).  So the
  * fsync before the answer finds little left, and a game server's fsync on
- * the same disk never queues behind a whole chunk.  The pages stay cached:
- * the assembler reads them next.  Only hints: a failure turns them off for
- * the chunk; the fsync is what makes it durable.
+ * the same disk never queues behind a whole chunk.  Once `flush` bytes were
+ * waited for, an fdatasync persists them (write_behind_flush, as in
+ * writebehind.h).  The pages stay cached: the assembler reads them next.
+ * Only hints: a failure turns them off for the chunk; the fsync is what
+ * makes it durable.
  */
 struct chunk_wb {
 	int64_t window;          /* bytes in flight at most; 0: off */
+	int64_t flush;           /* fdatasync per this many bytes waited for; 0: none */
 	int64_t submitted;       /* [0, submitted) handed to the disk */
 	int64_t waited;          /* [0, waited) on the disk */
+	int64_t flushed;         /* [0, flushed) persisted by an fdatasync */
+	int64_t flushes;         /* fdatasync calls */
 };
 
 static void
@@ -202,6 +208,14 @@ chunk_wb_wrote(struct chunk_wb *w, int fd, int64_t written)
 		return;
 	}
 	w->waited = upto;
+	if (w->flush > 0 && w->waited - w->flushed >= w->flush) {
+		if (fdatasync(fd) < 0) {
+			w->window = 0;
+			return;
+		}
+		w->flushed = w->waited;
+		w->flushes++;
+	}
 }
 
 /* Reads the body into p->tmp, its SHA-256 into got (with a Content-Digest
@@ -222,7 +236,8 @@ read_chunk(struct patch *p, unsigned char *sha, size_t sha_len, unsigned char go
 	char *buf = xmalloc(READ_PIECE);
 	int64_t got_bytes = 0;
 	int rc = 0;
-	struct chunk_wb wb = { p->req->cfg->transfers.write_behind, 0, 0 };
+	struct chunk_wb wb = { .window = p->req->cfg->transfers.write_behind,
+	    .flush = p->req->cfg->transfers.write_behind_flush };
 	/* download_limit paces the bytes off the network, node-wide, as for the
 	 * single POST; the assembler reads the spool unpaced (paying twice
 	 * would halve the rate). */
@@ -277,6 +292,7 @@ read_chunk(struct patch *p, unsigned char *sha, size_t sha_len, unsigned char go
 		rc = -1;
 	}
 	p->fsync_ms = wx_mono_ms() - synced_from;
+	p->flushes = wb.flushes;
 	if (close(fd) < 0 && rc == 0) {
 		wx_req_internal_error(p->req, "upload spool");
 		rc = -1;
@@ -527,10 +543,11 @@ dest_upload_patch(struct wx_request *req)
 	}
 	commit(&p, start_sha, new_sha, up.sha_len);
 	close(fd);
-	wx_debug("upload %s: chunk at %lld (%lld bytes): checks %lld ms, read %lld ms (fsync %lld), "
-	    "waited for the assembler %lld ms, commit %lld ms (HTTP %d)", p.id,
+	wx_debug("upload %s: chunk at %lld (%lld bytes): checks %lld ms, read %lld ms (fsync %lld, "
+	    "%lld flushes), waited for the assembler %lld ms, commit %lld ms (HTTP %d)", p.id,
 	    (long long)p.offset, (long long)p.length, (long long)(t_read - req->started_ms),
-	    (long long)(t_wait - t_read), (long long)p.fsync_ms, (long long)(t_commit - t_wait),
+	    (long long)(t_wait - t_read), (long long)p.fsync_ms, (long long)p.flushes,
+	    (long long)(t_commit - t_wait),
 	    (long long)(wx_mono_ms() - t_commit), req->status);
 out:
 	if (p.tmp != NULL)

@@ -13,10 +13,11 @@
 #define QCAP ((int)(sizeof ((struct rx_writebehind *)0)->q / sizeof ((struct rx_writebehind *)0)->q[0]))
 
 void
-rx_wb_init(struct rx_writebehind *wb, int64_t window, int dirfd)
+rx_wb_init(struct rx_writebehind *wb, int64_t window, int64_t flush, int dirfd)
 {
 	memset(wb, 0, sizeof *wb);
 	wb->window = window > 0 ? window : 0;
+	wb->flush = flush > 0 ? flush : 0;
 	wb->piece = wb->window / 4 > RX_WB_MIN_PIECE ? wb->window / 4 : RX_WB_MIN_PIECE;
 	wb->dirfd = dirfd;
 	wb->fd = -1;
@@ -45,7 +46,8 @@ hint_failed(struct rx_writebehind *wb, const char *what)
 	drop_all(wb);
 }
 
-/* Waits for the oldest range, drops it from the page cache. */
+/* Waits for the oldest range, drops it from the page cache, and flushes the
+ * disk's cache once `flush` bytes were waited for since the last time. */
 static void
 retire_oldest(struct rx_writebehind *wb)
 {
@@ -54,6 +56,7 @@ retire_oldest(struct rx_writebehind *wb)
 	wb->qlen--;
 	wb->inflight -= r->len;
 	int rc = 0;
+	const char *what = "waiting for written data";
 	if (r->len > 0) {
 		rc = sync_file_range(r->fd, r->off, r->len, SYNC_FILE_RANGE_WAIT_BEFORE |
 		    SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
@@ -64,13 +67,20 @@ retire_oldest(struct rx_writebehind *wb)
 				rc = -1;
 			}
 		}
+		wb->unflushed += r->len;
+		if (rc == 0 && wb->flush > 0 && wb->unflushed >= wb->flush) {
+			what = "flushing written data to the disk";
+			rc = fdatasync(r->fd);
+			wb->unflushed = 0;
+			wb->flushes++;
+		}
 	}
 	if (r->last) {
 		close(r->fd);
 		wb->qfiles--;
 	}
 	if (rc < 0)
-		hint_failed(wb, "waiting for written data");
+		hint_failed(wb, what);
 }
 
 /* Submits [submitted_to, written_to) of the current file; last: it is complete. */
@@ -179,8 +189,9 @@ rx_wb_end(struct rx_writebehind *wb, bool wait)
 			retire_oldest(wb);
 	}
 	if (wb->bytes > 0 || wb->unopened > 0)
-		wx_info("write-behind: %lld MiB written back while receiving, in %lld ranges; "
-		    "%lld files left to the kernel's writeback", (long long)(wb->bytes >> 20),
-		    (long long)wb->ranges, (long long)wb->unopened);
+		wx_info("write-behind: %lld MiB written back while receiving, in %lld ranges, "
+		    "%lld flushes; %lld files left to the kernel's writeback",
+		    (long long)(wb->bytes >> 20), (long long)wb->ranges, (long long)wb->flushes,
+		    (long long)wb->unopened);
 	drop_all(wb);
 }

@@ -13,6 +13,14 @@
  * instead of the page cache.  DONTNEED after the wait keeps the node's page
  * cache for the servers running on it.
  *
+ * Flushes (system.transfers.write_behind_flush): a write that the disk has
+ * acknowledged may still sit in its volatile cache, and the next fsync on
+ * the node, a game server's, makes the disk persist all of it first.  So
+ * once `flush` bytes have been waited for, one waited file is fdatasync'd:
+ * that persists them (a cache flush covers every completed write, of any
+ * file), and a neighbour's fsync never pays for more than about `flush`
+ * plus the window of ours.
+ *
  * libarchive writes the files and keeps its descriptors; this module opens
  * each regular file again, read-only, relative to the staging directory
  * (O_NOFOLLOW, after archive_write_header created it), which is all that
@@ -50,15 +58,19 @@ struct rx_writebehind {
 	struct rx_wb_range q[RX_WB_FILES * 4];
 	int qhead, qlen, qfiles;        /* ranges queued; files among them */
 	int64_t inflight;               /* bytes submitted and not yet waited for */
+	int64_t flush;                  /* fdatasync once this much was waited for; 0 = never */
+	int64_t unflushed;              /* bytes waited for since the last fdatasync */
 	/* what happened, for the log */
 	int64_t bytes;                  /* submitted in all */
 	int64_t ranges;                 /* sync_file_range(WRITE) calls */
+	int64_t flushes;                /* fdatasync calls */
 	int64_t unopened;               /* files left to the flusher */
 };
 
-/* Starts write-behind with a window of `window` bytes (0 = off) for files
- * beneath dirfd (which must stay open until rx_wb_end). */
-void rx_wb_init(struct rx_writebehind *wb, int64_t window, int dirfd);
+/* Starts write-behind with a window of `window` bytes (0 = off) and a flush
+ * after every `flush` bytes written back (0 = none) for files beneath dirfd
+ * (which must stay open until rx_wb_end). */
+void rx_wb_init(struct rx_writebehind *wb, int64_t window, int64_t flush, int dirfd);
 
 /* A regular file at path (relative to dirfd) was just created and will be
  * written; call before its data. */

@@ -23,6 +23,8 @@
 #     completes;
 #   - DELETE of the upload and the node-token DELETE /api/transfers/<uuid>
 #     cancel it (one failure callback, staging gone);
+#   - write-behind with its flushes (write_behind_flush) on a chunk and on
+#     the extraction, as the debug log counts them;
 #   - X-Wingxfer-Checksum: body (the destination names body-checksum): a
 #     body without checksum parts installs, its verified Repr-Digest
 #     standing for the archive checksum, on a node that requires one
@@ -69,6 +71,10 @@ lock_free() { flock -n "$STATE/transfers/$1.lock" true; }
 web=apache
 node_setup "d"
 DEST_DIR="$WX_TEST_TMP/d"
+sed -i '1i debug: true' "$DEST_DIR/config.yml"   # the per-chunk log lines
+# The gentlest write-behind (the flushes are off by default).
+sed -i "s|^    disk_reserve: 0$|    disk_reserve: 0\n    write_behind: 256KiB\n    write_behind_flush: 256KiB|" \
+	"$DEST_DIR/config.yml"
 DATA="$DEST_DIR/data"
 STATE="$DEST_DIR/state"
 node_start d apache || { echo "not ok - apache does not start"; exit 1; }
@@ -117,6 +123,13 @@ is "$(json_get "$st" '["bytes_total"]') $(json_get "$st" '["percent"]')" "$RAW_S
 	"... bytes_total is X-Wingxfer-Size and percent reaches 100 (extracted bytes, not the smaller body's)"
 unlike "$st$(cat "$STATE/transfers/$U.json")" "$SECRET" "... the secret is in neither status nor record"
 ok "the spool is gone" test ! -e "$STATE/uploads/$ID.spool"
+# write_behind and write_behind_flush (both 256KiB here): a chunk of
+# 512 KiB is flushed to the disk once while it arrives, the extraction every
+# 256 KiB it writes back.
+like "$(node_log d | grep "upload $ID: chunk at 0 ")" '\(fsync [0-9]+, 1 flushes\)' \
+	"a chunk's data was flushed while it arrived (write_behind_flush)"
+like "$(node_log d | grep 'write-behind: ')" 'in [0-9]+ ranges, [1-9][0-9]* flushes; 0 files left' \
+	"... and the extracted files' data too"
 up_patch "$ID" "$SECRET" "$BODY_SIZE" "$WX_TEST_TMP/body" 0
 is "$CODE $(json_get "$RESP" '["code"]')" "409 completed" "PATCH after completion: 409 completed"
 code=$(https_curl --http1.1 -o /dev/null -w '%{http_code}' -X DELETE -H "Authorization: Bearer $SECRET" "$URL/api/transfers/uploads/$ID")

@@ -5,15 +5,17 @@
 # file received with a 1 MiB window has at most a quarter of its pages cached,
 # where without write-behind all of them are (dirty, or clean after the
 # commit's syncfs: nothing else evicts them).  No timing is involved.
+# write_behind_flush: the log counts the flushes (one per 256 KiB written
+# back with 256KiB, none with 0, the default).
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/panel.sh"
 . "$top_srcdir/tests/lib/destination.sh"
 wx_tmpdir
 panel_start
 dest_node
-set_write_behind() { # VALUE ("" = the default)
-	sed -i '/^    write_behind: /d' "$DEST_DIR/config.yml"
-	[ -z "$1" ] || sed -i "s|^    disk_reserve: 0$|    disk_reserve: 0\n    write_behind: $1|" \
+set_key() { # KEY VALUE ("" = the default): system.transfers.KEY
+	sed -i "/^    $1: /d" "$DEST_DIR/config.yml"
+	[ -z "$2" ] || sed -i "s|^    disk_reserve: 0$|    disk_reserve: 0\n    $1: $2|" \
 		"$DEST_DIR/config.yml"
 }
 # cached_kib FILE: KiB of FILE in the page cache (fincore, util-linux)
@@ -32,7 +34,8 @@ chmod 200 "$src/write-only.bin"   # the extractor (without root's powers) cannot
 tar -C "$src" -cf "$WX_TEST_TMP/tree.tar" .
 body_for "$WX_TEST_TMP/tree.body" "$WX_TEST_TMP/tree.tar"
 
-set_write_behind 1MiB
+set_key write_behind 1MiB
+set_key write_behind_flush 256KiB
 U=$(new_server)
 : > "$WX_TEST_TMP/dest.err"
 dest_post "$(token_for "$U")" "$WX_TEST_TMP/tree.body"
@@ -44,11 +47,24 @@ diag "24 MiB file received with write_behind 1MiB: $kib KiB of it cached"
 # after the DONTNEED (a few hundred KiB seen); without write-behind: 24 MiB.
 ok "its pages are not left in the page cache (<= 6 MiB of 24 MiB cached: $kib KiB)" \
 	test "$kib" -le 6144
-like "$(cat "$WX_TEST_TMP/dest.err")" 'write-behind: 24 MiB written back while receiving, in [0-9]+ ranges; 1 files left' \
+like "$(cat "$WX_TEST_TMP/dest.err")" 'write-behind: 24 MiB written back while receiving, in [0-9]+ ranges, [0-9]+ flushes; 1 files left' \
 	"the log says what was written back, and that the unreadable file was left to the kernel"
+# write_behind_flush 256KiB: a flush per 256 KiB waited for,
+# give or take the piece (256 KiB of the 1 MiB window) that crossed the mark.
+flushes=$(sed -n 's/.*write-behind: 24 MiB .* ranges, \([0-9]*\) flushes;.*/\1/p' "$WX_TEST_TMP/dest.err")
+ok "the data was flushed to the disk every 256 KiB or so: ${flushes:-no} flushes for 24 MiB" \
+	test "${flushes:-0}" -ge 48 -a "${flushes:-0}" -le 96
 ok "the tree arrived byte-identical (the write-only file too)" same_tree "$src" "$DATA/$U"
 
-set_write_behind 0
+set_key write_behind_flush ""
+U=$(new_server)
+: > "$WX_TEST_TMP/dest.err"
+dest_post "$(token_for "$U")" "$WX_TEST_TMP/tree.body"
+is "$(status_of "$OUT")" 200 "write_behind_flush by default (0): the transfer succeeds"
+like "$(cat "$WX_TEST_TMP/dest.err")" 'write-behind: 24 MiB written back while receiving, in [0-9]+ ranges, 0 flushes;' \
+	"... written back, never flushed"
+
+set_key write_behind 0
 U=$(new_server)
 : > "$WX_TEST_TMP/dest.err"
 dest_post "$(token_for "$U")" "$WX_TEST_TMP/tree.body"

@@ -109,7 +109,7 @@ main(void)
 
 	/* 40 small files, a 6 MiB one, a sparse one: window 1 MiB. */
 	struct rx_writebehind wb;
-	rx_wb_init(&wb, 1 << 20, dirfd);
+	rx_wb_init(&wb, 1 << 20, 0, dirfd);
 	int max_fds = base, rc = 0;
 	char name[32];
 	int64_t total = 0;
@@ -146,7 +146,7 @@ main(void)
 	}
 
 	/* A failure: the end without waiting closes everything too. */
-	rx_wb_init(&wb, 1 << 20, dirfd);
+	rx_wb_init(&wb, 1 << 20, 0, dirfd);
 	max_fds = base;
 	for (int i = 0; i < 20; i++) {
 		snprintf(name, sizeof name, "again%d", i);
@@ -159,7 +159,7 @@ main(void)
 	is_int(open_fds(), base, "after the end (not waited): no descriptor left open");
 
 	/* A file that is not there, a directory: left to the kernel. */
-	rx_wb_init(&wb, 1 << 20, dirfd);
+	rx_wb_init(&wb, 1 << 20, 0, dirfd);
 	rx_wb_file(&wb, "missing");
 	rx_wb_wrote(&wb, 0, 65536);
 	if (mkdirat(dirfd, "adir", 0755) == 0)
@@ -169,8 +169,31 @@ main(void)
 	rx_wb_end(&wb, true);
 	is_int(open_fds(), base, "... nothing left open");
 
+	/* Flushes: one per `flush` bytes waited for (give or take the piece that
+	 * crossed the mark), none without. */
+	rx_wb_init(&wb, 256 << 10, 256 << 10, dirfd);
+	max_fds = base;
+	total = 0;
+	for (int i = 0; i < 10; i++) {
+		snprintf(name, sizeof name, "flushed%d", i);
+		rc |= write_file(&wb, dirfd, name, 100000, -1, 0, &max_fds);
+		total += 100000;
+	}
+	rc |= write_file(&wb, dirfd, "flushedbig", 4 << 20, -1, 0, &max_fds);
+	total += 4 << 20;
+	rx_wb_end(&wb, true);
+	ok(rc == 0, "files written with write_behind_flush 256KiB");
+	ok(wb.flushes >= total / ((256 << 10) + (64 << 10)) && wb.flushes <= total / (256 << 10),
+	    "a flush per 256 KiB written back: %lld for %lld bytes", (long long)wb.flushes,
+	    (long long)total);
+	rx_wb_init(&wb, 256 << 10, 0, dirfd);
+	rc |= write_file(&wb, dirfd, "unflushed", 4 << 20, -1, 0, &max_fds);
+	rx_wb_end(&wb, true);
+	ok(rc == 0 && wb.bytes == 4 << 20 && wb.flushes == 0,
+	    "write_behind_flush 0: written back, never flushed");
+
 	/* window 0: off. */
-	rx_wb_init(&wb, 0, dirfd);
+	rx_wb_init(&wb, 0, 0, dirfd);
 	max_fds = base;
 	rc |= write_file(&wb, dirfd, "off", 2 << 20, -1, 0, &max_fds);
 	is_int(max_fds, base + 1, "write_behind 0: no file opened (only the writer's)");
