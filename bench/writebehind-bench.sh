@@ -1,11 +1,13 @@
 #!/bin/bash
-# writebehind-bench.sh [MIB] [RUNS]: what system.transfers.write_behind costs
-# the receiving side.  wingxfer-destination (as CGI, as in the tests)
-# receives the same tar (MIB MiB of incompressible data: 4 MiB region files
-# and 64 KiB files, as bench-data's game servers) with write_behind 8MiB
-# and 0, alternating, RUNS times each; each run ends at the 200 (after the
-# commit's syncfs), the tree is then deleted and synced.  Prints wall and
-# CPU seconds of each run, then the medians.  A benchmark to run by hand.
+# writebehind-bench.sh [MIB] [RUNS]: what system.transfers.write_behind and
+# write_behind_flush cost the receiving side.  wingxfer-destination (as CGI,
+# as in the tests) receives the same tar (MIB MiB of incompressible data:
+# 4 MiB region files and 64 KiB files, as bench-data's game servers) with
+# each setting in turn, RUNS times each: "256KiB/256KiB" (write_behind /
+# write_behind_flush, the gentlest), "8MiB/0" (the defaults) and "0/0"
+# (off); each run ends at the 200 (after the commit's
+# syncfs), the tree is then deleted and synced.  Prints wall and CPU
+# seconds of each run, then the medians.  A benchmark to run by hand.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 : "${top_srcdir:=$(cd "$here/.." && pwd)}"
@@ -30,15 +32,16 @@ rm -f "$WX_TEST_TMP/tree.tar"
 sync
 TIMEFORMAT="%R %U %S"
 for i in $(seq 1 "$RUNS"); do
-	for wb in 8MiB 0; do
-		sed -i '/^    write_behind: /d' "$DEST_DIR/config.yml"
-		sed -i "s|^    disk_reserve: 0$|    disk_reserve: 0\n    write_behind: $wb|" "$DEST_DIR/config.yml"
+	for wb in 256KiB/256KiB 8MiB/0 0/0; do
+		sed -i '/^    write_behind\(_flush\)\{0,1\}: /d' "$DEST_DIR/config.yml"
+		sed -i "s|^    disk_reserve: 0$|    disk_reserve: 0\n    write_behind: ${wb%/*}\n    write_behind_flush: ${wb#*/}|" \
+			"$DEST_DIR/config.yml"
 		U=$(new_server)
 		tok=$(token_for "$U")
 		{ time dest_post "$tok" "$WX_TEST_TMP/tree.body"; } 2> "$WX_TEST_TMP/time"
 		t=$(tail -n 1 "$WX_TEST_TMP/time")
 		[ "$(status_of "$OUT")" = 200 ] || { echo "run failed: $(body_of "$OUT")" >&2; exit 1; }
-		echo "write_behind $wb run $i: wall/user/sys s $t; load $(cut -d' ' -f1 /proc/loadavg)"
+		echo "write_behind/flush $wb run $i: wall/user/sys s $t; load $(cut -d' ' -f1 /proc/loadavg)"
 		echo "$wb $t" >> "$WX_TEST_TMP/times"
 		rm -rf "${DATA:?}/$U"
 		sync
@@ -47,9 +50,9 @@ done
 /usr/bin/python3 - "$WX_TEST_TMP/times" <<'PY'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
-for wb in ("8MiB", "0"):
+for wb in ("256KiB/256KiB", "8MiB/0", "0/0"):
     r = [list(map(float, x[1:])) for x in rows if x[0] == wb]
-    print("write_behind %s: median wall %.2f s, CPU %.2f s (user+sys) over %d runs" % (
+    print("write_behind/flush %s: median wall %.2f s, CPU %.2f s (user+sys) over %d runs" % (
         wb, statistics.median(x[0] for x in r), statistics.median(x[1] + x[2] for x in r), len(r)))
 PY
 panel_stop
