@@ -68,7 +68,6 @@ struct wx_transfers_config {
 	int64_t upload_limit;            /* MiB/s on outgoing bodies, node-wide, 0 = none */
 	int64_t nice;                    /* niceness of the worker/receiver, at least; 0 = leave */
 	char *io_priority;               /* "low", "idle" or "normal" (priority.h) */
-	char *cpu_priority;              /* "nice" or "idle" (priority.h) */
 	int64_t events_heartbeat;        /* s between heartbeats on an event stream */
 	int64_t events_max_duration;     /* s an event stream may stay open */
 	bool preflight;                  /* push: check the destination before the stop hook */

@@ -119,12 +119,6 @@ const struct wx_config_key wx_config_keys[] = {
 	  "on the receiving side), 0 = no limit" },
 	{ "system.transfers.nice", WX_KEY_INT, T(nice), "10", 0, 19, NULL,
 	  "CPU niceness (at least) of the push worker and of the receiving process, 0 = leave it" },
-	{ "system.transfers.cpu_priority", WX_KEY_CHOICE, T(cpu_priority), "nice", 0, 0,
-	  "nice idle",
-	  "CPU priority of the push worker and of the receiving process: nice (the niceness of "
-	  "system.transfers.nice), idle (the idle scheduling class: only CPU time no other "
-	  "process wants; a game server is never kept waiting for a core, but on a node whose "
-	  "CPUs are all busy the transfer crawls)" },
 	{ "system.transfers.io_priority", WX_KEY_CHOICE, T(io_priority), "low", 0, 0,
 	  "low idle normal",
 	  "I/O priority of the same: low (best-effort, level 7), idle (only when no one else "

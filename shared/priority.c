@@ -5,7 +5,6 @@
 #include "log.h"
 
 #include <errno.h>
-#include <sched.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -72,33 +71,6 @@ lower_cpu(const struct wx_config *cfg, struct wx_priority *saved)
 	wx_debug("CPU priority lowered from nice %d to %d (system.transfers.nice)", cur, want);
 }
 
-/* cpu_priority idle: the SCHED_IDLE policy (from SCHED_OTHER or SCHED_BATCH
- * only: a real-time or already idle thread is left as it is). */
-static void
-lower_policy(const struct wx_config *cfg, struct wx_priority *saved)
-{
-	const char *mode = cfg->transfers.cpu_priority;
-	if (mode == NULL || strcmp(mode, "idle") != 0)
-		return;
-	int cur = sched_getscheduler(0);
-	if (cur < 0) {
-		wx_warn("cannot read this process's scheduling policy: %s; "
-		    "system.transfers.cpu_priority idle not applied", strerror(errno));
-		return;
-	}
-	if (cur != SCHED_OTHER && cur != SCHED_BATCH)
-		return;
-	struct sched_param sp = { .sched_priority = 0 };
-	if (sched_setscheduler(0, SCHED_IDLE, &sp) < 0) {
-		wx_warn("cannot move to the idle scheduling class (system.transfers.cpu_priority "
-		    "idle): %s", strerror(errno));
-		return;
-	}
-	saved->policy_changed = true;
-	saved->policy = cur;
-	wx_debug("CPU scheduling class lowered to idle (system.transfers.cpu_priority)");
-}
-
 static void
 lower_io(const struct wx_config *cfg, struct wx_priority *saved)
 {
@@ -133,7 +105,6 @@ wx_priority_lower(const struct wx_config *cfg, struct wx_priority *saved)
 {
 	memset(saved, 0, sizeof *saved);
 	lower_cpu(cfg, saved);
-	lower_policy(cfg, saved);
 	lower_io(cfg, saved);
 }
 
@@ -143,13 +114,6 @@ wx_priority_restore(const struct wx_priority *saved)
 	static bool told;
 	if (saved->io_changed && ioprio_set_self(saved->ioprio) < 0)
 		wx_warn("cannot restore the I/O priority: %s", strerror(errno));
-	struct sched_param sp = { .sched_priority = 0 };
-	if (saved->policy_changed && sched_setscheduler(0, saved->policy, &sp) < 0 && !told) {
-		told = true;
-		wx_info("this process stays in the idle scheduling class of "
-		    "system.transfers.cpu_priority until it exits: leaving it needs CAP_SYS_NICE "
-		    "(%s)", strerror(errno));
-	}
 	if (saved->nice_changed && setpriority(PRIO_PROCESS, 0, saved->nice) < 0 && !told) {
 		told = true;
 		wx_info("this process stays at the lower CPU priority of system.transfers.nice "

@@ -18,16 +18,13 @@ struct wx_config;
 struct wx_priority {
 	bool nice_changed;
 	int nice;            /* the niceness before */
-	bool policy_changed; /* moved to SCHED_IDLE from policy */
-	int policy;
 	bool io_changed;
 	int ioprio;          /* the ioprio_get(2) value before */
 };
 
 /*
  * Lowers the calling thread's priority: niceness to at least
- * system.transfers.nice (never raises it; 0 = leave it), with cpu_priority
- * idle also the SCHED_IDLE policy, I/O priority to
+ * system.transfers.nice (never raises it; 0 = leave it), I/O priority to
  * io_priority ("low": best-effort level 7, "idle": the idle class,
  * "normal": leave it; never raised either).  A change that cannot be made is
  * logged as a warning naming the key; the caller goes on regardless.
@@ -35,8 +32,8 @@ struct wx_priority {
 void wx_priority_lower(const struct wx_config *cfg, struct wx_priority *saved);
 
 /* Puts back what wx_priority_lower changed, as far as allowed (raising the
- * CPU priority again needs CAP_SYS_NICE: without it the process stays nice,
- * or idle, until it exits, said once at info level). */
+ * CPU priority again needs CAP_SYS_NICE: without it the process stays nice
+ * until it exits, said once at info level). */
 void wx_priority_restore(const struct wx_priority *saved);
 
 #endif

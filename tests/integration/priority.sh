@@ -1,14 +1,12 @@
 #!/bin/bash
 # Good neighbour: a running push worker (every thread of it) and a process
 # receiving a transfer (wingxfer-destination over FastCGI) have the CPU and
-# I/O priority system.transfers.nice, cpu_priority and io_priority say: by
-# default nice 10, the normal scheduling class and best-effort level 7;
-# nice 5, the idle class (SCHED_IDLE) and idle I/O when configured;
-# unchanged with nice 0 and normal.  The FastCGI worker gets its priority back after the
+# I/O priority system.transfers.nice and io_priority say: by default nice 10
+# and best-effort level 7; nice 5 and idle when configured; unchanged with
+# nice 0 and normal.  The FastCGI worker gets its priority back after the
 # transfer.  The same for a chunked upload: the FastCGI worker reading a
 # PATCH, and the upload's assembler (its extractor is forked from it).
-# Read from /proc/PID/task/*/stat (niceness, scheduling policy) and
-# ionice -p.
+# Read from /proc/PID/task/*/stat and ionice -p.
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/panel.sh"
 . "$top_srcdir/tests/lib/push.sh"
@@ -27,15 +25,7 @@ nices() {
 		sed 's/^.*) //' "$t" 2>/dev/null | cut -d' ' -f17
 	done | sort -u | tr '\n' ' ' | sed 's/ $//'
 }
-# policies PID: the distinct scheduling policies of the threads of PID
-# (0 SCHED_OTHER, 5 SCHED_IDLE).
-policies() {
-	local t
-	for t in /proc/"$1"/task/*/stat; do
-		sed 's/^.*) //' "$t" 2>/dev/null | cut -d' ' -f39
-	done | sort -u | tr '\n' ' ' | sed 's/ $//'
-}
-# prio_is nices|ios|policies PID WANT: the threads of PID all have WANT.
+# prio_is nices|ios PID WANT: the threads of PID all have WANT.
 prio_is() { [ "$("$1" "$2")" = "$3" ]; }
 # ios PID: the distinct I/O priorities of the threads of PID, as ionice says.
 ios() {
@@ -46,9 +36,9 @@ ios() {
 }
 
 # --- the push worker -----------------------------------------------------------
-# push_case NAME EXTRA-YAML WANT-NICE WANT-IO WANT-POLICY
+# push_case NAME EXTRA-YAML WANT-NICE WANT-IO
 push_case() {
-	local name=$1 extra=$2 want_nice=$3 want_io=$4 want_policy=$5 node="$WX_TEST_TMP/src-$1" cfg u pid
+	local name=$1 extra=$2 want_nice=$3 want_io=$4 node="$WX_TEST_TMP/src-$1" cfg u pid
 	cfg=$(make_node_config "$node" src "$extra")
 	u=$(python3 -c 'import uuid; print(uuid.uuid4())')
 	make_server "$node/data" "$u"
@@ -64,19 +54,17 @@ push_case() {
 	pid=$(rec "$node/state" "$u" '["pid"]')
 	is "$(nices "$pid")" "$want_nice" "push $name: every thread of the worker at nice $want_nice"
 	is "$(ios "$pid")" "$want_io" "push $name: ... and I/O priority '$want_io'"
-	is "$(policies "$pid")" "$want_policy" "push $name: ... and scheduling policy $want_policy"
 	node=$(sed -n 's/^token: //p' "$cfg")
 	out=$(cgi wingxfer-source "$cfg" DELETE "/api/servers/$u/transfer" "Bearer $node")
 	is "$(status_of "$out")" 202 "push $name: cancelled"
 	wait_worker "$(dirname "$cfg")/state" "$u"
 	stop_pid "$RECV_PID"
 }
-push_case default "" 10 "best-effort: prio 7" 0
+push_case default "" 10 "best-effort: prio 7"
 push_case custom "    nice: 5
-    cpu_priority: idle
-    io_priority: idle" 5 "idle" 5
+    io_priority: idle" 5 "idle"
 push_case off "    nice: 0
-    io_priority: normal" "$SELF_NICE" "$SELF_IO" 0
+    io_priority: normal" "$SELF_NICE" "$SELF_IO"
 
 # --- the receiving process (one FastCGI worker, config re-read per request) ----
 . "$top_srcdir/tests/lib/destination.sh"
@@ -94,8 +82,7 @@ WORKER=$SUP  # --workers 1: the process serves itself
 head -c 4000000 /dev/urandom > "$WX_TEST_TMP/big.bin"
 tar -C "$WX_TEST_TMP" -czf "$WX_TEST_TMP/big.tgz" big.bin
 body_for "$WX_TEST_TMP/big.body" "$WX_TEST_TMP/big.tgz"
-is "$(nices "$WORKER"):$(ios "$WORKER"):$(policies "$WORKER")" "$SELF_NICE:$SELF_IO:0" \
-	"FastCGI worker idle: the priority it was started with"
+is "$(nices "$WORKER"):$(ios "$WORKER")" "$SELF_NICE:$SELF_IO" "FastCGI worker idle: the priority it was started with"
 
 # feed FILE GO: the first MB of FILE, then the rest once GO exists (bounded).
 feed() {
@@ -116,14 +103,11 @@ dest_config() {
 	{ cat "$WX_TEST_TMP/dest-base.yml"; printf '%s\n' "$1"; } > "$DEST_DIR/config.yml.new"
 	mv "$DEST_DIR/config.yml.new" "$DEST_DIR/config.yml"
 }
-# prio_now LABEL PID WANT-NICE WANT-IO WANT-POLICY: three checks, waiting for
-# PID's priority.
+# prio_now LABEL PID WANT-NICE WANT-IO: two checks, waiting for PID's priority.
 prio_now() {
 	ok "$1 at nice $3" wait_for "nice $3" 60 prio_is nices "$2" "$3"
 	ok "$(printf '%s' "$1" | cut -d: -f1): ... and I/O priority '$4'" \
 		wait_for "I/O priority $4" 60 prio_is ios "$2" "$4"
-	ok "$(printf '%s' "$1" | cut -d: -f1): ... and scheduling policy $5" \
-		wait_for "scheduling policy $5" 60 prio_is policies "$2" "$5"
 }
 # release LABEL POSTER OUT WANT-STATUS WHAT: lets the held body go, waits
 # for its request to end; checks its status and that the worker has its
@@ -133,13 +117,13 @@ release() {
 	wait_for "$1: the request to end" 120 bash -c "! kill -0 $2 2>/dev/null"
 	wait "$2"
 	is "$(status_of "$(cat "$3")")" "$4" "$1: $5 ($4)"
-	is "$(nices "$WORKER"):$(ios "$WORKER"):$(policies "$WORKER")" "$SELF_NICE:$SELF_IO:0" \
+	is "$(nices "$WORKER"):$(ios "$WORKER")" "$SELF_NICE:$SELF_IO" \
 		"$1: afterwards the worker has its priority back"
 }
 
-# recv_case NAME EXTRA-YAML WANT-NICE WANT-IO WANT-POLICY
+# recv_case NAME EXTRA-YAML WANT-NICE WANT-IO
 recv_case() {
-	local name=$1 extra=$2 want_nice=$3 want_io=$4 want_policy=$5 u token pid
+	local name=$1 extra=$2 want_nice=$3 want_io=$4 u token pid
 	dest_config "$extra"
 	u=$(new_server)
 	token=$(token_for "$u")
@@ -155,16 +139,15 @@ recv_case() {
 	wait_for "receive $name: phase receiving" 60 phase_is "$DEST_DIR/state" "$u" receiving
 	pid=$(rec "$DEST_DIR/state" "$u" '["pid"]')
 	is "$pid" "$WORKER" "receive $name: the FastCGI worker receives"
-	prio_now "receive $name: while receiving" "$pid" "$want_nice" "$want_io" "$want_policy"
+	prio_now "receive $name: while receiving" "$pid" "$want_nice" "$want_io"
 	diag "receive $name: nice $(nices "$pid"), I/O $(ios "$pid")"
 	release "receive $name" "$poster" "$WX_TEST_TMP/post.out" 200 "the transfer completes"
 }
-recv_case default "" 10 "best-effort: prio 7" 0
+recv_case default "" 10 "best-effort: prio 7"
 recv_case custom "    nice: 5
-    cpu_priority: idle
-    io_priority: idle" 5 "idle" 5
+    io_priority: idle" 5 "idle"
 recv_case off "    nice: 0
-    io_priority: normal" "$SELF_NICE" "$SELF_IO" 0
+    io_priority: normal" "$SELF_NICE" "$SELF_IO"
 
 # --- a chunked upload: the worker reading a PATCH, and the upload's assembler ---
 . "$top_srcdir/tests/lib/chunked.sh"
@@ -173,9 +156,9 @@ BIG_SHA=$(b64sha "$WX_TEST_TMP/big.body")
 rec_final() { case $(rec "$1" "$2" '["status"]' 2>/dev/null) in completed|failed|cancelled) return 0 ;; esac; return 1; }
 # asm_of ID: the pid of the upload's assembler.
 asm_of() { pgrep -f -- "--assemble $1" | head -n 1; }
-# chunk_case NAME EXTRA-YAML WANT-NICE WANT-IO WANT-POLICY
+# chunk_case NAME EXTRA-YAML WANT-NICE WANT-IO
 chunk_case() {
-	local name=$1 extra=$2 want_nice=$3 want_io=$4 want_policy=$5 u out id secret asm
+	local name=$1 extra=$2 want_nice=$3 want_io=$4 u out id secret asm
 	dest_config "$extra"
 	u=$(new_server)
 	out=$(env -i REQUEST_METHOD=POST REQUEST_URI=/api/transfers/uploads QUERY_STRING= \
@@ -186,7 +169,7 @@ chunk_case() {
 	secret=$(json_get "$(body_of "$out")" '["secret"]')
 	wait_for "chunked $name: its assembler" 60 test -n "$(asm_of "$id")"
 	asm=$(asm_of "$id")
-	prio_now "chunked $name: the assembler" "$asm" "$want_nice" "$want_io" "$want_policy"
+	prio_now "chunked $name: the assembler" "$asm" "$want_nice" "$want_io"
 	rm -f "$WX_TEST_TMP/go"
 	feed "$WX_TEST_TMP/big.body" "$WX_TEST_TMP/go" | env -i REQUEST_METHOD=PATCH \
 		REQUEST_URI="/api/transfers/uploads/$id" QUERY_STRING= HTTP_AUTHORIZATION="Bearer $secret" \
@@ -198,16 +181,15 @@ chunk_case() {
 	# The chunk's file in the spool exists while the worker reads it.
 	wait_for "chunked $name: the PATCH is read" 60 \
 		bash -c "ls '$DEST_DIR/state/uploads/$id.spool'/.tmp-* >/dev/null 2>&1"
-	prio_now "chunked $name: the worker reads the PATCH" "$WORKER" "$want_nice" "$want_io" "$want_policy"
+	prio_now "chunked $name: the worker reads the PATCH" "$WORKER" "$want_nice" "$want_io"
 	release "chunked $name" "$poster" "$WX_TEST_TMP/patch.out" 202 "the last chunk is acknowledged"
 	wait_for "chunked $name: the upload to end" 120 rec_final "$DEST_DIR/state" "$u"
 	is "$(rec "$DEST_DIR/state" "$u" '["status"]')" completed "chunked $name: the transfer completes"
 }
-chunk_case default "" 10 "best-effort: prio 7" 0
+chunk_case default "" 10 "best-effort: prio 7"
 chunk_case custom "    nice: 5
-    cpu_priority: idle
-    io_priority: idle" 5 "idle" 5
+    io_priority: idle" 5 "idle"
 chunk_case off "    nice: 0
-    io_priority: normal" "$SELF_NICE" "$SELF_IO" 0
+    io_priority: normal" "$SELF_NICE" "$SELF_IO"
 stop_pid $SUP
 done_testing
