@@ -33,9 +33,8 @@ sync
 TIMEFORMAT="%R %U %S"
 for i in $(seq 1 "$RUNS"); do
 	for wb in 256KiB/256KiB 8MiB/0 0/0; do
-		sed -i '/^    write_behind\(_flush\)\{0,1\}: /d' "$DEST_DIR/config.yml"
-		sed -i "s|^    disk_reserve: 0$|    disk_reserve: 0\n    write_behind: ${wb%/*}\n    write_behind_flush: ${wb#*/}|" \
-			"$DEST_DIR/config.yml"
+		transfers_key "$DEST_DIR/config.yml" write_behind "${wb%/*}"
+		transfers_key "$DEST_DIR/config.yml" write_behind_flush "${wb#*/}"
 		U=$(new_server)
 		tok=$(token_for "$U")
 		{ time dest_post "$tok" "$WX_TEST_TMP/tree.body"; } 2> "$WX_TEST_TMP/time"

@@ -73,8 +73,8 @@ node_setup "d"
 DEST_DIR="$WX_TEST_TMP/d"
 sed -i '1i debug: true' "$DEST_DIR/config.yml"   # the per-chunk log lines
 # The gentlest write-behind (the flushes are off by default).
-sed -i "s|^    disk_reserve: 0$|    disk_reserve: 0\n    write_behind: 256KiB\n    write_behind_flush: 256KiB|" \
-	"$DEST_DIR/config.yml"
+transfers_key "$DEST_DIR/config.yml" write_behind 256KiB
+transfers_key "$DEST_DIR/config.yml" write_behind_flush 256KiB
 DATA="$DEST_DIR/data"
 STATE="$DEST_DIR/state"
 node_start d apache || { echo "not ok - apache does not start"; exit 1; }

@@ -70,10 +70,7 @@ has_callback() { [ "$(callbacks "$1" "$2")" -ge 1 ]; }
 outboxes_empty() { ! ls "$WX_TEST_TMP"/s/state/outbox/*.json "$WX_TEST_TMP"/d/state/outbox/*.json >/dev/null 2>&1; }
 # set_chunked VALUE: system.transfers.chunked of the source node (the push
 # worker reads the configuration when it starts).
-set_chunked() {
-	sed -i '/^    chunked: /d' "$WX_TEST_TMP/s/config.yml"
-	sed -i "s|^    disk_reserve: 0$|    disk_reserve: 0\n    chunked: $1|" "$WX_TEST_TMP/s/config.yml"
-}
+set_chunked() { transfers_key "$WX_TEST_TMP/s/config.yml" chunked "$1"; }
 go() { # go UUID: the panel starts the transfer s -> d with the proxy's URL
 	local answer
 	panel_server "$1" 0

@@ -32,9 +32,7 @@ for n in b l; do
 done
 
 set_source() { # KEY VALUE: sets system.transfers.KEY on node a (read by each new worker)
-	local cfg="$WX_TEST_TMP/a/config.yml"
-	sed -i "/^    $1: /d" "$cfg"
-	sed -i "s|^    disk_reserve: 0$|    disk_reserve: 0\n    $1: $2|" "$cfg"
+	transfers_key "$WX_TEST_TMP/a/config.yml" "$1" "$2"
 }
 src_rec() { cat "$WX_TEST_TMP/a/state/transfers/$1.json"; }
 worker_log() { cat "$WX_TEST_TMP/a/state/transfers/$1.log" 2>/dev/null; }

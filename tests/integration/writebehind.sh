@@ -13,11 +13,6 @@
 wx_tmpdir
 panel_start
 dest_node
-set_key() { # KEY VALUE ("" = the default): system.transfers.KEY
-	sed -i "/^    $1: /d" "$DEST_DIR/config.yml"
-	[ -z "$2" ] || sed -i "s|^    disk_reserve: 0$|    disk_reserve: 0\n    $1: $2|" \
-		"$DEST_DIR/config.yml"
-}
 # cached_kib FILE: KiB of FILE in the page cache (fincore, util-linux)
 cached_kib() { fincore --bytes --noheadings --output RES "$1" | awk '{print int($1 / 1024)}'; }
 
@@ -34,8 +29,8 @@ chmod 200 "$src/write-only.bin"   # the extractor (without root's powers) cannot
 tar -C "$src" -cf "$WX_TEST_TMP/tree.tar" .
 body_for "$WX_TEST_TMP/tree.body" "$WX_TEST_TMP/tree.tar"
 
-set_key write_behind 1MiB
-set_key write_behind_flush 256KiB
+transfers_key "$DEST_DIR/config.yml" write_behind 1MiB
+transfers_key "$DEST_DIR/config.yml" write_behind_flush 256KiB
 U=$(new_server)
 : > "$WX_TEST_TMP/dest.err"
 dest_post "$(token_for "$U")" "$WX_TEST_TMP/tree.body"
@@ -56,7 +51,7 @@ ok "the data was flushed to the disk every 256 KiB or so: ${flushes:-no} flushes
 	test "${flushes:-0}" -ge 48 -a "${flushes:-0}" -le 96
 ok "the tree arrived byte-identical (the write-only file too)" same_tree "$src" "$DATA/$U"
 
-set_key write_behind_flush ""
+transfers_key "$DEST_DIR/config.yml" write_behind_flush
 U=$(new_server)
 : > "$WX_TEST_TMP/dest.err"
 dest_post "$(token_for "$U")" "$WX_TEST_TMP/tree.body"
@@ -64,7 +59,7 @@ is "$(status_of "$OUT")" 200 "write_behind_flush by default (0): the transfer su
 like "$(cat "$WX_TEST_TMP/dest.err")" 'write-behind: 24 MiB written back while receiving, in [0-9]+ ranges, 0 flushes;' \
 	"... written back, never flushed"
 
-set_key write_behind 0
+transfers_key "$DEST_DIR/config.yml" write_behind 0
 U=$(new_server)
 : > "$WX_TEST_TMP/dest.err"
 dest_post "$(token_for "$U")" "$WX_TEST_TMP/tree.body"

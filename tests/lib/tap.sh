@@ -167,6 +167,13 @@ free_port() {
 # make_node_config DIR NAME [EXTRA-YAML]: writes DIR/config.yml for a test node
 # (data in DIR/data, state in DIR/state) and prints its path.  The node token is
 # "token-NAME"; the panel is $PANEL_URL (default http://127.0.0.1:1).
+# transfers_key CONFIG KEY [VALUE]: system.transfers.KEY of the node config
+# CONFIG (as make_node_config writes it) set to VALUE, or without VALUE
+# removed (the default applies).  Programs read it at their next start.
+transfers_key() {
+	sed -i "/^    $2: /d" "$1"
+	[ $# -lt 3 ] || sed -i "s|^    disk_reserve: 0$|    disk_reserve: 0\n    $2: $3|" "$1"
+}
 make_node_config() {
 	local dir=$1 name=$2 extra=${3:-}
 	mkdir -p "$dir/data" "$dir/state" "$dir/backups" "$dir/logs"
