@@ -422,3 +422,9 @@ wx_move_file(const char *from, const char *to)
 		return -1;
 	return copy_across(from, to);
 }
+
+int
+wx_flush_handle(int dirfd, const char *dir)
+{
+	return openat(dirfd, dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+}

@@ -47,6 +47,19 @@ int wx_fsync_dir(const char *dir);
 #define WX_SHRINK_STEP ((off_t)512 * 1024)
 int wx_remove_tree(const char *path);
 
+/*
+ * A descriptor for flushing the disk's write cache of the file system of
+ * the directory dir (relative to dirfd, as for openat): an unnamed file
+ * there (O_TMPFILE), never written.  Its fdatasync
+ * persists every write the disk has completed, of any file, and commits
+ * nothing of the caller's: once its creation is committed, a journal has
+ * nothing of it to write, so the call is the cache flush alone.  (An
+ * fdatasync of a file that grew commits the journal each time, with
+ * everything else in the running transaction.)  -1 with errno where the
+ * file system has no O_TMPFILE; callers then fdatasync the written file.
+ */
+int wx_flush_handle(int dirfd, const char *dir);
+
 /* Free bytes available to unprivileged users on the filesystem of path; -1. */
 int64_t wx_free_space(const char *path);
 

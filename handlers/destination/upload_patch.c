@@ -70,6 +70,7 @@ struct patch {
 	char *tmp;              /* the chunk being read */
 	int64_t fsync_ms;       /* how long the chunk's fsync took (for the debug log) */
 	int64_t flushes;        /* write-behind fdatasyncs before it (for the debug log) */
+	int64_t chunk_flushes;  /* of them, of the chunk's file (no O_TMPFILE there) */
 };
 
 /* Removes the chunk files of earlier writers (killed, or about to see
@@ -176,7 +177,10 @@ superseded(void *ctx)
  * fsync before the answer finds little left, and a game server's fsync on
  * the same disk never queues behind a whole chunk.  Once `flush` bytes were
  * waited for, an fdatasync persists them (write_behind_flush, as in
- * writebehind.h).  The pages stay cached: the assembler reads them next.
+ * writebehind.h): of an unnamed file beside the chunk (wx_flush_handle),
+ * so that a journal is not committed at every flush; of the chunk itself
+ * where there is no O_TMPFILE.  The pages stay cached: the assembler reads
+ * them next.
  * Only hints: a failure turns them off for the chunk; the fsync is what
  * makes it durable.
  */
@@ -187,6 +191,9 @@ struct chunk_wb {
 	int64_t waited;          /* [0, waited) on the disk */
 	int64_t flushed;         /* [0, flushed) persisted by an fdatasync */
 	int64_t flushes;         /* fdatasync calls */
+	int64_t chunk_flushes;   /* of them, of the chunk's file */
+	const char *dir;         /* the chunk's directory */
+	int flushfd;             /* wx_flush_handle(dir), opened at the first flush; -1 */
 };
 
 static void
@@ -209,7 +216,11 @@ chunk_wb_wrote(struct chunk_wb *w, int fd, int64_t written)
 	}
 	w->waited = upto;
 	if (w->flush > 0 && w->waited - w->flushed >= w->flush) {
-		if (fdatasync(fd) < 0) {
+		if (w->flushes == 0)
+			w->flushfd = wx_flush_handle(AT_FDCWD, w->dir);
+		if (w->flushfd < 0)
+			w->chunk_flushes++;
+		if (fdatasync(w->flushfd >= 0 ? w->flushfd : fd) < 0) {
 			w->window = 0;
 			return;
 		}
@@ -236,8 +247,10 @@ read_chunk(struct patch *p, unsigned char *sha, size_t sha_len, unsigned char go
 	char *buf = xmalloc(READ_PIECE);
 	int64_t got_bytes = 0;
 	int rc = 0;
+	char *dir = xstrdup(p->tmp);
+	*strrchr(dir, '/') = '\0';
 	struct chunk_wb wb = { .window = p->req->cfg->transfers.write_behind,
-	    .flush = p->req->cfg->transfers.write_behind_flush };
+	    .flush = p->req->cfg->transfers.write_behind_flush, .dir = dir, .flushfd = -1 };
 	/* download_limit paces the bytes off the network, node-wide, as for the
 	 * single POST; the assembler reads the spool unpaced (paying twice
 	 * would halve the rate). */
@@ -293,6 +306,10 @@ read_chunk(struct patch *p, unsigned char *sha, size_t sha_len, unsigned char go
 	}
 	p->fsync_ms = wx_mono_ms() - synced_from;
 	p->flushes = wb.flushes;
+	p->chunk_flushes = wb.chunk_flushes;
+	if (wb.flushfd >= 0)
+		close(wb.flushfd);
+	free(dir);
 	if (close(fd) < 0 && rc == 0) {
 		wx_req_internal_error(p->req, "upload spool");
 		rc = -1;
@@ -544,10 +561,11 @@ dest_upload_patch(struct wx_request *req)
 	commit(&p, start_sha, new_sha, up.sha_len);
 	close(fd);
 	wx_debug("upload %s: chunk at %lld (%lld bytes): checks %lld ms, read %lld ms (fsync %lld, "
-	    "%lld flushes), waited for the assembler %lld ms, commit %lld ms (HTTP %d)", p.id,
+	    "%lld flushes, %lld through the chunk), waited for the assembler %lld ms, commit "
+	    "%lld ms (HTTP %d)", p.id,
 	    (long long)p.offset, (long long)p.length, (long long)(t_read - req->started_ms),
 	    (long long)(t_wait - t_read), (long long)p.fsync_ms, (long long)p.flushes,
-	    (long long)(t_commit - t_wait),
+	    (long long)p.chunk_flushes, (long long)(t_commit - t_wait),
 	    (long long)(wx_mono_ms() - t_commit), req->status);
 out:
 	if (p.tmp != NULL)

@@ -16,10 +16,13 @@
  * Flushes (system.transfers.write_behind_flush): a write that the disk has
  * acknowledged may still sit in its volatile cache, and the next fsync on
  * the node, a game server's, makes the disk persist all of it first.  So
- * once `flush` bytes have been waited for, one waited file is fdatasync'd:
+ * once `flush` bytes have been waited for, an unnamed file in the staging
+ * directory (wx_flush_handle, opened at the first flush) is fdatasync'd:
  * that persists them (a cache flush covers every completed write, of any
  * file), and a neighbour's fsync never pays for more than about `flush`
- * plus the window of ours.
+ * plus the window of ours.  Flushing through the received file instead
+ * would commit a journal (ext4) at every flush, as its size grew; that is
+ * done only where the file system has no O_TMPFILE.
  *
  * libarchive writes the files and keeps its descriptors; this module opens
  * each regular file again, read-only, relative to the staging directory
@@ -30,8 +33,8 @@
  * logged and write-behind stops for the rest of it (the commit's syncfs
  * still makes everything durable).
  *
- * Descriptors: at most RX_WB_FILES open at once (the extractor's
- * RLIMIT_NOFILE is small).  Not thread-safe; one per extraction.
+ * Descriptors: at most RX_WB_FILES open at once, and the flush handle (the
+ * extractor's RLIMIT_NOFILE is small).  Not thread-safe; one per extraction.
  */
 #ifndef WX_DESTINATION_WRITEBEHIND_H
 #define WX_DESTINATION_WRITEBEHIND_H
@@ -60,10 +63,13 @@ struct rx_writebehind {
 	int64_t inflight;               /* bytes submitted and not yet waited for */
 	int64_t flush;                  /* fdatasync once this much was waited for; 0 = never */
 	int64_t unflushed;              /* bytes waited for since the last fdatasync */
+	int flushfd;                    /* wx_flush_handle; -1 = none (yet), see flush_tried */
+	bool flush_tried;               /* flushfd was asked for */
 	/* what happened, for the log */
 	int64_t bytes;                  /* submitted in all */
 	int64_t ranges;                 /* sync_file_range(WRITE) calls */
 	int64_t flushes;                /* fdatasync calls */
+	int64_t file_flushes;           /* of them, on a received file (no O_TMPFILE) */
 	int64_t unopened;               /* files left to the flusher */
 };
 

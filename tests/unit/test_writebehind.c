@@ -18,10 +18,24 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
 static char buf[64 * 1024];
+
+/* Every fdatasync of the program (writebehind.c's included) comes here:
+ * those of a file with a name (a received file) are counted, then all are
+ * done. */
+static int named_flushes;
+int
+fdatasync(int fd)
+{
+	struct stat st;
+	if (fstat(fd, &st) == 0 && st.st_nlink > 0)
+		named_flushes++;
+	return (int)syscall(SYS_fdatasync, fd);
+}
 
 static int
 open_fds(void)
@@ -186,6 +200,9 @@ main(void)
 	ok(wb.flushes >= total / ((256 << 10) + (64 << 10)) && wb.flushes <= total / (256 << 10),
 	    "a flush per 256 KiB written back: %lld for %lld bytes", (long long)wb.flushes,
 	    (long long)total);
+	ok(named_flushes == 0 && wb.file_flushes == 0, "... each of an unnamed file (O_TMPFILE), "
+	    "not of a received one (whose journal commit it would force): %d named", named_flushes);
+	is_int(open_fds(), base, "... whose descriptor is closed at the end");
 	rx_wb_init(&wb, 256 << 10, 0, dirfd);
 	rc |= write_file(&wb, dirfd, "unflushed", 4 << 20, -1, 0, &max_fds);
 	rx_wb_end(&wb, true);
