@@ -5,7 +5,8 @@
 # 4 MiB region files and 64 KiB files, as bench-data's game servers) with
 # each setting in turn, RUNS times each: "256KiB/256KiB" (write_behind /
 # write_behind_flush, the gentlest), "8MiB/0" (the defaults) and "0/0"
-# (off); each run ends at the 200 (after the commit's
+# (off), or the pairs in WB_SETTINGS (e.g. "1MiB/1MiB 8MiB/0"); each run
+# ends at the 200 (after the commit's
 # syncfs), the tree is then deleted and synced.  Prints wall and CPU
 # seconds of each run, then the medians.  A benchmark to run by hand.
 set -u
@@ -30,9 +31,10 @@ rm -rf "$src"
 body_for "$WX_TEST_TMP/tree.body" "$WX_TEST_TMP/tree.tar"
 rm -f "$WX_TEST_TMP/tree.tar"
 sync
+SETTINGS=${WB_SETTINGS:-256KiB/256KiB 8MiB/0 0/0}
 TIMEFORMAT="%R %U %S"
 for i in $(seq 1 "$RUNS"); do
-	for wb in 256KiB/256KiB 8MiB/0 0/0; do
+	for wb in $SETTINGS; do
 		transfers_key "$DEST_DIR/config.yml" write_behind "${wb%/*}"
 		transfers_key "$DEST_DIR/config.yml" write_behind_flush "${wb#*/}"
 		U=$(new_server)
@@ -46,10 +48,10 @@ for i in $(seq 1 "$RUNS"); do
 		sync
 	done
 done
-/usr/bin/python3 - "$WX_TEST_TMP/times" <<'PY'
+/usr/bin/python3 - "$WX_TEST_TMP/times" $SETTINGS <<'PY'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
-for wb in ("256KiB/256KiB", "8MiB/0", "0/0"):
+for wb in sys.argv[2:]:
     r = [list(map(float, x[1:])) for x in rows if x[0] == wb]
     print("write_behind/flush %s: median wall %.2f s, CPU %.2f s (user+sys) over %d runs" % (
         wb, statistics.median(x[0] for x in r), statistics.median(x[1] + x[2] for x in r), len(r)))
