@@ -4,8 +4,8 @@
 # as in the tests) receives the same tar (MIB MiB of incompressible data:
 # 4 MiB region files and 64 KiB files, as bench-data's game servers) with
 # each setting in turn, RUNS times each: "256KiB/256KiB" (write_behind /
-# write_behind_flush, the gentlest), "8MiB/0" (the defaults) and "0/0"
-# (off), or the pairs in WB_SETTINGS (e.g. "1MiB/1MiB 8MiB/0"); each run
+# write_behind_flush, the gentlest), "1MiB/1MiB" (the defaults), "8MiB/0"
+# (the defaults before) and "0/0" (off), or the pairs in WB_SETTINGS (e.g. "1MiB/1MiB 8MiB/0"); each run
 # ends at the 200 (after the commit's
 # syncfs), the tree is then deleted and synced.  Prints wall and CPU
 # seconds of each run, then the medians.  A benchmark to run by hand.
@@ -31,7 +31,7 @@ rm -rf "$src"
 body_for "$WX_TEST_TMP/tree.body" "$WX_TEST_TMP/tree.tar"
 rm -f "$WX_TEST_TMP/tree.tar"
 sync
-SETTINGS=${WB_SETTINGS:-256KiB/256KiB 8MiB/0 0/0}
+SETTINGS=${WB_SETTINGS:-256KiB/256KiB 1MiB/1MiB 8MiB/0 0/0}
 TIMEFORMAT="%R %U %S"
 for i in $(seq 1 "$RUNS"); do
 	for wb in $SETTINGS; do

@@ -154,16 +154,16 @@ const struct wx_config_key wx_config_keys[] = {
 	{ "system.transfers.resume_attempts", WX_KEY_INT, T(resume_attempts), "20", 1, 10000,
 	  NULL, "source: consecutive interruptions without progress before a chunked transfer "
 	  "fails" },
-	{ "system.transfers.write_behind", WX_KEY_SIZE, T(write_behind), "8MiB", 0, 1LL << 30,
+	{ "system.transfers.write_behind", WX_KEY_SIZE, T(write_behind), "1MiB", 0, 1LL << 30,
 	  NULL, "destination: write received files (and a chunked upload's chunks) to disk "
 	  "while receiving, in pieces of a quarter of this, with at most this much in flight "
 	  "(files are then dropped from the page cache); 0 = leave it to the kernel's "
 	  "writeback" },
-	{ "system.transfers.write_behind_flush", WX_KEY_SIZE, T(write_behind_flush), "0", 0,
+	{ "system.transfers.write_behind_flush", WX_KEY_SIZE, T(write_behind_flush), "1MiB", 0,
 	  1LL << 30, NULL, "destination, with write_behind: after this much data written back, "
-	  "ask the disk to persist it (fdatasync), so a game server's fsync never waits for more "
-	  "than this of the transfer's data in the disk's cache; 0 = never (faster transfers; "
-	  "256KiB with write_behind 256KiB is the gentlest)" },
+	  "ask the disk to persist it (a cache flush), so a game server's fsync never waits for "
+	  "more than this of the transfer's data in the disk's cache; 0 = never (the disk's "
+	  "cache holds all it takes, and the next fsync on the node waits for it)" },
 	{ "system.transfers.hooks.stop", WX_KEY_COMMAND, T(hook_stop), NULL, 0, 0, NULL,
 	  "run on the source before archiving, to stop the server (SERVER_UUID, SERVER_DIR set)" },
 	{ "system.transfers.hooks.kill", WX_KEY_COMMAND, T(hook_kill), NULL, 0, 0, NULL,

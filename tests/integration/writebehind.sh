@@ -6,7 +6,7 @@
 # where without write-behind all of them are (dirty, or clean after the
 # commit's syncfs: nothing else evicts them).  No timing is involved.
 # write_behind_flush: the log counts the flushes (one per 256 KiB written
-# back with 256KiB, none with 0, the default).
+# back with 256KiB, one per MiB by default, none with 0).
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/panel.sh"
 . "$top_srcdir/tests/lib/destination.sh"
@@ -55,7 +55,16 @@ transfers_key "$DEST_DIR/config.yml" write_behind_flush
 U=$(new_server)
 : > "$WX_TEST_TMP/dest.err"
 dest_post "$(token_for "$U")" "$WX_TEST_TMP/tree.body"
-is "$(status_of "$OUT")" 200 "write_behind_flush by default (0): the transfer succeeds"
+is "$(status_of "$OUT")" 200 "write_behind_flush by default (1MiB): the transfer succeeds"
+flushes=$(sed -n 's/.*write-behind: 24 MiB .* ranges, \([0-9]*\) flushes .*/\1/p' "$WX_TEST_TMP/dest.err")
+ok "... flushed every MiB or so: ${flushes:-no} flushes for 24 MiB" \
+	test "${flushes:-0}" -ge 12 -a "${flushes:-0}" -le 30
+
+transfers_key "$DEST_DIR/config.yml" write_behind_flush 0
+U=$(new_server)
+: > "$WX_TEST_TMP/dest.err"
+dest_post "$(token_for "$U")" "$WX_TEST_TMP/tree.body"
+is "$(status_of "$OUT")" 200 "write_behind_flush 0: the transfer succeeds"
 like "$(cat "$WX_TEST_TMP/dest.err")" 'write-behind: 24 MiB written back while receiving, in [0-9]+ ranges, 0 flushes ' \
 	"... written back, never flushed"
 
