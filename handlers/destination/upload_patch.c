@@ -179,8 +179,8 @@ superseded(void *ctx)
  * waited for, an fdatasync persists them (write_behind_flush, as in
  * writebehind.h): of an unnamed file beside the chunk (wx_flush_handle),
  * so that a journal is not committed at every flush; of the chunk itself
- * where there is no O_TMPFILE.  The pages stay cached: the assembler reads
- * them next.
+ * where there is no O_TMPFILE; paced as wx_flush_due says.  The pages stay
+ * cached: the assembler reads them next.
  * Only hints: a failure turns them off for the chunk; the fsync is what
  * makes it durable.
  */
@@ -194,6 +194,7 @@ struct chunk_wb {
 	int64_t chunk_flushes;   /* of them, of the chunk's file */
 	const char *dir;         /* the chunk's directory */
 	int flushfd;             /* wx_flush_handle(dir), opened at the first flush; -1 */
+	struct wx_flush_pace pace;
 };
 
 static void
@@ -215,12 +216,12 @@ chunk_wb_wrote(struct chunk_wb *w, int fd, int64_t written)
 		return;
 	}
 	w->waited = upto;
-	if (w->flush > 0 && w->waited - w->flushed >= w->flush) {
+	if (w->flush > 0 && w->waited - w->flushed >= w->flush && wx_flush_due(&w->pace)) {
 		if (w->flushes == 0)
 			w->flushfd = wx_flush_handle(AT_FDCWD, w->dir);
 		if (w->flushfd < 0)
 			w->chunk_flushes++;
-		if (fdatasync(w->flushfd >= 0 ? w->flushfd : fd) < 0) {
+		if (wx_flush_paced(&w->pace, w->flushfd >= 0 ? w->flushfd : fd) < 0) {
 			w->window = 0;
 			return;
 		}

@@ -89,9 +89,10 @@ retire_oldest(struct rx_writebehind *wb)
 			}
 		}
 		wb->unflushed += r->len;
-		if (rc == 0 && wb->flush > 0 && wb->unflushed >= wb->flush) {
+		if (rc == 0 && wb->flush > 0 && wb->unflushed >= wb->flush &&
+		    wx_flush_due(&wb->pace)) {
 			what = "flushing written data to the disk";
-			rc = fdatasync(flush_target(wb, r->fd));
+			rc = wx_flush_paced(&wb->pace, flush_target(wb, r->fd));
 			wb->unflushed = 0;
 			wb->flushes++;
 		}
@@ -211,8 +212,9 @@ rx_wb_end(struct rx_writebehind *wb, bool wait)
 	}
 	if (wb->bytes > 0 || wb->unopened > 0)
 		wx_info("write-behind: %lld MiB written back while receiving, in %lld ranges, "
-		    "%lld flushes (%lld through received files); %lld files left to the "
-		    "kernel's writeback", (long long)(wb->bytes >> 20), (long long)wb->ranges,
-		    (long long)wb->flushes, (long long)wb->file_flushes, (long long)wb->unopened);
+		    "%lld flushes (%lld through received files, %lld put off for pace); %lld files "
+		    "left to the kernel's writeback", (long long)(wb->bytes >> 20),
+		    (long long)wb->ranges, (long long)wb->flushes, (long long)wb->file_flushes,
+		    (long long)wb->pace.put_off, (long long)wb->unopened);
 	drop_all(wb);
 }

@@ -22,7 +22,9 @@
  * file), and a neighbour's fsync never pays for more than about `flush`
  * plus the window of ours.  Flushing through the received file instead
  * would commit a journal (ext4) at every flush, as its size grew; that is
- * done only where the file system has no O_TMPFILE.
+ * done only where the file system has no O_TMPFILE.  Flushes are paced
+ * (wx_flush_due): where the disk is slow to flush, they are put off, and
+ * more than `flush` goes between two.
  *
  * libarchive writes the files and keeps its descriptors; this module opens
  * each regular file again, read-only, relative to the staging directory
@@ -38,6 +40,8 @@
  */
 #ifndef WX_DESTINATION_WRITEBEHIND_H
 #define WX_DESTINATION_WRITEBEHIND_H
+
+#include "fsutil.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -65,6 +69,7 @@ struct rx_writebehind {
 	int64_t unflushed;              /* bytes waited for since the last fdatasync */
 	int flushfd;                    /* wx_flush_handle; -1 = none (yet), see flush_tried */
 	bool flush_tried;               /* flushfd was asked for */
+	struct wx_flush_pace pace;
 	/* what happened, for the log */
 	int64_t bytes;                  /* submitted in all */
 	int64_t ranges;                 /* sync_file_range(WRITE) calls */
