@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -422,38 +421,4 @@ wx_move_file(const char *from, const char *to)
 	if (errno != EXDEV)
 		return -1;
 	return copy_across(from, to);
-}
-
-static int64_t
-mono_ns(void)
-{
-	struct timespec ts;
-	if (clock_gettime(CLOCK_MONOTONIC, &ts) < 0)
-		return 0;
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-bool
-wx_flush_due(struct wx_flush_pace *p)
-{
-	if (p->due_ns == 0 || mono_ns() >= p->due_ns)
-		return true;
-	p->put_off++;
-	return false;
-}
-
-int
-wx_flush_paced(struct wx_flush_pace *p, int fd)
-{
-	int64_t start = mono_ns();
-	int rc = fdatasync(fd);
-	int64_t end = mono_ns();
-	p->due_ns = end + WX_FLUSH_SPACING * (end - start);
-	return rc;
-}
-
-int
-wx_flush_handle(int dirfd, const char *dir)
-{
-	return openat(dirfd, dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
 }

@@ -6,7 +6,6 @@
 #ifndef WX_FSUTIL_H
 #define WX_FSUTIL_H
 
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -47,39 +46,6 @@ int wx_fsync_dir(const char *dir);
  */
 #define WX_SHRINK_STEP ((off_t)512 * 1024)
 int wx_remove_tree(const char *path);
-
-/*
- * A descriptor for flushing the disk's write cache of the file system of
- * the directory dir (relative to dirfd, as for openat): an unnamed file
- * there (O_TMPFILE), never written.  Its fdatasync
- * persists every write the disk has completed, of any file, and commits
- * nothing of the caller's: once its creation is committed, a journal has
- * nothing of it to write, so the call is the cache flush alone.  (An
- * fdatasync of a file that grew commits the journal each time, with
- * everything else in the running transaction.)  -1 with errno where the
- * file system has no O_TMPFILE; callers then fdatasync the written file.
- */
-int wx_flush_handle(int dirfd, const char *dir);
-
-/*
- * Paced flushes: after an fdatasync that took d, the next one is due no
- * sooner than WX_FLUSH_SPACING times d after it ended, so flushing takes at
- * most a fifth of the writer's time.  Where the disk's cache flushes are
- * fast (a write-through cache, a VM host's), none is put off; where they
- * are slow (a spinning disk's cache, ~10 ms), more data goes between two
- * flushes instead of the transfer slowing down by half.
- */
-#define WX_FLUSH_SPACING 4
-struct wx_flush_pace {
-	int64_t due_ns;                 /* CLOCK_MONOTONIC; 0 = now */
-	int64_t put_off;                /* wx_flush_due answers "not yet" */
-};
-
-/* Whether a flush is due now (counts the answers "not yet"). */
-bool wx_flush_due(struct wx_flush_pace *p);
-
-/* fdatasync(fd), timed: sets when the next one is due.  Its result. */
-int wx_flush_paced(struct wx_flush_pace *p, int fd);
 
 /* Free bytes available to unprivileged users on the filesystem of path; -1. */
 int64_t wx_free_space(const char *path);

@@ -243,9 +243,15 @@ wx_now_ms(void)
 int64_t
 wx_mono_ms(void)
 {
+	return wx_mono_ns() / 1000000;
+}
+
+int64_t
+wx_mono_ns(void)
+{
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 void

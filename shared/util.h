@@ -64,10 +64,11 @@ bool wx_has_prefix(const char *s, const char *prefix);
  */
 int64_t wx_sub_sat(int64_t a, int64_t b);
 
-/* Wall-clock seconds / milliseconds, monotonic milliseconds. */
+/* Wall-clock seconds / milliseconds, monotonic milliseconds / nanoseconds. */
 int64_t wx_now(void);
 int64_t wx_now_ms(void);
 int64_t wx_mono_ms(void);
+int64_t wx_mono_ns(void);
 /* RFC 3339 UTC timestamp "2026-11-29T05:54:04Z" into buf (>= 21 bytes). */
 void wx_format_time(int64_t t, char *buf, size_t size);
 

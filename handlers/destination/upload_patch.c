@@ -16,6 +16,7 @@
 #include "autoconf.h"
 
 #include "upload.h"
+#include "flusher.h"
 #include "fsutil.h"
 #include "config.h"
 #include "log.h"
@@ -67,9 +68,10 @@ struct patch {
 	bool has_digest, has_prefix;    /* Content-Digest, X-Wingxfer-Prefix-Digest */
 	unsigned char digest[32], prefix[32], repr[32];
 	char *writer;           /* <id>.writer */
-	char *tmp;              /* the chunk being read */
+	char *spool;            /* the upload's spool directory */
+	char *tmp;              /* the chunk being read, in it */
 	int64_t fsync_ms;       /* how long the chunk's fsync took (for the debug log) */
-	int64_t flushes;        /* write-behind fdatasyncs before it (for the debug log) */
+	int64_t flushes;        /* write-behind flushes before it (for the debug log) */
 	int64_t chunk_flushes;  /* of them, of the chunk's file (no O_TMPFILE there) */
 };
 
@@ -176,11 +178,9 @@ superseded(void *ctx)
  * most one window of it is in flight (older pieces are waited for).  So the
  * fsync before the answer finds little left, and a game server's fsync on
  * the same disk never queues behind a whole chunk.  Once `flush` bytes were
- * waited for, an fdatasync persists them (write_behind_flush, as in
- * writebehind.h): of an unnamed file beside the chunk (wx_flush_handle),
- * so that a journal is not committed at every flush; of the chunk itself
- * where there is no O_TMPFILE; paced as wx_flush_due says.  The pages stay
- * cached: the assembler reads them next.
+ * waited for, the disk's cache is flushed (write_behind_flush, as in
+ * writebehind.h; a wx_flusher on the spool).  The pages stay cached: the
+ * assembler reads them next.
  * Only hints: a failure turns them off for the chunk; the fsync is what
  * makes it durable.
  */
@@ -189,12 +189,8 @@ struct chunk_wb {
 	int64_t flush;           /* fdatasync per this many bytes waited for; 0: none */
 	int64_t submitted;       /* [0, submitted) handed to the disk */
 	int64_t waited;          /* [0, waited) on the disk */
-	int64_t flushed;         /* [0, flushed) persisted by an fdatasync */
-	int64_t flushes;         /* fdatasync calls */
-	int64_t chunk_flushes;   /* of them, of the chunk's file */
-	const char *dir;         /* the chunk's directory */
-	int flushfd;             /* wx_flush_handle(dir), opened at the first flush; -1 */
-	struct wx_flush_pace pace;
+	int64_t flushed;         /* [0, flushed) persisted by a flush */
+	struct wx_flusher flusher;
 };
 
 static void
@@ -216,17 +212,12 @@ chunk_wb_wrote(struct chunk_wb *w, int fd, int64_t written)
 		return;
 	}
 	w->waited = upto;
-	if (w->flush > 0 && w->waited - w->flushed >= w->flush && wx_flush_due(&w->pace)) {
-		if (w->flushes == 0)
-			w->flushfd = wx_flush_handle(AT_FDCWD, w->dir);
-		if (w->flushfd < 0)
-			w->chunk_flushes++;
-		if (wx_flush_paced(&w->pace, w->flushfd >= 0 ? w->flushfd : fd) < 0) {
+	if (w->flush > 0 && w->waited - w->flushed >= w->flush && wx_flusher_due(&w->flusher)) {
+		if (wx_flusher_flush(&w->flusher, fd) < 0) {
 			w->window = 0;
 			return;
 		}
 		w->flushed = w->waited;
-		w->flushes++;
 	}
 }
 
@@ -248,10 +239,9 @@ read_chunk(struct patch *p, unsigned char *sha, size_t sha_len, unsigned char go
 	char *buf = xmalloc(READ_PIECE);
 	int64_t got_bytes = 0;
 	int rc = 0;
-	char *dir = xstrdup(p->tmp);
-	*strrchr(dir, '/') = '\0';
 	struct chunk_wb wb = { .window = p->req->cfg->transfers.write_behind,
-	    .flush = p->req->cfg->transfers.write_behind_flush, .dir = dir, .flushfd = -1 };
+	    .flush = p->req->cfg->transfers.write_behind_flush };
+	wx_flusher_init(&wb.flusher, AT_FDCWD, p->spool);
 	/* download_limit paces the bytes off the network, node-wide, as for the
 	 * single POST; the assembler reads the spool unpaced (paying twice
 	 * would halve the rate). */
@@ -306,11 +296,9 @@ read_chunk(struct patch *p, unsigned char *sha, size_t sha_len, unsigned char go
 		rc = -1;
 	}
 	p->fsync_ms = wx_mono_ms() - synced_from;
-	p->flushes = wb.flushes;
-	p->chunk_flushes = wb.chunk_flushes;
-	if (wb.flushfd >= 0)
-		close(wb.flushfd);
-	free(dir);
+	p->flushes = wb.flusher.flushes;
+	p->chunk_flushes = wb.flusher.via_written;
+	wx_flusher_close(&wb.flusher);
 	if (close(fd) < 0 && rc == 0) {
 		wx_req_internal_error(p->req, "upload spool");
 		rc = -1;
@@ -514,9 +502,8 @@ dest_upload_patch(struct wx_request *req)
 		goto out;
 	}
 	p.writer = up_file(p.st, p.id, ".writer");
-	char *spool = up_file(p.st, p.id, ".spool");
-	p.tmp = xasprintf("%s/.tmp-%s", spool, req->request_id);
-	free(spool);
+	p.spool = up_file(p.st, p.id, ".spool");
+	p.tmp = xasprintf("%s/.tmp-%s", p.spool, req->request_id);
 	if (claim_writer(&p) < 0) {
 		wx_err("upload %s: cannot write %s: %s", p.id, p.writer, strerror(errno));
 		wx_req_internal_error(req, "upload state");
@@ -572,6 +559,7 @@ out:
 	if (p.tmp != NULL)
 		(void)unlink(p.tmp);
 	free(p.tmp);
+	free(p.spool);
 	free(p.writer);
 	up_clear(&up);
 	wx_priority_restore(&prio);

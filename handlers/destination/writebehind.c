@@ -2,7 +2,6 @@
 #include "autoconf.h"
 
 #include "writebehind.h"
-#include "fsutil.h"
 #include "log.h"
 
 #include <errno.h>
@@ -22,7 +21,7 @@ rx_wb_init(struct rx_writebehind *wb, int64_t window, int64_t flush, int dirfd)
 	wb->piece = wb->window / 4 > RX_WB_MIN_PIECE ? wb->window / 4 : RX_WB_MIN_PIECE;
 	wb->dirfd = dirfd;
 	wb->fd = -1;
-	wb->flushfd = -1;
+	wx_flusher_init(&wb->flusher, dirfd, ".");
 }
 
 /* Closes every descriptor and turns the module off (after a failed hint). */
@@ -34,9 +33,8 @@ drop_all(struct rx_writebehind *wb)
 			close(wb->q[wb->qhead].fd);
 	if (wb->fd >= 0)
 		close(wb->fd);
-	if (wb->flushfd >= 0)
-		close(wb->flushfd);
-	wb->fd = wb->flushfd = -1;
+	wx_flusher_close(&wb->flusher);
+	wb->fd = -1;
 	wb->qfiles = 0;
 	wb->inflight = 0;
 	wb->window = 0;
@@ -48,23 +46,6 @@ hint_failed(struct rx_writebehind *wb, const char *what)
 	wx_warn("write-behind: %s: %s; the rest of this transfer is left to the kernel's "
 	    "writeback", what, strerror(errno));
 	drop_all(wb);
-}
-
-/* What to fdatasync for a flush: the flush handle, else the file fd. */
-static int
-flush_target(struct rx_writebehind *wb, int fd)
-{
-	if (!wb->flush_tried) {
-		wb->flush_tried = true;
-		wb->flushfd = wx_flush_handle(wb->dirfd, ".");
-		if (wb->flushfd < 0)
-			wx_debug("write-behind: no unnamed file for flushes (%s): each flush is an "
-			    "fdatasync of a received file", strerror(errno));
-	}
-	if (wb->flushfd >= 0)
-		return wb->flushfd;
-	wb->file_flushes++;
-	return fd;
 }
 
 /* Waits for the oldest range, drops it from the page cache, and flushes the
@@ -90,11 +71,10 @@ retire_oldest(struct rx_writebehind *wb)
 		}
 		wb->unflushed += r->len;
 		if (rc == 0 && wb->flush > 0 && wb->unflushed >= wb->flush &&
-		    wx_flush_due(&wb->pace)) {
+		    wx_flusher_due(&wb->flusher)) {
 			what = "flushing written data to the disk";
-			rc = wx_flush_paced(&wb->pace, flush_target(wb, r->fd));
+			rc = wx_flusher_flush(&wb->flusher, r->fd);
 			wb->unflushed = 0;
-			wb->flushes++;
 		}
 	}
 	if (r->last) {
@@ -214,7 +194,8 @@ rx_wb_end(struct rx_writebehind *wb, bool wait)
 		wx_info("write-behind: %lld MiB written back while receiving, in %lld ranges, "
 		    "%lld flushes (%lld through received files, %lld put off for pace); %lld files "
 		    "left to the kernel's writeback", (long long)(wb->bytes >> 20),
-		    (long long)wb->ranges, (long long)wb->flushes, (long long)wb->file_flushes,
-		    (long long)wb->pace.put_off, (long long)wb->unopened);
+		    (long long)wb->ranges, (long long)wb->flusher.flushes,
+		    (long long)wb->flusher.via_written, (long long)wb->flusher.put_off,
+		    (long long)wb->unopened);
 	drop_all(wb);
 }

@@ -16,15 +16,10 @@
  * Flushes (system.transfers.write_behind_flush): a write that the disk has
  * acknowledged may still sit in its volatile cache, and the next fsync on
  * the node, a game server's, makes the disk persist all of it first.  So
- * once `flush` bytes have been waited for, an unnamed file in the staging
- * directory (wx_flush_handle, opened at the first flush) is fdatasync'd:
- * that persists them (a cache flush covers every completed write, of any
- * file), and a neighbour's fsync never pays for more than about `flush`
- * plus the window of ours.  Flushing through the received file instead
- * would commit a journal (ext4) at every flush, as its size grew; that is
- * done only where the file system has no O_TMPFILE.  Flushes are paced
- * (wx_flush_due): where the disk is slow to flush, they are put off, and
- * more than `flush` goes between two.
+ * once `flush` bytes have been waited for, the disk's cache is flushed
+ * (a wx_flusher on the staging directory: through an unnamed file, paced),
+ * and a neighbour's fsync never pays for more than about `flush` plus the
+ * window of ours; where the disk is slow to flush, more goes between two.
  *
  * libarchive writes the files and keeps its descriptors; this module opens
  * each regular file again, read-only, relative to the staging directory
@@ -41,7 +36,7 @@
 #ifndef WX_DESTINATION_WRITEBEHIND_H
 #define WX_DESTINATION_WRITEBEHIND_H
 
-#include "fsutil.h"
+#include "flusher.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -65,16 +60,12 @@ struct rx_writebehind {
 	struct rx_wb_range q[RX_WB_FILES * 4];
 	int qhead, qlen, qfiles;        /* ranges queued; files among them */
 	int64_t inflight;               /* bytes submitted and not yet waited for */
-	int64_t flush;                  /* fdatasync once this much was waited for; 0 = never */
-	int64_t unflushed;              /* bytes waited for since the last fdatasync */
-	int flushfd;                    /* wx_flush_handle; -1 = none (yet), see flush_tried */
-	bool flush_tried;               /* flushfd was asked for */
-	struct wx_flush_pace pace;
+	int64_t flush;                  /* flush once this much was waited for; 0 = never */
+	int64_t unflushed;              /* bytes waited for since the last flush */
+	struct wx_flusher flusher;      /* its flushes (counted there, for the log) */
 	/* what happened, for the log */
 	int64_t bytes;                  /* submitted in all */
 	int64_t ranges;                 /* sync_file_range(WRITE) calls */
-	int64_t flushes;                /* fdatasync calls */
-	int64_t file_flushes;           /* of them, on a received file (no O_TMPFILE) */
 	int64_t unopened;               /* files left to the flusher */
 };
 

@@ -53,7 +53,7 @@ flush_counts() {
 		"$WX_TEST_TMP/dest.err"
 }
 # flushed_every MIN MAX: between MIN and MAX flushes; fewer than MIN (not
-# none) only when some were put off (the disk slow to flush: wx_flush_due).
+# none) only when some were put off (the disk slow to flush: wx_flusher_due).
 flushed_every() {
 	set -- "$1" "$2" $(flush_counts)
 	[ -n "${3:-}" ] && [ "$3" -le "$2" ] && { [ "$3" -ge "$1" ] || [ "$3" -ge 1 -a "$4" -gt 0 ]; }

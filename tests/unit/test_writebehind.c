@@ -26,7 +26,7 @@
 
 static char buf[64 * 1024];
 
-/* Every fdatasync of the program (fsutil.c's included) comes here: those
+/* Every fdatasync of the program (flusher.c's included) comes here: those
  * of a file with a name (a received file) are counted, then all are done,
  * after slow_flush_ms of sleep (a disk slow to flush). */
 static int named_flushes;
@@ -202,7 +202,7 @@ main(void)
 
 	/* Flushes: one per `flush` bytes waited for (give or take the piece that
 	 * crossed the mark), none without; fewer only when some were put off
-	 * (wx_flush_due: this disk took long to flush, as the next case makes
+	 * (wx_flusher_due: this disk took long to flush, as the next case makes
 	 * it). */
 	rx_wb_init(&wb, 256 << 10, 256 << 10, dirfd);
 	max_fds = base;
@@ -216,11 +216,12 @@ main(void)
 	total += 4 << 20;
 	rx_wb_end(&wb, true);
 	ok(rc == 0, "files written with write_behind_flush 256KiB");
-	ok((wb.flushes >= total / ((256 << 10) + (64 << 10)) ||
-	    (wb.flushes >= 1 && wb.pace.put_off > 0)) && wb.flushes <= total / (256 << 10),
+	ok((wb.flusher.flushes >= total / ((256 << 10) + (64 << 10)) ||
+	    (wb.flusher.flushes >= 1 && wb.flusher.put_off > 0)) &&
+	    wb.flusher.flushes <= total / (256 << 10),
 	    "a flush per 256 KiB written back: %lld for %lld bytes (%lld times put off)",
-	    (long long)wb.flushes, (long long)total, (long long)wb.pace.put_off);
-	ok(named_flushes == 0 && wb.file_flushes == 0, "... each of an unnamed file (O_TMPFILE), "
+	    (long long)wb.flusher.flushes, (long long)total, (long long)wb.flusher.put_off);
+	ok(named_flushes == 0 && wb.flusher.via_written == 0, "... each of an unnamed file (O_TMPFILE), "
 	    "not of a received one (whose journal commit it would force): %d named", named_flushes);
 	is_int(open_fds(), base, "... whose descriptor is closed at the end");
 
@@ -234,14 +235,14 @@ main(void)
 	rx_wb_end(&wb, true);
 	double took = now_s() - t0;
 	slow_flush_ms = 0;
-	ok(rc == 0 && wb.flushes >= 1 && (double)wb.flushes <= 1 + took /
+	ok(rc == 0 && wb.flusher.flushes >= 1 && (double)wb.flusher.flushes <= 1 + took /
 	    ((1 + WX_FLUSH_SPACING) * 0.050), "a disk slow to flush: flushes paced, %lld in %.2f s "
-	    "(%lld times put off)", (long long)wb.flushes, took, (long long)wb.pace.put_off);
+	    "(%lld times put off)", (long long)wb.flusher.flushes, took, (long long)wb.flusher.put_off);
 
 	rx_wb_init(&wb, 256 << 10, 0, dirfd);
 	rc |= write_file(&wb, dirfd, "unflushed", 4 << 20, -1, 0, &max_fds);
 	rx_wb_end(&wb, true);
-	ok(rc == 0 && wb.bytes == 4 << 20 && wb.flushes == 0,
+	ok(rc == 0 && wb.bytes == 4 << 20 && wb.flusher.flushes == 0,
 	    "write_behind_flush 0: written back, never flushed");
 
 	/* window 0: off. */
