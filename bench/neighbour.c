@@ -8,17 +8,21 @@
  *   tick  wall time of the fixed CPU work unit (CPU share under contention)
  *   io    wall time of write(4 KiB) + fsync (what a world save or a log
  *         flush waits for when the disk is busy)
+ *   ioq   the part of io spent runnable but waiting for a core (the
+ *         thread's run_delay from /proc/thread-self/schedstat; the kernel
+ *         counts it only with task_delayacct or schedstats on, else 0)
  *
  *   neighbour FILE [--samples N] [--interval-ms MS] [--tick-iters K] [--out RAW]
  *
  * It stops after N samples (default 1200, one minute at 50 ms) or, after
  * the sample in progress, on SIGTERM or SIGINT.  FILE is created (truncated)
  * and wraps at 16 MiB so it stays small.  RAW gets one line per sample as it
- * is taken, "phase wake_us tick_us io_us": the phase starts at 0 and each
+ * is taken, "phase wake_us tick_us io_us ioq_us": the phase starts at 0 and each
  * SIGUSR1 adds one (the benchmark marks "the transfer ended" with it).  On
  * stdout, over all phases, one line:
  *
  *   samples N overruns O wake P50 P99 MAX tick P50 P99 MAX io P50 P99 MAX
+ *       ioq P50 P99 MAX
  *
  * (microseconds, nearest-rank percentiles; an overrun is a sample whose
  * work took longer than the interval: the next deadline is then re-anchored
@@ -95,6 +99,23 @@ tick(int64_t iters)
 		x ^= x << 17;
 	}
 	return x;
+}
+
+/* The calling thread's run-queue wait so far in ns, or 0 where unknown. */
+static int64_t
+run_delay_ns(void)
+{
+	char buf[128];
+	int fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	unsigned long long on_cpu, delay;
+	return sscanf(buf, "%llu %llu", &on_cpu, &delay) == 2 ? (int64_t)delay : 0;
 }
 
 static int
@@ -175,8 +196,9 @@ main(int argc, char **argv)
 	int64_t *wake = calloc((size_t)samples, sizeof *wake);
 	int64_t *tk = calloc((size_t)samples, sizeof *tk);
 	int64_t *io = calloc((size_t)samples, sizeof *io);
+	int64_t *ioq = calloc((size_t)samples, sizeof *ioq);
 	int rc = 0;
-	if (wake == NULL || tk == NULL || io == NULL) {
+	if (wake == NULL || tk == NULL || io == NULL || ioq == NULL) {
 		fprintf(stderr, "neighbour: out of memory for %lld samples\n", (long long)samples);
 		rc = 1;
 		samples = 0;
@@ -199,6 +221,7 @@ main(int argc, char **argv)
 			break;
 		int64_t t0 = now_ns();
 		sink += tick(tick_iters);
+		int64_t q1 = run_delay_ns();
 		int64_t t1 = now_ns();
 		if (pwrite(fd, block, sizeof block, off) != (ssize_t)sizeof block || fsync(fd) < 0) {
 			fprintf(stderr, "neighbour: write/fsync %s: %s\n", path, strerror(errno));
@@ -206,13 +229,16 @@ main(int argc, char **argv)
 			break;
 		}
 		int64_t t2 = now_ns();
+		int64_t q2 = run_delay_ns();
 		off = (off + BLOCK) % WRAP;
 		wake[n] = t0 - deadline;
 		tk[n] = t1 - t0;
 		io[n] = t2 - t1;
+		ioq[n] = q2 > q1 ? q2 - q1 : 0;
 		if (raw != NULL)
-			fprintf(raw, "%d %lld %lld %lld\n", (int)phase, (long long)(wake[n] / 1000),
-			    (long long)(tk[n] / 1000), (long long)(io[n] / 1000));
+			fprintf(raw, "%d %lld %lld %lld %lld\n", (int)phase,
+			    (long long)(wake[n] / 1000), (long long)(tk[n] / 1000),
+			    (long long)(io[n] / 1000), (long long)(ioq[n] / 1000));
 		n++;
 		deadline += interval;
 		if (deadline < t2) {
@@ -234,6 +260,7 @@ main(int argc, char **argv)
 		print_stats("wake", wake, n);
 		print_stats("tick", tk, n);
 		print_stats("io", io, n);
+		print_stats("ioq", ioq, n);
 		printf("\n");
 		tick_sink = sink;
 		rc = fflush(stdout) == 0 ? 0 : 1;
@@ -241,5 +268,6 @@ main(int argc, char **argv)
 	free(wake);
 	free(tk);
 	free(io);
+	free(ioq);
 	return rc;
 }
