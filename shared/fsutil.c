@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 int
@@ -106,14 +107,37 @@ open_dir_writable(int dirfd, const char *name)
 }
 
 /*
+ * After a truncation step that took took_ns: a pause of WX_SHRINK_SPACING
+ * times that (at most WX_SHRINK_PAUSE_MAX_NS), when it took at least
+ * WX_SHRINK_PACE_MIN_NS.  A step that frees blocks without discarding them
+ * takes microseconds and is not paced; one that waits for a discard is, so
+ * that the discards take at most a fifth of the disk's time.
+ */
+static void
+shrink_pause(int64_t took_ns)
+{
+	if (took_ns < WX_SHRINK_PACE_MIN_NS)
+		return;
+	int64_t pause = took_ns > WX_SHRINK_PAUSE_MAX_NS / WX_SHRINK_SPACING ?
+	    WX_SHRINK_PAUSE_MAX_NS : took_ns * WX_SHRINK_SPACING;
+	struct timespec ts = { .tv_sec = (time_t)(pause / 1000000000),
+			       .tv_nsec = (long)(pause % 1000000000) };
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/*
  * Before name (in dirfd) is unlinked: when it is a regular file of more than
  * two WX_SHRINK_STEPs with no other link, it is truncated from the end one
- * step at a time.  On a filesystem mounted with discard (and without a
- * journal to batch them) an unlink frees and discards all of a file's
- * blocks at once; a game server's fsync then waits behind gigabytes of
- * discard (13 ms per fsync while a 2 GiB spool went, against 0.5 idle).  In
- * steps it waits for one at most.  Best effort: any failure leaves the rest
- * to the unlink.
+ * step at a time, each step paced by shrink_pause.  On a filesystem mounted
+ * with discard (and without a journal to batch them) an unlink frees and
+ * discards all of a file's blocks at once; a game server's fsync then waits
+ * behind gigabytes of discard (13 ms per fsync while a 2 GiB spool went,
+ * against 0.5 idle).  In steps it waits for one at most, and with the
+ * pauses the disk is free most of the time (1.4 GB of files on this
+ * project's test machine, a neighbour's fsync p99 over 10 s: 18 ms in two
+ * tries while unpaced steps ran for 1 s; 1.6 and 4.9 ms while paced steps
+ * ran for 5 s).  Best effort: any failure leaves the rest to the unlink.
  */
 static void
 shrink_before_unlink(int dirfd, const char *name)
@@ -130,8 +154,10 @@ shrink_before_unlink(int dirfd, const char *name)
 	    now.st_ino == st.st_ino && now.st_dev == st.st_dev) {
 		for (off_t size = now.st_size; size > 0;) {
 			size = size > WX_SHRINK_STEP ? size - WX_SHRINK_STEP : 0;
+			int64_t t0 = wx_mono_ns();
 			if (ftruncate(fd, size) < 0)
 				break;
+			shrink_pause(wx_mono_ns() - t0);
 		}
 	}
 	close(fd);

@@ -41,10 +41,16 @@ int wx_fsync_dir(const char *dir);
  * the depth (a tree deeper than the open-file limit is removed too).  A
  * missing path is success.  A large regular file without other links is
  * truncated in steps of WX_SHRINK_STEP before its unlink, so that its blocks
- * are freed (and discarded) a step at a time, not all at once.  0 or -1
- * with errno.
+ * are freed (and discarded) a step at a time, not all at once; after a step
+ * that took d (at least WX_SHRINK_PACE_MIN_NS: it waited for a discard) the
+ * next waits WX_SHRINK_SPACING times d, at most WX_SHRINK_PAUSE_MAX_NS.  So
+ * a large file goes up to five times slower where discards are slow, and as
+ * fast as before where they are not.  0 or -1 with errno.
  */
 #define WX_SHRINK_STEP ((off_t)512 * 1024)
+#define WX_SHRINK_SPACING 4
+#define WX_SHRINK_PACE_MIN_NS ((int64_t)100 * 1000)
+#define WX_SHRINK_PAUSE_MAX_NS ((int64_t)50 * 1000 * 1000)
 int wx_remove_tree(const char *path);
 
 /* Free bytes available to unprivileged users on the filesystem of path; -1. */

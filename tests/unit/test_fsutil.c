@@ -10,12 +10,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define LEVELS 3000
@@ -145,16 +147,69 @@ put_file(const char *path, off_t size)
 }
 
 /* Every ftruncate of the program (fsutil.c's included) comes here: counted,
- * then done. */
+ * then done, taking at least slow_truncate_ns when that is set (a disk
+ * whose discards are slow); the first MAX_TIMED calls' start and end times
+ * are kept. */
+#define MAX_TIMED 64
 static int truncations;
 static off_t truncated_to_min = -1;
+static int64_t slow_truncate_ns;
+static int64_t truncate_start[MAX_TIMED], truncate_end[MAX_TIMED];
 int
 ftruncate(int fd, off_t length)
 {
-	truncations++;
+	int64_t t0 = wx_mono_ns();
+	if (truncations < MAX_TIMED)
+		truncate_start[truncations] = t0;
 	if (truncated_to_min < 0 || length < truncated_to_min)
 		truncated_to_min = length;
-	return (int)syscall(SYS_ftruncate, fd, length);
+	int rc = (int)syscall(SYS_ftruncate, fd, length);
+	if (slow_truncate_ns > 0) {
+		struct timespec ts = { .tv_sec = 0, .tv_nsec = (long)slow_truncate_ns };
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+	}
+	if (truncations < MAX_TIMED)
+		truncate_end[truncations] = wx_mono_ns();
+	truncations++;
+	return rc;
+}
+
+/* Steps that wait (as for a slow discard) are paced: after a step that took
+ * d, the next starts no sooner than WX_SHRINK_SPACING times d later (at
+ * most WX_SHRINK_PAUSE_MAX_NS).  Sleeps only make the gaps longer, so a
+ * busy machine cannot fail this. */
+static void
+test_shrink_paced(void)
+{
+	char *slow = wx_path_join(root, "slow");
+	off_t size = (off_t)4 << 20;
+	int steps = (int)(size / WX_SHRINK_STEP);
+	int rc = put_file(slow, size);
+	truncations = 0;
+	slow_truncate_ns = 5 * 1000 * 1000;
+	int64_t t0 = wx_mono_ns();
+	ok(rc == 0 && wx_remove_tree(slow) == 0, "a 4 MiB file whose truncations take 5 ms each "
+	    "is removed");
+	int64_t took = wx_mono_ns() - t0;
+	slow_truncate_ns = 0;
+	is_int(truncations, steps, "in %d steps", steps);
+	int short_gaps = 0;
+	int64_t min_gap = INT64_MAX;
+	for (int i = 0; i + 1 < truncations && i + 1 < MAX_TIMED; i++) {
+		int64_t d = truncate_end[i] - truncate_start[i];
+		int64_t want = d * WX_SHRINK_SPACING < WX_SHRINK_PAUSE_MAX_NS ?
+		    d * WX_SHRINK_SPACING : WX_SHRINK_PAUSE_MAX_NS;
+		int64_t gap = truncate_start[i + 1] - truncate_end[i];
+		if (gap < want)
+			short_gaps++;
+		if (gap < min_gap)
+			min_gap = gap;
+	}
+	is_int(short_gaps, 0, "each step started at least %d times the previous one's time after "
+	    "it (shortest gap %.1f ms, whole removal %.0f ms)", WX_SHRINK_SPACING,
+	    (double)min_gap / 1e6, (double)took / 1e6);
+	free(slow);
 }
 
 /* A 4 MiB file goes in steps of WX_SHRINK_STEP; one with a second link
@@ -236,6 +291,7 @@ main(void)
 
 	test_move();
 	test_shrink();
+	test_shrink_paced();
 	ok(wx_remove_tree(root) == 0 && wx_remove_tree(outside) == 0, "clean up");
 	free(file);
 	free(tree);
