@@ -139,21 +139,31 @@ wx_tmpdir() {
 	chmod 755 "$WX_TEST_TMP"
 }
 
-# wait_for DESCRIPTION SECONDS COMMAND...: polls every 0.1 s until COMMAND
-# succeeds.  The bound is wall time, and never less than WX_WAIT_MIN seconds
-# (default 300): SECONDS says how long the wait should take on an idle
-# machine, but on a loaded one (CI beside other work, the sanitizer build)
-# everything may take many times longer, and a wait that succeeds costs
-# nothing extra.  Nothing in the suite waits for a condition expected NOT to
-# happen with wait_for: that would need a fixed time, which is not a check.
+# wait_for DESCRIPTION SECONDS COMMAND...: polls until COMMAND succeeds.
+# The bound is wall time, and never less than WX_WAIT_MIN seconds (default
+# 300): SECONDS says how long the wait should take on an idle machine, but on
+# a loaded one (CI beside other work, the sanitizer build) everything may
+# take many times longer, and a wait that succeeds costs nothing extra.
+# Nothing in the suite waits for a condition expected NOT to happen with
+# wait_for: that would need a fixed time, which is not a check.
+#
+# Pace: the next poll comes 0.1 s after one that took less than 25 ms (a
+# file read with sed), else 4 times its cost later, at most 1 s: a
+# condition that asks a node over HTTPS and parses its JSON with python3
+# costs ~0.1 s of CPU, and the suite runs 4 tests on 2 cores, so a test
+# polling it back to back would take the CPU from the transfer it waits for.
 wait_for() {
-	local desc=$1 secs=$2 min=${WX_WAIT_MIN:-300} deadline; shift 2
+	local desc=$1 secs=$2 min=${WX_WAIT_MIN:-300} deadline t0 pause; shift 2
 	[ "$secs" -ge "$min" ] || secs=$min
 	deadline=$((SECONDS + secs))
 	while :; do
+		t0=${EPOCHREALTIME/[.,]/}
 		if "$@"; then return 0; fi
 		[ "$SECONDS" -lt "$deadline" ] || break
-		sleep 0.1
+		pause=$(( (${EPOCHREALTIME/[.,]/} - t0) * 4 ))         # microseconds
+		[ "$pause" -ge 100000 ] || pause=100000
+		[ "$pause" -le 1000000 ] || pause=1000000
+		sleep "$((pause / 1000000)).$(printf '%06d' $((pause % 1000000)))"
 	done
 	diag "timed out after ${secs}s waiting for: $desc"
 	return 1
