@@ -16,6 +16,8 @@
 # process's peak RSS (VmHWM, reset before the case).
 # HOSTILE_ONLY=REGEX runs only the matching cases, HOSTILE_SKIP=REGEX all
 # but those (for debugging).
+# corpus.py runs as one coprocess (corpus.py serve) for the whole corpus:
+# started for each step of each case, python3 was most of its CPU time.
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/webstack.sh"
 . "$top_srcdir/tests/lib/panel.sh"
@@ -57,33 +59,45 @@ workers() { # the worker pids of both programs, sorted
 WORKERS=$(workers)
 is "$(echo $WORKERS | wc -w)" 6 "three workers per program serve"
 
+# corpus OUT ERR COMMAND ARG...: corpus.py COMMAND ARG... in the coprocess
+# (started at the first call, and again if it ended), its output to the file
+# OUT, its errors to ERR (either empty: discarded); its exit status.
+corpus() {
+	local out=$1 err=$2 rc IFS=$'\t'; shift 2
+	if [ -z "${CORPUS_PROC_PID:-}" ] || ! kill -0 "$CORPUS_PROC_PID" 2>/dev/null; then
+		coproc CORPUS_PROC { exec python3 "$CORPUS" serve; }
+		track_pid "$CORPUS_PROC_PID"
+	fi
+	printf '%s\n' "$out	$err	$*" >&"${CORPUS_PROC[1]}" || { diag "corpus.py serve: gone"; return 1; }
+	read -r -t 1800 rc <&"${CORPUS_PROC[0]}" || { diag "corpus.py serve: no answer to $3"; return 1; }
+	return "$rc"
+}
 idle() { # the case's transfer lock is free (its request is over)
 	[ ! -e "$STATE/transfers/$1.lock" ] || flock -n "$STATE/transfers/$1.lock" true
 }
 snap_skip() { echo "^$NODE_DIR/(web|log|run)(/|$)|^$DATA/$1(/|$)"; }
-snap() { python3 "$CORPUS" snapshot "$NODE_DIR" "$CANARY" --skip "$(snap_skip "$1")" > "$2"; }
+snap() { corpus "$2" "" snapshot "$NODE_DIR" "$CANARY" --skip "$(snap_skip "$1")"; }
 unchanged() { # unchanged UUID: the snapshot since snap, but for the case's own state files
 	local allow="^$STATE/transfers/$1\.(json|lock|events)$|^$STATE/tokens/[0-9a-f]{64}$"
 	allow="$allow|^$STATE/(transfers|tokens|outbox|outbox/sent|outbox/rejected|outbox/\.lock)$"
 	allow="$allow|^$STATE/outbox/sent/[^/]*$|^$DATA/\.wingxfer-staging$"
-	python3 "$CORPUS" diff "$WX_TEST_TMP/before.snap" "$NODE_DIR" "$CANARY" --skip "$(snap_skip "$1")" \
-		--allow "$allow" > "$WX_TEST_TMP/diff.out" && return 0
+	corpus "$WX_TEST_TMP/diff.out" "" diff "$WX_TEST_TMP/before.snap" "$NODE_DIR" "$CANARY" \
+		--skip "$(snap_skip "$1")" --allow "$allow" && return 0
 	sed 's/^/# /' "$WX_TEST_TMP/diff.out" | head -10
 	return 1
 }
-callback_counts() { # UUID: "failures:successes:all new callbacks" since cb_before
-	panel_api GET /_emulator/callbacks | python3 -c 'import json, sys
-cbs = json.load(sys.stdin)
-mine = [c["kind"] for c in cbs if c["server"] == sys.argv[1]]
-print("%d:%d:%d" % (mine.count("failure"), mine.count("success"), len(cbs) - int(sys.argv[2])))' "$1" "$2"
+callback_counts() { # UUID N: "failures:successes:all callbacks beyond the first N"
+	local line
+	corpus "$WX_TEST_TMP/cb.out" "" callbacks "$PANEL_URL" "$1" "$2" && read -r line < "$WX_TEST_TMP/cb.out" &&
+		printf '%s\n' "$line"
 }
-total_callbacks() { panel_api GET /_emulator/callbacks | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
+total_callbacks() { local c; c=$(callback_counts - 0) && printf '%s\n' "${c##*:}"; }
 followup() { # followup TARGET UUID: a request each program must answer with JSON
 	local code path
 	if [ "$1" = source ]; then path="/api/servers/$SRC_UUID/transfer"; else path="/api/transfers/$2"; fi
 	code=$(https_curl -o "$WX_TEST_TMP/follow.out" -w '%{http_code}' --max-time 30 \
 		-H "Authorization: Bearer token-$NODE" "$URL$path" 2>/dev/null)
-	case "$code" in 200|404) python3 -c 'import json,sys; json.load(sys.stdin)' < "$WX_TEST_TMP/follow.out" ;;
+	case "$code" in 200|404) corpus "" "" is-json "$WX_TEST_TMP/follow.out" ;;
 	*) diag "follow-up GET $path: $code"; return 1 ;; esac
 }
 serving() { [ "$3" = "$WORKERS" ] && followup "$1" "$2"; }
@@ -118,13 +132,14 @@ while IFS=$'\t' read -r name category target statuses want_cb outcome disk desc;
  "source_uuid": "$SRC_UUID", "work_dir": "$WX_TEST_TMP/work", "million_archive": "$MILLION",
  "backups_dir": "$NODE_DIR/backups"}
 JSON
-	python3 "$CORPUS" setup "$name" --ctx "$WX_TEST_TMP/ctx.json"
+	corpus "" "$WX_TEST_TMP/setup.err" setup "$name" --ctx "$WX_TEST_TMP/ctx.json" ||
+		{ diag "$name: its setup failed:"; sed 's/^/# /' "$WX_TEST_TMP/setup.err" | tail -5; }
 	snap "$U" "$WX_TEST_TMP/before.snap"
 	cb_before=$(total_callbacks)
 	[ "$name" = ar-million-empty-files ] && peak_rss_reset
-	t0=$(date +%s.%N)
-	python3 "$CORPUS" run "$name" --ctx "$WX_TEST_TMP/ctx.json" > "$WX_TEST_TMP/run.out" 2>"$WX_TEST_TMP/run.err"
-	secs=$(python3 -c "print(round($(date +%s.%N) - $t0, 1))")
+	t0=${EPOCHREALTIME/[.,]/}
+	corpus "$WX_TEST_TMP/run.out" "$WX_TEST_TMP/run.err" run "$name" --ctx "$WX_TEST_TMP/ctx.json"
+	secs=$(( (${EPOCHREALTIME/[.,]/} - t0 + 50000) / 100000 )); secs=$((secs / 10)).$((secs % 10))
 	wait_for "$name: its request to end" 120 idle "$U"
 	got=$(cut -f1 "$WX_TEST_TMP/run.out" | paste -sd, -)
 	is "$got" "$statuses" "$name: HTTP $statuses ($desc)"

@@ -29,7 +29,7 @@ RECV_URL="http://127.0.0.1:$(cat "$RECV_DIR/port")/api/transfers"
 RECV_RECORD="$RECV_DIR/record.jsonl"
 
 for i in 1 2; do
-	U[$i]=$(python3 -c 'import uuid; print(uuid.uuid4())')
+	U[$i]=$(new_uuid)
 	make_server "$DATA" "${U[$i]}"
 	head -c 3000000 /dev/urandom > "$DATA/${U[$i]}/blob.bin"
 	panel_server "${U[$i]}"
@@ -65,7 +65,7 @@ ok "the node's bucket is a file in the state directory" test -f "$STATE/bandwidt
 
 # --- a cancel while paced -------------------------------------------------------
 # 8 MB at 1 MiB/s: the DELETE finds the worker waiting on the bucket.
-U3=$(python3 -c 'import uuid; print(uuid.uuid4())')
+U3=$(new_uuid)
 make_server "$DATA" "$U3"
 head -c 8000000 /dev/urandom > "$DATA/$U3/blob.bin"
 panel_server "$U3"

@@ -134,7 +134,7 @@ not() { ! "$@" 2>/dev/null; }
 has_success() { [ "$(n_callbacks "$1" success)" -ge 1 ]; }
 new_server() {
 	local u
-	u=$(python3 -c 'import uuid; print(uuid.uuid4())')
+	u=$(new_uuid)
 	mkdir -p "$WX_TEST_TMP/a/data/$u"
 	panel_server "$u" 0
 	echo "$u"

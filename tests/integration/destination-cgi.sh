@@ -147,7 +147,7 @@ is "$(record_of "$U" '["status"]')" failed "... the record says failed"
 is "$(callbacks "$U" failure)" 1 "... the panel got one failure callback"
 cp "$DEST_DIR/config.good" "$DEST_DIR/config.yml"
 # The installer step: the panel does not know the server.
-U=$(python3 -c 'import uuid; print(uuid.uuid4())')
+U=$(new_uuid)
 dest_post "$(token_for "$U")" "$WX_TEST_TMP/tree.body"
 refused 502 'panel refused to give' "the panel refuses the server's configuration (404)"
 like "$(record_of "$U" '["error"]')" 'HTTP 404' "... the record has the panel's answer"

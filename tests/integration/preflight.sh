@@ -54,7 +54,7 @@ mint() { # mint UUID [JSON]: a transfer token for node b, "Bearer <jwt>"
 }
 new_server() { # a server on a with a few files, known to the panel
 	local u
-	u=$(python3 -c 'import uuid; print(uuid.uuid4())')
+	u=$(new_uuid)
 	python3 "$TREES" make "$WX_TEST_TMP/a/data/$u" --files 20 --seed 5 >/dev/null
 	panel_server "$u" 0
 	echo "$u"

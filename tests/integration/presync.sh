@@ -84,7 +84,7 @@ has_event() { events "$1" "$2" | grep -q "$3"; }
 no_rounds() { ! events "$A_STATE" "$1" | grep -q "Pre-sync round"; }
 new_server() {
 	local u d
-	u=$(python3 -c 'import uuid; print(uuid.uuid4())')
+	u=$(new_uuid)
 	d="$WX_TEST_TMP/a/data/$u"
 	python3 "$TREES" make "$d" --files 120 --seed 16 >/dev/null
 	# Region files of random bytes: they do not compress.

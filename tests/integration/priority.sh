@@ -40,7 +40,7 @@ ios() {
 push_case() {
 	local name=$1 extra=$2 want_nice=$3 want_io=$4 node="$WX_TEST_TMP/src-$1" cfg u pid
 	cfg=$(make_node_config "$node" src "$extra")
-	u=$(python3 -c 'import uuid; print(uuid.uuid4())')
+	u=$(new_uuid)
 	make_server "$node/data" "$u"
 	panel_server "$u"
 	panel_api POST /_emulator/transfers \

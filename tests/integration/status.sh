@@ -33,7 +33,7 @@ OUT=$(WINGXFER_CONFIG="$ECFG" "$ST" --json)
 is "$(jq_of "$OUT" 'len(v["transfers"]), v["active"]')" "0 0" "... --json: an empty list"
 
 # --- a real outgoing transfer, watched --------------------------------------
-U=$(python3 -c 'import uuid; print(uuid.uuid4())')
+U=$(new_uuid)
 make_server "$DATA" "$U"
 panel_server "$U"
 panel_api POST /_emulator/transfers \

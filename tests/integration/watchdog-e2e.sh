@@ -21,7 +21,7 @@ count() { # count UUID KIND: callbacks of that kind the panel recorded
 		python3 -c "import json,sys; print(sum(1 for c in json.load(sys.stdin) if c['kind']=='$2'))"
 }
 open_transfer() { panel_api POST /_emulator/transfers "{\"server\":\"$1\",\"notify\":false}" >/dev/null; }
-newuuid() { python3 -c 'import uuid; print(uuid.uuid4())'; }
+newuuid() { new_uuid; }
 wd() { OUT=$("$WD" --config "$1" 2>"$WX_TEST_TMP/wd.err"); RC=$?; }
 
 # === source side: kill -9 of the push worker ===========================================

@@ -27,7 +27,7 @@ dest_node() {
 
 new_server() {
 	local u
-	u=$(python3 -c 'import uuid; print(uuid.uuid4())')
+	u=$(new_uuid)
 	panel_server "$u" "${1:-0}"
 	panel_api POST /_emulator/transfers "{\"server\":\"$u\",\"notify\":false}" >/dev/null
 	echo "$u"

@@ -122,7 +122,7 @@ source_node() {
 
 new_source_server() {
 	local u
-	u=$(python3 -c 'import uuid; print(uuid.uuid4())')
+	u=$(new_uuid)
 	make_server "$1" "$u"
 	panel_server "$u"
 	panel_api POST /_emulator/transfers \

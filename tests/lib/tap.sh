@@ -169,6 +169,12 @@ wait_for() {
 	return 1
 }
 
+# A random (version 4) UUID, from the kernel: no process started.
+new_uuid() {
+	local u
+	read -r u < /proc/sys/kernel/random/uuid && printf '%s\n' "$u"
+}
+
 # A free TCP port on 127.0.0.1.
 free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
