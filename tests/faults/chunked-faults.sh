@@ -169,7 +169,7 @@ remade() {
 
 # === linkcut: the link down and up again, 5 times ===========================
 if [[ " $SCENARIOS " == *" linkcut "* ]]; then
-	U=$(newuuid)
+	U=$(new_uuid)
 	ok "linkcut: the transfer starts" go "$U"
 	n=0
 	points 5
@@ -191,7 +191,7 @@ fi
 
 # === kill9-push: kill -9 of the push worker ==================================
 if [[ " $SCENARIOS " == *" kill9-push "* ]]; then
-	U=$(newuuid)
+	U=$(new_uuid)
 	ok "kill9-push: the transfer starts" go "$U"
 	points 1; at=${POINTS[0]}
 	wait_for "kill9-push: acked past $at" 300 acked_past "$U" "$at"
@@ -215,7 +215,7 @@ fi
 # with finish.
 kill_both() {
 	local label=$1 tamper=${2:-} pid sup
-	U=$(newuuid)
+	U=$(new_uuid)
 	ok "$label: the transfer starts" go "$U"
 	points 1; at=${POINTS[0]}
 	wait_for "$label: acked past $at" 300 acked_past "$U" "$at"
@@ -326,7 +326,7 @@ kill_patch_workers() {
 # ended just before the kill), or it ended: one of them always comes.
 cut_or_passed() { interrupted_more "$1" "$2" || acked_past "$1" $(($3 + CHUNK)) || _worker_done "$SRC/state" "$1"; }
 if [[ " $SCENARIOS " == *" kill9-dest "* ]]; then
-	U=$(newuuid)
+	U=$(new_uuid)
 	ok "kill9-dest: the transfer starts" go "$U"
 	# In the first 40 % of the body: room for the kills that follow a miss.
 	points 1; at=$((SIZE / 10 + (POINTS[0] - SIZE / 10) * 30 / 75))
@@ -353,7 +353,7 @@ fi
 
 # === apache-restart: the destination's Apache restarted mid-transfer =========
 if [[ " $SCENARIOS " == *" apache-restart "* ]]; then
-	U=$(newuuid)
+	U=$(new_uuid)
 	ok "apache-restart: the transfer starts" go "$U"
 	points 1; at=${POINTS[0]}
 	wait_for "apache-restart: acked past $at" 300 acked_past "$U" "$at"
@@ -365,7 +365,7 @@ fi
 
 # === node-restart: the destination's programs and web server all restarted ===
 if [[ " $SCENARIOS " == *" node-restart "* ]]; then
-	U=$(newuuid)
+	U=$(new_uuid)
 	ok "node-restart: the transfer starts" go "$U"
 	points 1; at=${POINTS[0]}
 	wait_for "node-restart: acked past $at" 300 acked_past "$U" "$at"

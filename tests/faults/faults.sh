@@ -86,7 +86,7 @@ hold() {
 statuses() { echo "$(rec "$SRC/state" "$1" '["status"]'):$(rec "$2/state" "$1" '["status"]')"; }
 
 # --- the destination's web server restarted mid-transfer ---------------------
-U=$(newuuid)
+U=$(new_uuid)
 go "$U"
 ok "web restart (destination): bytes are arriving" wait_for "receiving" 30 receiving "$DST" "$U" 1000000
 ok "web restart (destination): held mid-transfer" hold "$DST" "$U"
@@ -98,7 +98,7 @@ invariants "web restart (destination)" "$U" "$SRC" "$DST"
 note "web-restart-destination $(statuses "$U" "$DST"): source: $(rec "$SRC/state" "$U" '["error"]'); destination: $(rec "$DST/state" "$U" '["error"]')"
 
 # --- the source's web server and programs restarted mid-transfer ------------
-U=$(newuuid)
+U=$(new_uuid)
 go "$U"
 ok "restart (source): bytes are arriving" wait_for "receiving" 30 receiving "$DST" "$U" 1000000
 ok "restart (source): Apache is back" node_restart_web s
@@ -127,7 +127,7 @@ note "restart-source $(statuses "$U" "$DST")"
 # destination tries for Wings' 30 s window, then leaves the callback queued;
 # the watchdogs keep them; when the panel is back, --retry-now delivers each
 # once.
-U1=$(newuuid) U2=$(newuuid)
+U1=$(new_uuid) U2=$(new_uuid)
 go "$U2"
 ok "panel down: the transfer to kill is receiving" wait_for "receiving" 30 receiving "$DST" "$U2" 500000
 ok "panel down: held" hold "$DST" "$U2"
@@ -168,7 +168,7 @@ note "panel-down $(statuses "$U1" "$DST") $(statuses "$U2" "$DST")"
 
 # --- the panel answers 500 once / drops the connection once ------------------
 for fault in '"status":500' '"drop":true'; do
-	U=$(newuuid)
+	U=$(new_uuid)
 	panel_api POST /_emulator/faults "{\"path\":\"/servers/$U/transfer/success\",$fault,\"count\":1}" >/dev/null
 	go "$U"
 	wait_worker "$SRC/state" "$U" 90
@@ -188,7 +188,7 @@ done
 # queued copy again, and the panel refuses one of the two (409, the transfer
 # is closed): at-least-once delivery across a kill -9.  The tree was
 # installed before the callback: the destination is completed.
-U=$(newuuid)
+U=$(new_uuid)
 panel_api POST /_emulator/faults "{\"path\":\"/servers/$U/transfer/success\",\"delay\":30,\"count\":1}" >/dev/null
 go "$U"
 d_completed() { [ "$(rec "$DST/state" "$U" '["status"]')" = completed ]; }
@@ -214,7 +214,7 @@ KILLED_NODE=d invariants "killed while delivering its success" "$U" "$SRC" "$DST
 note "killed-while-delivering $(statuses "$U" "$DST"): source: $(rec "$SRC/state" "$U" '["error"]'); redelivered $REDELIVERED"
 
 # --- the destination stops reading ---------------------------------------------
-U=$(newuuid)
+U=$(new_uuid)
 go "$U"
 ok "stopped reader: bytes are arriving" wait_for "receiving" 30 receiving "$DST" "$U" 1000000
 hold "$DST" "$U"
@@ -248,7 +248,7 @@ else
 	# With the preflight (on by default) the source asks f1 first: no room for
 	# the tree, so the server is never stopped and f1 never starts receiving.
 	DEST_NAME=f1
-	U=$(newuuid)
+	U=$(new_uuid)
 	go "$U" f1
 	wait_worker "$SRC/state" "$U" 60
 	settle "$U" "$SRC" "$WX_TEST_TMP/f1"
@@ -272,7 +272,7 @@ for i in range(1500):
 			python3 "$top_srcdir/tests/lib/trees.py" manifest "$TEMPLATE" > "$TEMPLATE_MANIFEST"
 		fi
 		DEST_NAME=$f
-		U=$(newuuid)
+		U=$(new_uuid)
 		go "$U" "$f"
 		wait_worker "$SRC/state" "$U" 60
 		settle "$U" "$SRC" "$WX_TEST_TMP/$f"
@@ -290,7 +290,7 @@ for i in range(1500):
 	TEMPLATE="$WX_TEST_TMP/small" TEMPLATE_MANIFEST="$WX_TEST_TMP/small.manifest"
 	python3 "$top_srcdir/tests/lib/trees.py" make "$TEMPLATE" --files 20 >/dev/null
 	python3 "$top_srcdir/tests/lib/trees.py" manifest "$TEMPLATE" > "$TEMPLATE_MANIFEST"
-	U=$(newuuid)
+	U=$(new_uuid)
 	DEST_NAME=f1
 	go "$U" f1
 	wait_worker "$SRC/state" "$U" 60

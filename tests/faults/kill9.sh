@@ -51,7 +51,7 @@ dest_final() { _final "$(rec "$DST/state" "$1" '["status"]')"; }
 # the window a third of the kills landed after the end).
 WINDOW=""
 for b in 1 2; do
-	U=$(newuuid)
+	U=$(new_uuid)
 	start_transfer "$SRC" d "$U" || diag "start: $START_OUT"
 	track_worker "$SRC/state" "$U"
 	if [ "$KIND" = push ]; then
@@ -86,7 +86,7 @@ HIT=0 KILLED=0
 for kind in $KIND; do
 	for i in $(seq 1 $((KILLS * 3))); do
 		[ "$HIT" -ge "$KILLS" ] && break
-		U=$(newuuid)
+		U=$(new_uuid)
 		delay=$(rand_ms "$WINDOW")
 		label="$kind kill $i (seed $FAULT_SEED, +$delay ms)"
 		if ! start_transfer "$SRC" d "$U"; then
@@ -139,7 +139,7 @@ ok "$HIT kill -9 of the $KIND process mid-transfer (at least $KILLS; $KILLED kil
 ok "the destination's FastCGI workers are all there (3)" \
 	wait_for "destination workers back" 10 bash -c "[ \$(pgrep -P $(cat "$DST/run/destination.pid") | wc -l) = 3 ]"
 # After all that, a transfer still goes through.
-U=$(newuuid)
+U=$(new_uuid)
 start_transfer "$SRC" d "$U"
 track_worker "$SRC/state" "$U"
 wait_worker "$SRC/state" "$U" 60

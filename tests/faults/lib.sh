@@ -30,7 +30,6 @@ fault_seed() {
 }
 rand_ms() { echo $(( (RANDOM * 32768 + RANDOM) % $1 )); }
 sleep_ms() { sleep "$(printf '%d.%03d' $(($1 / 1000)) $(($1 % 1000)))"; }
-newuuid() { new_uuid; }
 
 src_node() {
 	SRC_CFG=$(make_node_config "$1" "$2" "    stall_timeout: 3

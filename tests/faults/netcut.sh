@@ -114,7 +114,7 @@ retry_now() {
 	ip netns exec "$NSB" "$WX_BIN/wingxfer-watchdog" --config "$DST/config.yml" --retry-now >>"$WX_TEST_TMP/watchdog.out" 2>&1
 }
 
-U=$(newuuid)
+U=$(new_uuid)
 ok "across the link: the transfer starts" go "$U"
 wait_worker "$SRC/state" "$U" 60
 settle "$U" "$SRC" "$DST" 10
@@ -122,7 +122,7 @@ is "$(statuses "$U")" completed:completed "across the link: the transfer complet
 invariants "across the link" "$U" "$SRC" "$DST"
 
 for cut in down delete; do
-	U=$(newuuid)
+	U=$(new_uuid)
 	go "$U"
 	ok "cut ($cut): bytes are crossing, the source is still streaming (both ends held)" \
 		hold_mid_stream "$U"
@@ -149,7 +149,7 @@ for cut in down delete; do
 	echo "cut-$cut $(statuses "$U"): source: $(rec "$SRC/state" "$U" '["error"]'); destination: $(rec "$DST/state" "$U" '["error"]')" >> "$RESULTS"
 done
 
-U=$(newuuid)
+U=$(new_uuid)
 go "$U"
 wait_worker "$SRC/state" "$U" 60
 settle "$U" "$SRC" "$DST" 10

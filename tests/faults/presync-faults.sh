@@ -154,7 +154,7 @@ succeeded() {
 
 # === linkcut =======================================================================
 if [[ " $SCENARIOS " == *" linkcut "* ]]; then
-	U=$(newuuid)
+	U=$(new_uuid)
 	ok "linkcut: the transfer starts" go "$U"
 	point; first=$POINT; point; second=$POINT
 	[ "$second" -ge "$first" ] || { t=$first; first=$second; second=$t; }
@@ -180,7 +180,7 @@ kill_assembler() {
 	echo "$1 acked=$(acked_src "$2") assembler=$apid" >> "$RESULTS"
 }
 if [[ " $SCENARIOS " == *" kill9-assembler "* ]]; then
-	U=$(newuuid)
+	U=$(new_uuid)
 	ok "kill9-assembler: the transfer starts" go "$U"
 	point
 	wait_for "kill9-assembler: acked past $POINT" 300 acked_past "$U" "$POINT"
@@ -195,7 +195,7 @@ fi
 
 # === apache-restart ================================================================
 if [[ " $SCENARIOS " == *" apache-restart "* ]]; then
-	U=$(newuuid)
+	U=$(new_uuid)
 	ok "apache-restart: the transfer starts" go "$U"
 	point
 	wait_for "apache-restart: acked past $POINT" 300 acked_past "$U" "$POINT"
@@ -209,7 +209,7 @@ fi
 
 # === kill9-push: the push worker killed during the final round =================
 if [[ " $SCENARIOS " == *" kill9-push "* ]]; then
-	U=$(newuuid)
+	U=$(new_uuid)
 	ok "kill9-push: the transfer starts" go "$U"
 	ok "kill9-push: the final round under way after the stop" after_stop "$U"
 	pid=$(rec_int "$SRC/state" "$U" pid)

@@ -21,7 +21,6 @@ count() { # count UUID KIND: callbacks of that kind the panel recorded
 		python3 -c "import json,sys; print(sum(1 for c in json.load(sys.stdin) if c['kind']=='$2'))"
 }
 open_transfer() { panel_api POST /_emulator/transfers "{\"server\":\"$1\",\"notify\":false}" >/dev/null; }
-newuuid() { new_uuid; }
 wd() { OUT=$("$WD" --config "$1" 2>"$WX_TEST_TMP/wd.err"); RC=$?; }
 
 # === source side: kill -9 of the push worker ===========================================
@@ -30,7 +29,7 @@ SCFG=$(make_node_config "$SRC" src "    stall_timeout: 3
     response_timeout: 5
     connect_timeout: 3")
 SSTATE="$SRC/state"
-U=$(newuuid)
+U=$(new_uuid)
 panel_server "$U"
 open_transfer "$U"
 python3 "$TREES" make "$SRC/data/$U" --files 80 --big-mib 4 >/dev/null
@@ -66,7 +65,7 @@ is "$(rec "$SSTATE" "$U" '["status"]')" completed "push: completed"
 
 # A destination that stops reading: failed after the stall timeout, once, by
 # the worker itself; the watchdog then has nothing to add.
-U2=$(newuuid)
+U2=$(new_uuid)
 panel_server "$U2"
 open_transfer "$U2"
 python3 "$TREES" make "$SRC/data/$U2" --files 20 --big-mib 8 >/dev/null
@@ -135,7 +134,7 @@ drec() { json_get "$(cat "$DEST/state/transfers/$1.json" 2>/dev/null)" "$2" 2>/d
 receiving() { [ "$(drec "$1" '["bytes_read"]')" -gt 0 ] 2>/dev/null && test -d "$DATA/.wingxfer-staging/$1"; }
 
 # kill -9 of the receiving handler.
-D=$(newuuid)
+D=$(new_uuid)
 panel_server "$D"
 open_transfer "$D"
 post_slow "$D" slow
@@ -163,7 +162,7 @@ is "$(count "$D" success)" 1 "dest: one success"
 
 # A source that stops sending: the handler is blocked in its read; the
 # watchdog cancels it (SIGUSR2 breaks the read) and it cleans up itself.
-D2=$(newuuid)
+D2=$(new_uuid)
 panel_server "$D2"
 open_transfer "$D2"
 post_slow "$D2" stop

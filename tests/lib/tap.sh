@@ -157,7 +157,7 @@ wx_tmpdir() {
 # The CPU time is this shell's and its reaped children's, from
 # /proc/BASHPID/stat (clock ticks: 10 ms), read without starting a process.
 wait_for() {
-	local desc=$1 secs=$2 min=${WX_WAIT_MIN:-300} deadline t0 pause; shift 2
+	local desc=$1 secs=$2 min=${WX_WAIT_MIN:-300} deadline t0 pause ms; shift 2
 	[ "$secs" -ge "$min" ] || secs=$min
 	deadline=$((SECONDS + secs))
 	while :; do
@@ -167,7 +167,8 @@ wait_for() {
 		_cpu_ticks; pause=$(( (_CPU_TICKS - t0) * 40 ))        # ms: 4 x 10 ms per tick
 		[ "$pause" -ge 100 ] || pause=100
 		[ "$pause" -le 1000 ] || pause=1000
-		sleep "$((pause / 1000)).$(printf '%03d' $((pause % 1000)))"
+		printf -v ms '%03d' $((pause % 1000))
+		sleep "$((pause / 1000)).$ms"
 	done
 	diag "timed out after ${secs}s waiting for: $desc"
 	return 1
